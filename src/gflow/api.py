@@ -1,0 +1,327 @@
+"""The HTTP+JSON API the clients speak, on the Unix socket (and optionally loopback TCP).
+
+Every handler identifies the caller from the kernel, validates the body into a
+protocol object, calls one engine command, drains the engine's actions, and answers
+only after the store committed. Errors become ``{"error": ..., "kind": ...}`` with a
+4xx status; anything unexpected is a 500 with one line, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pwd
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gflow import commands
+from gflow.deps import remaining_text
+from gflow.engine import Caller
+from gflow.errors import Forbidden, GflowError, InvalidInput
+from gflow.identity import is_admin, peer_credentials, user_name
+from gflow.model import FINAL_STATES, Job, State
+from gflow.protocol import SubmitRequest, selector, update_changes
+from gflow.store import JobFilter
+
+if TYPE_CHECKING:
+    from gflow.daemon import Runtime
+
+log = logging.getLogger("gflow.api")
+MAX_BODY = 64 * 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
+    eng = rt.engine
+    reason = job.reason
+    if job.state is State.QUEUED and reason is None:
+        reason = eng.reasons.get(job.id)
+    data: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "user": job.user,
+        "uid": job.uid,
+        "state": job.state.value,
+        "st": job.state.code,
+        "reason": reason,
+        "exit_code": job.exit_code,
+        "command": list(job.command),
+        "script": job.script,
+        "workdir": job.workdir,
+        "gpus": job.gpus,
+        "shared": job.shared,
+        "gpu_memory_mb": job.gpu_memory_mb,
+        "memory_mb": job.memory_mb,
+        "time_limit": job.time_limit,
+        "priority": job.priority,
+        "begin_at": job.begin_at,
+        "conda_env": job.conda_env,
+        "project": job.project,
+        "auto_close": job.auto_close,
+        "dependency": job.deps.slurm_text() or None,
+        "dep_text": job.dep_text,
+        "auto_cancel": job.deps.auto_cancel,
+        "any_of": job.deps.any_of,
+        "parents": sorted(job.deps.parents()),
+        "group_id": job.group_id,
+        "task_id": job.task_id,
+        "params": job.params,
+        "max_retries": job.max_retries,
+        "attempt": job.attempt,
+        "retry_of": job.retry_of,
+        "redo_of": job.redo_of,
+        "submit_time": job.submit_time,
+        "start_time": job.start_time,
+        "end_time": job.end_time,
+        "gpu_ids": list(job.gpu_ids),
+        "pid": job.pid,
+        "executor": job.executor,
+        "session": job.session,
+        "log": str(rt.paths.log_of(job.id)),
+        "memory_enforcement": job.memory_enforcement,
+        "stop_intent": job.stop_intent,
+        "tmux_socket": rt.tmux_socket(job.uid),
+    }
+    if deps and not job.deps.is_empty:
+        now = time.time()
+        views = eng.views(job.deps.parents())
+        data["remaining"] = remaining_text(job.deps, views, now) if job.state.is_waiting else "-"
+        ev = eng.evals.get(job.id)
+        data["pending"] = list(ev.pending) if ev and job.state.is_waiting else []
+    return data
+
+
+class Api:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    # ------------------------------------------------------------ plumbing
+
+    def caller(self, request: web.Request) -> Caller:
+        cfg = self.rt.config
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None and sock.family.name == "AF_UNIX":
+            _, uid, gid = peer_credentials(sock)
+        else:
+            uid, gid = self.rt.tcp_identity(request.headers.get("Authorization", ""))
+        if not self.rt.system and uid not in (self.rt.uid, 0):
+            raise Forbidden(f"this gflowd serves {user_name(self.rt.uid)} only")
+        admin = uid == self.rt.uid if not self.rt.system else is_admin(uid, cfg.admin_group)
+        return Caller(uid, gid, user_name(uid), admin)
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except GflowError as exc:
+            return web.json_response({"error": exc.message, "kind": exc.kind}, status=exc.status)
+        except web.HTTPException as exc:
+            return web.json_response({"error": exc.reason, "kind": "http"}, status=exc.status)
+        except Exception as exc:  # the handler boundary: one line out, traceback to the log
+            log.exception("internal error on %s %s", request.method, request.path)
+            return web.json_response(
+                {"error": f"internal error: {type(exc).__name__}: {exc}", "kind": "internal"},
+                status=500,
+            )
+
+    @staticmethod
+    async def body(request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput(
+                "request body", raw[:40].decode("utf-8", "replace"), "a JSON object"
+            ) from None
+        if not isinstance(data, dict):
+            raise InvalidInput("request body", repr(data)[:40], "a JSON object")
+        return data
+
+    def done(self, payload: Any, status: int = 200) -> web.Response:
+        self.rt.drain()
+        return web.json_response(payload, status=status)
+
+    # ------------------------------------------------------------ jobs
+
+    async def submit(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        req = SubmitRequest.from_json(await self.body(request))
+        jobs = commands.submit(self.rt.engine, req, caller, time.time())
+        out = [job_json(j, self.rt) for j in jobs]
+        return self.done({"jobs": out, "dry_run": req.dry_run}, 200 if req.dry_run else 201)
+
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        q = request.query
+        flt = JobFilter(
+            states=tuple(State.parse(s).value for s in _csv(q.get("states"))),
+            ids=tuple(commands.select(self.rt.engine, q["ids"], caller)) if q.get("ids") else (),
+            names=tuple(_csv(q.get("names"))),
+            uids=self._uids(q.get("users", "me"), caller),
+            projects=tuple(_csv(q.get("projects"))),
+            since=_float(q, "since"),
+            limit=_int(q, "limit"),
+        )
+        deps = q.get("deps") == "1"
+        jobs = self.rt.engine.store.query(flt)
+        return self.done(
+            {"jobs": [job_json(j, self.rt, deps=deps) for j in jobs], "now": time.time()}
+        )
+
+    def _uids(self, text: str, caller: Caller) -> tuple[int, ...]:
+        names = _csv(text)
+        if not names or "all" in names or "*" in names:
+            return ()
+        uids = []
+        for name in names:
+            if name == "me":
+                uids.append(caller.uid)
+            elif name.isdigit():
+                uids.append(int(name))
+            else:
+                try:
+                    uids.append(pwd.getpwnam(name).pw_uid)
+                except KeyError:
+                    raise InvalidInput("user", name, "an existing user name or all") from None
+        return tuple(uids)
+
+    async def show(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        eng = self.rt.engine
+        out = []
+        for job_id in commands.select(eng, request.query.get("ids", ""), caller):
+            job = eng.require(job_id)
+            data = job_json(job, self.rt, deps=True)
+            data["events"] = [
+                {"time": t, "from": a, "to": b, "reason": r}
+                for t, a, b, r in eng.store.events_of(job_id)
+            ]
+            data["attempts"] = eng.store.attempts_of(job_id)
+            out.append(data)
+        return self.done({"jobs": out, "now": time.time()})
+
+    async def control(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        data = await self.body(request)
+        verb = request.match_info["verb"]
+        eng, now = self.rt.engine, time.time()
+        if verb == "cancel":
+            result = commands.cancel(
+                eng, selector(data), caller, now, dry_run=bool(data.get("dry_run"))
+            )
+        elif verb == "hold":
+            result = commands.hold(eng, selector(data), caller, now)
+        elif verb == "release":
+            at = data.get("at")
+            if at is not None and not isinstance(at, (int, float)):
+                raise InvalidInput("at", repr(at), "a time in seconds since the epoch")
+            result = commands.release(eng, selector(data), caller, now, at)
+        elif verb == "update":
+            result = commands.update(
+                eng, selector(data), update_changes(data.get("changes")), caller, now
+            )
+        elif verb == "redo":
+            job_id = data.get("id")
+            if not isinstance(job_id, str):
+                raise InvalidInput("id", repr(job_id), "one job id")
+            ids = commands.select(eng, job_id, caller)
+            overrides = update_changes(data["changes"]) if data.get("changes") else {}
+            result = commands.redo(
+                eng,
+                ids[0],
+                overrides,
+                caller,
+                now,
+                cascade=bool(data.get("cascade")),
+                clear_deps=bool(data.get("clear_deps")),
+            )
+        else:
+            raise web.HTTPNotFound(reason=f"unknown action {verb}")
+        return self.done(result.to_json())
+
+    async def wait(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        eng = self.rt.engine
+        ids = commands.select(eng, request.query.get("ids", ""), caller)
+        timeout = min(_float(request.query, "timeout") or 30.0, 300.0)
+        active = [i for i in ids if i in eng.jobs]
+        if active:
+            await self.rt.wait_for(active, timeout)
+        jobs = [job_json(eng.require(i), self.rt) for i in ids]
+        return self.done({"jobs": jobs, "done": all(j["state"] in FINAL_STATES for j in jobs)})
+
+    # ------------------------------------------------------------ daemon
+
+    async def health(self, request: web.Request) -> web.Response:
+        self.caller(request)
+        return self.done(self.rt.status())
+
+    async def info(self, request: web.Request) -> web.Response:
+        self.caller(request)
+        return self.done(self.rt.info())
+
+    async def shutdown(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        if not caller.admin:
+            raise Forbidden("only an administrator may stop the system gflowd")
+        asyncio.get_running_loop().call_soon(self.rt.stop)
+        return self.done({"stopping": True})
+
+    async def admin(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        data = await self.body(request)
+        verb = request.match_info["verb"]
+        return self.done(await self.rt.admin(verb, data, caller))
+
+    async def stats(self, request: web.Request) -> web.Response:
+        caller = self.caller(request)
+        q = request.query
+        return self.done(
+            self.rt.stats(self._uids(q.get("users", "me"), caller), _float(q, "since"))
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.errors], client_max_size=MAX_BODY)
+        app.add_routes(
+            [
+                web.get("/v1/health", self.health),
+                web.get("/v1/info", self.info),
+                web.post("/v1/jobs", self.submit),
+                web.get("/v1/jobs", self.list_jobs),
+                web.get("/v1/show", self.show),
+                web.get("/v1/wait", self.wait),
+                web.post("/v1/jobs/{verb}", self.control),
+                web.post("/v1/admin/{verb}", self.admin),
+                web.get("/v1/stats", self.stats),
+                web.post("/v1/shutdown", self.shutdown),
+            ]
+        )
+        return app
+
+
+def _csv(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def _float(q: Any, key: str) -> float | None:
+    value = q.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(key, value, "a number") from None
+
+
+def _int(q: Any, key: str) -> int | None:
+    value = q.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(key, value, "a whole number") from None

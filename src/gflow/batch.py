@@ -1,0 +1,153 @@
+"""Expanding one submission into its jobs: a single job, an array, or a parameter sweep."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+from gflow.errors import InvalidInput
+from gflow.parse import MAX_EXPANSION, expand_params, parse_array_spec, render_template
+from gflow.protocol import SubmitRequest
+
+_ADJECTIVES = (
+    "amber",
+    "bold",
+    "brave",
+    "bright",
+    "calm",
+    "clever",
+    "cosmic",
+    "crisp",
+    "daring",
+    "eager",
+    "fancy",
+    "gentle",
+    "golden",
+    "happy",
+    "jolly",
+    "keen",
+    "lively",
+    "lucky",
+    "merry",
+    "mighty",
+    "noble",
+    "quick",
+    "quiet",
+    "rapid",
+    "silent",
+    "snowy",
+    "solar",
+    "steady",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "warm",
+    "wise",
+    "witty",
+    "zesty",
+)
+_NOUNS = (
+    "badger",
+    "beacon",
+    "cedar",
+    "comet",
+    "condor",
+    "falcon",
+    "fern",
+    "fox",
+    "glacier",
+    "harbor",
+    "heron",
+    "island",
+    "lagoon",
+    "lark",
+    "lynx",
+    "maple",
+    "meadow",
+    "nebula",
+    "orchid",
+    "otter",
+    "panda",
+    "pebble",
+    "pine",
+    "quasar",
+    "raven",
+    "river",
+    "robin",
+    "summit",
+    "tiger",
+    "tulip",
+    "valley",
+    "walrus",
+    "willow",
+    "wren",
+    "yak",
+    "zephyr",
+)
+
+
+def random_name(rng: random.Random | None = None) -> str:
+    """A readable default job name such as ``swift-otter``."""
+    r = rng or random
+    return f"{r.choice(_ADJECTIVES)}-{r.choice(_NOUNS)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One job a submission creates, before it gets an id."""
+
+    name: str
+    command: tuple[str, ...]
+    task_id: int | None = None
+    params: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    tasks: list[Task]
+    max_concurrent: int | None
+    is_group: bool
+
+
+def _combinations(req: SubmitRequest) -> list[dict[str, str]]:
+    rows = [dict(r) for r in req.param_rows] or [{}]
+    swept = expand_params([(k, list(vs)) for k, vs in req.params]) if req.params else [{}]
+    if len(rows) * len(swept) > MAX_EXPANSION:
+        raise InvalidInput(
+            "params",
+            f"{len(rows) * len(swept)} combinations",
+            f"at most {MAX_EXPANSION} jobs in one submission",
+        )
+    out = []
+    for row, combo in itertools.product(rows, swept):
+        clash = set(row) & set(combo)
+        if clash:
+            raise InvalidInput("param", sorted(clash)[0], "a key given once (file or --param)")
+        out.append({**row, **combo})
+    return out
+
+
+def expand(req: SubmitRequest) -> Expansion:
+    """The jobs one ``gbatch`` call stands for."""
+    base = req.name or random_name()
+    if req.array and (req.params or req.param_rows):
+        raise InvalidInput("--array", req.array, "either --array or --param/--param-file, not both")
+    if req.array:
+        spec = parse_array_spec(req.array)
+        tasks = [Task(base, req.command, task_id=t) for t in spec.task_ids]
+        return Expansion(tasks, spec.max_running or req.max_concurrent, True)
+    if req.params or req.param_rows:
+        tasks = []
+        for index, combo in enumerate(_combinations(req)):
+            command = tuple(render_template(w, combo) for w in req.command)
+            if req.name_template:
+                name = render_template(req.name_template, combo, "name template")
+            else:
+                name = f"{base}-" + "-".join(f"{k}{v}" for k, v in combo.items())
+            tasks.append(Task(name[:200], command, task_id=index, params=combo))
+        return Expansion(tasks, req.max_concurrent, True)
+    if req.name_template:
+        raise InvalidInput("--name-template", req.name_template, "used together with --param")
+    return Expansion([Task(base, req.command)], req.max_concurrent, False)

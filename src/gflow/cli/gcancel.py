@@ -1,0 +1,53 @@
+"""gcancel: cancel jobs (queued ones at once, running ones by signal)."""
+
+from __future__ import annotations
+
+from gflow.cli.common import EXIT_OK, Parser, add_common, client, run
+
+EXAMPLES = """
+gcancel 42                   one job
+gcancel 1,2,3   gcancel 1-5   gcancel 1,3,5-7
+gcancel @                    my most recent submission
+gcancel 12_3                 task 3 of array 12 (gcancel 12 cancels the whole array)
+gcancel --dry-run 1          what would be cancelled, and which dependents it strands
+"""
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        "gcancel", "Cancel jobs. Dependents are cancelled too unless --no-auto-cancel.", EXAMPLES
+    )
+    add_common(p)
+    p.add_argument("--dry-run", action="store_true", help="only show what would happen")
+    p.add_argument("ids", nargs="+", metavar="IDS", help="42, 1,2,3, 1-5, 1,3,5-7, @, 12_3")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["completion"]:
+        from gflow.cli.completion import completion_main
+
+        return completion_main("gcancel", build_parser(), argv[1:])
+    args = build_parser().parse_args(argv)
+    ids = ",".join(args.ids)
+    answer = client(args).post("/v1/jobs/cancel", {"ids": ids, "dry_run": args.dry_run})
+    for job in answer["jobs"]:
+        action = job["action"]
+        if args.dry_run:
+            lead = "  dependent" if job.get("dependent") else "Job"
+            print(f"{lead} {job['id']} ({job['name']}, {job['state']}): {action}")
+        elif action == "cancelled":
+            print(f"Job {job['id']} cancelled.")
+        elif action == "stopping":
+            print(f"Job {job['id']} is being stopped (SIGINT, then SIGTERM, then SIGKILL).")
+        else:
+            print(f"Job {job['id']} not cancelled: {action}.")
+    return EXIT_OK
+
+
+def entry() -> None:
+    run("gcancel", main)
+
+
+if __name__ == "__main__":
+    entry()

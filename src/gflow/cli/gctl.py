@@ -1,0 +1,93 @@
+"""gctl: runtime controls — which GPUs gflow hands out, group limits, foreign GPU processes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gflow.cli.common import EXIT_OK, Parser, add_common, client, run
+
+EXAMPLES = """
+gctl show-gpus               each GPU: allowed or restricted, and what holds it
+gctl set-gpus 0,2            hand out only GPUs 0 and 2 (also: all, 0-3)
+gctl set-limit 12 4          at most 4 jobs of array/sweep 12 run at once (0 = no limit)
+gctl gpu-process ignore --gpu 0 --pid 4242
+                             treat that foreign process as harmless for scheduling
+"""
+
+
+def build_parser() -> Parser:
+    p = Parser("gctl", "Change the scheduler's runtime settings.", EXAMPLES)
+    add_common(p)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    sub.add_parser("show-gpus", help="allowed/restricted state of each GPU")
+    sg = sub.add_parser("set-gpus", help="restrict the GPUs gflow may hand out")
+    sg.add_argument("gpus", metavar="all|0,2|0-3")
+    sl = sub.add_parser("set-limit", help="max running jobs of an array or sweep")
+    sl.add_argument("job", metavar="JOB_OR_GROUP", type=int)
+    sl.add_argument("limit", metavar="N", type=int)
+    gp = sub.add_parser("gpu-process", help="ignore foreign GPU processes")
+    gp.add_argument("action", choices=["ignore", "unignore", "list"])
+    gp.add_argument("--gpu", type=int)
+    gp.add_argument("--pid", type=int)
+    comp = sub.add_parser("completion", help="print a shell completion script")
+    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "completion":
+        from gflow.cli.completion import print_completion
+
+        return print_completion("gctl", build_parser(), args.shell)
+    api = client(args)
+    if args.cmd == "show-gpus":
+        info = api.post("/v1/admin/show-gpus", {})
+        for g in info["gpus"]:
+            notes = [] if g["allowed"] else ["restricted"]
+            if g["jobs"]:
+                notes.append("jobs " + ",".join(str(j["id"]) for j in g["jobs"]))
+            if g["foreign_pids"]:
+                notes.append("unmanaged pid " + ",".join(map(str, g["foreign_pids"])))
+            busy = "in_use" if g["jobs"] or g["foreign_pids"] else "available"
+            print("\t".join([str(g["index"]), busy, *notes]))
+        if not info["gpus"]:
+            print("No GPUs.")
+        return EXIT_OK
+    if args.cmd == "set-gpus":
+        allowed = api.post("/v1/admin/set-gpus", {"gpus": args.gpus})["allowed"]
+        if allowed is None:
+            print("GPU restriction removed: all GPUs may be used.")
+        else:
+            print(f"GPU restriction updated: only GPUs {allowed} will be used.")
+        return EXIT_OK
+    if args.cmd == "set-limit":
+        out = api.post("/v1/admin/set-limit", {"job": args.job, "limit": args.limit})
+        limit = out["limit"] if out["limit"] is not None else "unlimited"
+        print(f"Group {out['group']} ({out['jobs']} jobs): at most {limit} running at once.")
+        return EXIT_OK
+    return _gpu_process(api, args)
+
+
+def _gpu_process(api: object, args: argparse.Namespace) -> int:
+    if args.action != "list" and (args.gpu is None or args.pid is None):
+        print("gctl: error: --gpu and --pid are required", file=sys.stderr)
+        return 2
+    out = api.post(
+        "/v1/admin/gpu-process",  # type: ignore[attr-defined]
+        {"action": args.action, "gpu": args.gpu, "pid": args.pid},
+    )
+    if not out["ignored"]:
+        print("No ignored GPU processes.")
+    for gpu, pid in out["ignored"]:
+        print(f"GPU {gpu}\tpid {pid}\tignored")
+    return EXIT_OK
+
+
+def entry() -> None:
+    run("gctl", main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,253 @@
+"""gflowd: start, stop and inspect the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from gflow.cli.common import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, Parser, add_common, hms, run
+from gflow.config import DEFAULT_CONFIG, Paths, resolve_paths
+from gflow.errors import DaemonUnavailable, GflowError
+
+EXAMPLES = """
+gflowd init --yes            write a default configuration file
+gflowd up                    start the daemon in the background
+gflowd up --gpus 0,1         start it, handing out only GPUs 0 and 1
+gflowd status                is it running? pid, uptime, GPUs
+gflowd down                  stop it (running jobs keep running)
+"""
+
+
+def build_parser() -> Parser:
+    p = Parser("gflowd", "The gflow daemon: owns the queue, GPUs and the job database.", EXAMPLES)
+    add_common(p)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    init = sub.add_parser("init", help="write a default configuration file")
+    init.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    for name, aliases in (("up", ["start"]), ("restart", [])):
+        up = sub.add_parser(name, aliases=aliases, help=f"{name} the daemon")
+        up.add_argument("--foreground", action="store_true", help="stay in the foreground")
+        up.add_argument("--gpus", metavar="SPEC", help="GPUs to hand out: all, 0,2 or 0-3")
+        up.add_argument("--gpu-allocation-strategy", choices=["sequential", "random"])
+        up.add_argument("--executor", choices=["auto", "tmux", "process"])
+        up.add_argument(
+            "--system",
+            action="store_true",
+            help="run as the machine-wide daemon for all users (root only)",
+        )
+        up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    sub.add_parser("down", aliases=["stop"], help="stop the daemon (jobs keep running)")
+    sub.add_parser("status", help="show whether the daemon runs, and how")
+    sub.add_parser("reload", help="re-read the configuration file")
+    comp = sub.add_parser("completion", help="print a shell completion script")
+    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    system = bool(getattr(args, "system", False))
+    paths = resolve_paths(args.config, system=system)
+    cmd = {"start": "up", "stop": "down"}.get(args.cmd, args.cmd)
+    if cmd == "init":
+        return _init(paths, args.force)
+    if cmd == "up":
+        return _up(paths, args)
+    if cmd == "down":
+        return _down(paths)
+    if cmd == "restart":
+        _down(paths)
+        return _up(paths, args)
+    if cmd == "status":
+        return _status(paths, args)
+    if cmd == "reload":
+        from gflow.client import Client
+
+        Client(paths).post("/v1/admin/reload", {})
+        print("gflowd reloaded its configuration.")
+        return EXIT_OK
+    from gflow.cli.completion import print_completion
+
+    return print_completion("gflowd", build_parser(), args.shell)
+
+
+def _init(paths: Paths, force: bool) -> int:
+    target = paths.config_file
+    if target.exists() and not force:
+        print(f"Error: {target} already exists (use --force to overwrite)", file=sys.stderr)
+        return EXIT_REFUSED
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(DEFAULT_CONFIG)
+    print(f"Configuration saved to: {target}")
+    return EXIT_OK
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    level = {0: None, 1: "info", 2: "debug"}.get(args.verbose, "debug")
+    return {
+        "gpus": args.gpus,
+        "gpu_allocation_strategy": args.gpu_allocation_strategy,
+        "executor": args.executor,
+        "system": True if args.system else None,
+        "log_level": level,
+    }
+
+
+def _up(paths: Paths, args: argparse.Namespace) -> int:
+    from gflow.config import load_daemon_config
+
+    if args.system and os.getuid() != 0:
+        print("Error: the system daemon must be started by root", file=sys.stderr)
+        return EXIT_REFUSED
+    config = load_daemon_config(paths, _overrides(args))
+    if args.foreground:
+        from gflow.daemon import run as run_daemon
+
+        return run_daemon(paths, config, ready=args.ready_fd, foreground=True)
+    pid = _running_pid(paths)
+    if pid is not None:
+        print(f"Error: gflowd is already running (pid {pid})", file=sys.stderr)
+        return EXIT_REFUSED
+    return _spawn(paths, args)
+
+
+def _spawn(paths: Paths, args: argparse.Namespace) -> int:
+    import select
+    import subprocess
+
+    read, write = os.pipe()
+    argv = [sys.executable, "-m", "gflow.cli.gflowd"]
+    if args.config:
+        argv += ["--config", args.config]
+    argv += ["-v"] * args.verbose + ["up", "--foreground", "--ready-fd", str(write)]
+    for flag in ("gpus", "gpu_allocation_strategy", "executor"):
+        value = getattr(args, flag)
+        if value:
+            argv += [f"--{flag.replace('_', '-')}", value]
+    if args.system:
+        argv.append("--system")
+    proc = subprocess.Popen(
+        argv,
+        pass_fds=(write,),
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+    )
+    os.close(write)
+    line = b""
+    deadline = time.monotonic() + 30
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([read], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            break
+        chunk = os.read(read, 4096)
+        if not chunk:
+            break
+        line += chunk
+    os.close(read)
+    answer = line.decode().strip()
+    if answer == "ok":
+        print(f"gflowd started (pid {proc.pid}).")
+        return EXIT_OK
+    reason = answer.removeprefix("error: ") or f"see {paths.daemon_log}"
+    print(f"Error: gflowd did not start: {reason}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _running_pid(paths: Paths) -> int | None:
+    """The pid in the lock file if a daemon holds the lock, else None."""
+    import fcntl
+
+    try:
+        fd = os.open(paths.lock_file, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode().strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)
+    return None
+
+
+def _down(paths: Paths) -> int:
+    import signal
+
+    pid = _running_pid(paths)
+    if pid is None:
+        print("gflowd is not running.")
+        return EXIT_OK
+    from gflow.client import Client
+
+    try:
+        Client(paths, timeout=5).post("/v1/shutdown", {})
+    except GflowError:
+        if pid > 0:
+            os.kill(pid, signal.SIGTERM)
+    if pid > 0 and not _wait_gone(pid, 15):
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5)
+        print("gflowd did not stop in time and was killed; running jobs keep running.")
+        return EXIT_OK
+    print("gflowd stopped.")
+    return EXIT_OK
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def _status(paths: Paths, args: argparse.Namespace) -> int:
+    from gflow.client import Client
+
+    try:
+        st = Client(paths, config=args.config, timeout=10).get("/v1/health")
+    except DaemonUnavailable:
+        print("Status:    Not running")
+        print("The gflowd daemon is not running (start it with: gflowd up).")
+        return EXIT_UNAVAILABLE
+    jobs = st.get("jobs", {})
+    rows = [
+        ("Status", "Running" + (" (system daemon, all users)" if st["system"] else "")),
+        ("PID", str(st["pid"])),
+        ("Uptime", hms(st["uptime"])),
+        ("Version", st["version"]),
+        ("Executor", st["executor"]),
+        (
+            "GPUs",
+            f"{st['gpus_total']} total, {st['gpus_available']} available"
+            + (f" ({st['gpu_backend']})" if st.get("gpu_backend") else ""),
+        ),
+        ("Jobs", ", ".join(f"{n} {s}" for s, n in sorted(jobs.items())) or "none active"),
+        ("Database", st["database"]),
+        ("Socket", st["socket"]),
+    ]
+    for key, value in rows:
+        print(f"{key + ':':<10} {value}")
+    return EXIT_OK
+
+
+def entry() -> None:
+    run("gflowd", main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,454 @@
+"""gjob: inspect and control single jobs — show, log, attach, hold, release, update, redo, wait."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from gflow.cli.common import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    Parser,
+    add_common,
+    client,
+    clock,
+    hms,
+    limit_text,
+    memory_text,
+    run,
+)
+
+EXAMPLES = """
+gjob show 5                  everything about job 5 (also 5,6 or 3-7)
+gjob log 5 --last 20         the last 20 lines of its output;  --follow to keep reading
+gjob attach 5                its tmux session (detach with Ctrl-b d)
+gjob hold 7; gjob release 7 --at 22:00
+gjob update 7 --gpus 2 --priority 50 --depends-on 5
+gjob redo 5 --cascade        run failed job 5 again, and the jobs its failure cancelled
+gjob wait 5 && echo ok       block until job 5 ends; exit status = the job's
+gjob close-sessions -s Finished
+"""
+
+WAIT_CODES = {"Timeout": 124, "Cancelled": 125}
+
+
+def build_parser() -> Parser:
+    p = Parser("gjob", "Inspect and control jobs.", EXAMPLES)
+    add_common(p)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    def cmd(
+        name: str, help_text: str, example: str, aliases: tuple[str, ...] = ()
+    ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(
+            name,
+            aliases=list(aliases),
+            help=help_text,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_common(sp)
+        return sp
+
+    show = cmd("show", "all details of jobs", "gjob show 5,6", ("s",))
+    show.add_argument("ids", metavar="IDS")
+    log = cmd("log", "print a job's output", "gjob log 5 --last 50", ("l",))
+    log.add_argument("id", metavar="JOB")
+    log.add_argument("-f", "--first", type=int, metavar="N", help="only the first N lines")
+    log.add_argument("-l", "--last", type=int, metavar="N", help="only the last N lines")
+    log.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+    log.add_argument("--path", action="store_true", help="print the log file's path only")
+    att = cmd("attach", "attach to a job's tmux session", "gjob attach 5", ("a",))
+    att.add_argument("id", metavar="JOB")
+    hold = cmd("hold", "keep queued jobs from starting", "gjob hold 7,8", ("h",))
+    hold.add_argument("ids", metavar="IDS")
+    rel = cmd("release", "let held jobs start again", "gjob release 7 --at now+1h", ("r",))
+    rel.add_argument("ids", metavar="IDS")
+    rel.add_argument("--at", metavar="WHEN", help="not before this time")
+    upd = cmd("update", "change waiting jobs", "gjob update 7 --time 2:00:00 --gpus 1", ("u",))
+    upd.add_argument("ids", metavar="IDS")
+    _job_options(upd, update=True)
+    redo = cmd("redo", "submit a finished job again", "gjob redo 5 --gpus 2 --cascade")
+    redo.add_argument("id", metavar="JOB")
+    _job_options(redo, update=False)
+    redo.add_argument("--clear-deps", action="store_true", help="drop its dependencies")
+    redo.add_argument(
+        "--cascade",
+        action="store_true",
+        help="also redo the jobs its failure cancelled, wired to the new jobs",
+    )
+    close = cmd(
+        "close-sessions", "close tmux sessions of ended jobs", "gjob close-sessions -a", ("close",)
+    )
+    close.add_argument("-a", "--all", action="store_true", help="every ended job")
+    close.add_argument("-j", "--jobs", metavar="IDS")
+    close.add_argument("-s", "--states", metavar="LIST", help="e.g. Finished,Failed")
+    close.add_argument("-p", "--pattern", metavar="GLOB", help="job names matching a pattern")
+    wait = cmd("wait", "block until jobs end; exit status is the job's", "gjob wait 5,6")
+    wait.add_argument("ids", metavar="IDS")
+    wait.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long")
+    comp = sub.add_parser("completion", help="print a shell completion script")
+    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
+    return p
+
+
+def _job_options(p: argparse.ArgumentParser, update: bool) -> None:
+    p.add_argument("-g", "--gpus", metavar="N")
+    p.add_argument("-p", "--priority", metavar="0-255")
+    p.add_argument("-t", "--time", "--time-limit", dest="time", metavar="TIME")
+    p.add_argument("-m", "--memory", "--memory-limit", dest="memory", metavar="SIZE")
+    p.add_argument("--gpu-memory", metavar="SIZE")
+    p.add_argument("-d", "--depends-on", dest="depends_on", action="append", metavar="DEP")
+    p.add_argument("--depends-on-all", metavar="IDS")
+    p.add_argument("--depends-on-any", metavar="IDS")
+    p.add_argument("--no-auto-cancel", action="store_true")
+    if update:
+        p.add_argument("-n", "--name", metavar="NAME")
+        p.add_argument("-c", "--conda-env", metavar="ENV")
+        p.add_argument("--begin", metavar="WHEN")
+        p.add_argument("--max-retries", metavar="N")
+        p.add_argument("--command", nargs=argparse.REMAINDER, help="new command (last option)")
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    name = {
+        "s": "show",
+        "l": "log",
+        "a": "attach",
+        "h": "hold",
+        "r": "release",
+        "u": "update",
+        "close": "close-sessions",
+    }.get(args.cmd, args.cmd)
+    if name == "completion":
+        from gflow.cli.completion import print_completion
+
+        return print_completion("gjob", build_parser(), args.shell)
+    handler = {
+        "show": _show,
+        "log": _log,
+        "attach": _attach,
+        "hold": _hold,
+        "release": _release,
+        "update": _update,
+        "redo": _redo,
+        "close-sessions": _close,
+        "wait": _wait,
+    }[name]
+    return handler(args)
+
+
+# ------------------------------------------------------------ show
+
+
+def _show(args: argparse.Namespace) -> int:
+    answer = client(args).get("/v1/show", ids=args.ids)
+    blocks = [_describe(job, answer["now"]) for job in answer["jobs"]]
+    print(("\n\n" + "=" * 72 + "\n\n").join(blocks))
+    return EXIT_OK
+
+
+def _describe(j: dict[str, Any], now: float) -> str:
+    def kv(*pairs: tuple[str, Any]) -> str:
+        return "  " + "  ".join(f"{k}={'-' if v in (None, '') else v}" for k, v in pairs)
+
+    cmd = " ".join(j["command"]) if not j["script"] else " ".join([j["script"], *j["command"][1:]])
+    run_time = (j["end_time"] or now) - j["start_time"] if j["start_time"] else None
+    lines = [
+        f"Job {j['id']} ({j['name']})",
+        kv(
+            ("State", f"{j['state']} ({j['st']})"),
+            ("Reason", j["reason"]),
+            ("ExitCode", j["exit_code"]),
+        ),
+        kv(("User", j["user"]), ("Project", j["project"]), ("Priority", j["priority"])),
+        kv(("Command", cmd)),
+        kv(("WorkDir", j["workdir"])),
+    ]
+    if j["group_id"] is not None:
+        lines.append(kv(("ArrayJob", j["group_id"]), ("TaskID", j["task_id"])))
+    if j["params"]:
+        lines.append(kv(*sorted(j["params"].items())))
+    lines += [
+        "Resources:",
+        kv(
+            ("GPUs", j["gpus"]),
+            ("GPUIDs", ",".join(map(str, j["gpu_ids"]))),
+            ("Sharing", "shared" if j["shared"] else "exclusive"),
+            ("GPUMemory", memory_text(j["gpu_memory_mb"]) if j["gpu_memory_mb"] else None),
+        ),
+        kv(
+            ("Memory", memory_text(j["memory_mb"]) if j["memory_mb"] else None),
+            ("MemoryEnforcement", j["memory_enforcement"]),
+            ("CondaEnv", j["conda_env"]),
+        ),
+    ]
+    if j["dependency"]:
+        lines += [
+            "Dependencies:",
+            kv(
+                ("Dependency", j["dependency"]),
+                ("AsTyped", j["dep_text"]),
+                ("AutoCancel", "yes" if j["auto_cancel"] else "no"),
+            ),
+            kv(
+                ("Remaining", j.get("remaining")),
+                ("WaitingFor", ",".join(map(str, j.get("pending", []))) or None),
+            ),
+        ]
+    lines += [
+        "Timing:",
+        kv(
+            ("Submitted", clock(j["submit_time"])),
+            ("Started", clock(j["start_time"])),
+            ("Ended", clock(j["end_time"])),
+        ),
+        kv(
+            ("RunTime", hms(run_time)),
+            ("TimeLimit", limit_text(j["time_limit"])),
+            ("Begin", clock(j["begin_at"]) if j["begin_at"] else None),
+        ),
+        "Execution:",
+        kv(
+            ("Executor", j["executor"]),
+            ("TmuxSession", j["session"] if j["executor"] == "tmux" else None),
+            ("PID", j["pid"]),
+        ),
+        kv(("Log", j["log"])),
+    ]
+    attempts = j.get("attempts") or []
+    if len(attempts) > 1 or j["retry_of"] or j["redo_of"]:
+        lines += [
+            "Attempts:",
+            kv(
+                ("Chain", ",".join(map(str, attempts))),
+                ("MaxRetries", j["max_retries"]),
+                ("RetryOf", j["retry_of"]),
+                ("RedoOf", j["redo_of"]),
+            ),
+        ]
+    if j.get("events"):
+        lines.append("History:")
+        for e in j["events"]:
+            reason = f" ({e['reason']})" if e["reason"] else ""
+            lines.append(f"  {clock(e['time'])}  {e['from'] or 'new'} -> {e['to']}{reason}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------ log and attach
+
+
+def _one(args: argparse.Namespace, text: str) -> dict[str, Any]:
+    jobs = client(args).get("/v1/show", ids=text)["jobs"]
+    if len(jobs) != 1:
+        from gflow.errors import InvalidInput
+
+        raise InvalidInput("job", text, "exactly one job id")
+    job: dict[str, Any] = jobs[0]
+    return job
+
+
+def _log(args: argparse.Namespace) -> int:
+    job = _one(args, args.id)
+    if args.path:
+        print(job["log"])
+        return EXIT_OK
+    try:
+        with open(job["log"], "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        print(f"Log for job {job['id']} is not available (it has not started).", file=sys.stderr)
+        return EXIT_REFUSED
+    except PermissionError:
+        print(f"Error: cannot read {job['log']}: permission denied", file=sys.stderr)
+        return EXIT_REFUSED
+    lines = data.decode(errors="replace").splitlines(keepends=True)
+    if args.first is not None:
+        lines = lines[: args.first]
+    if args.last is not None:
+        lines = lines[-args.last :] if args.last else []
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+    if args.follow:
+        return _follow(args, job, len(data))
+    return EXIT_OK
+
+
+def _follow(args: argparse.Namespace, job: dict[str, Any], offset: int) -> int:
+    api = client(args)
+    state = job["state"]
+    while True:
+        with open(job["log"], "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+        if chunk:
+            offset += len(chunk)
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+        elif state not in ("Queued", "Hold", "Running"):
+            return EXIT_OK
+        else:
+            time.sleep(0.25)
+            state = api.get("/v1/show", ids=str(job["id"]))["jobs"][0]["state"]
+
+
+def _attach(args: argparse.Namespace) -> int:
+    job = _one(args, args.id)
+    if job["executor"] != "tmux":
+        print(
+            f"Error: job {job['id']} does not run under tmux (executor "
+            f"{job['executor'] or 'none yet'}); use: gjob log {job['id']} --follow",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    argv = ["tmux", "-S", job["tmux_socket"], "attach-session", "-t", f"={job['session']}"]
+    if os.environ.get("TMUX"):
+        argv[3:4] = ["switch-client"]
+    print(f"Attaching to tmux session '{job['session']}' for job {job['id']}...")
+    os.execvp("tmux", argv)
+
+
+# ------------------------------------------------------------ control
+
+
+def _report(answer: dict[str, Any], verb: str) -> int:
+    for job in answer["jobs"]:
+        print(f"Job {job['id']} {verb}.")
+    return EXIT_OK
+
+
+def _hold(args: argparse.Namespace) -> int:
+    return _report(client(args).post("/v1/jobs/hold", {"ids": args.ids}), "put on hold")
+
+
+def _release(args: argparse.Namespace) -> int:
+    at = None
+    if args.at:
+        import datetime
+
+        from gflow.parse import parse_begin
+
+        at = parse_begin(args.at, datetime.datetime.now().astimezone())
+    answer = client(args).post("/v1/jobs/release", {"ids": args.ids, "at": at})
+    suffix = f" (not before {clock(at)})" if at else ""
+    return _report(answer, "released back to the queue" + suffix)
+
+
+def _changes(args: argparse.Namespace, update: bool) -> dict[str, Any]:
+    import datetime
+
+    from gflow import deps, parse
+
+    out: dict[str, Any] = {}
+    if args.gpus is not None:
+        out["gpus"] = parse.parse_nonneg_int(args.gpus, "--gpus")
+    if args.priority is not None:
+        out["priority"] = parse.parse_priority(args.priority)
+    if args.time is not None:
+        out["time_limit"] = parse.parse_time_limit(args.time)
+    if args.memory is not None:
+        out["memory_mb"] = parse.parse_memory_mb(args.memory, "--memory")
+    if args.gpu_memory is not None:
+        out["gpu_memory_mb"] = parse.parse_memory_mb(args.gpu_memory, "--gpu-memory")
+    if args.depends_on or args.depends_on_all or args.depends_on_any:
+        dep = deps.from_gflow(
+            None, args.depends_on_all, args.depends_on_any, auto_cancel=not args.no_auto_cancel
+        )
+        for text in args.depends_on or []:
+            dep = dep.merge(deps.parse_dependency(text))
+        out["dependency"] = dep.to_json()
+    if update:
+        if args.name is not None:
+            out["name"] = args.name
+        if args.conda_env is not None:
+            out["conda_env"] = args.conda_env or None
+        if args.begin is not None:
+            now = datetime.datetime.now().astimezone()
+            out["begin_at"] = parse.parse_begin(args.begin, now)
+        if args.max_retries is not None:
+            out["max_retries"] = parse.parse_nonneg_int(args.max_retries, "--max-retries")
+        if args.command:
+            out["command"] = args.command
+    return out
+
+
+def _update(args: argparse.Namespace) -> int:
+    changes = _changes(args, update=True)
+    if not changes:
+        from gflow.errors import InvalidInput
+
+        raise InvalidInput("gjob update", args.ids, "at least one option to change (see --help)")
+    answer = client(args).post("/v1/jobs/update", {"ids": args.ids, "changes": changes})
+    for job in answer["jobs"]:
+        print(f"Job {job['id']} updated: {', '.join(job['fields'])}.")
+    return EXIT_OK
+
+
+def _redo(args: argparse.Namespace) -> int:
+    body = {
+        "id": args.id,
+        "changes": _changes(args, update=False),
+        "cascade": args.cascade,
+        "clear_deps": args.clear_deps,
+    }
+    answer = client(args).post("/v1/jobs/redo", body)
+    for job in answer["jobs"]:
+        print(f"Submitted batch job {job['id']} ({job['name']}) as a redo of job {job['redo_of']}")
+    return EXIT_OK
+
+
+def _close(args: argparse.Namespace) -> int:
+    if not (args.all or args.jobs or args.states or args.pattern):
+        from gflow.errors import InvalidInput
+
+        raise InvalidInput("close-sessions", "(no filter)", "-a, -j IDS, -s STATES or -p GLOB")
+    api = client(args)
+    ids = None
+    if args.jobs or args.pattern:
+        query = {"ids": args.jobs, "users": "me", "states": None}
+        jobs = api.get("/v1/jobs", **query)["jobs"]
+        if args.pattern:
+            import fnmatch
+
+            jobs = [j for j in jobs if fnmatch.fnmatch(j["name"], args.pattern)]
+        ids = [j["id"] for j in jobs]
+    states = None
+    if args.states:
+        from gflow.model import State
+
+        states = [State.parse(s).value for s in args.states.split(",")]
+    answer = api.post("/v1/admin/close-sessions", {"ids": ids, "states": states})
+    for job_id in answer["closed"]:
+        print(f"gflow-{job_id}")
+    print(f"Closed {len(answer['closed'])} session(s).", file=sys.stderr)
+    return EXIT_OK
+
+
+def _wait(args: argparse.Namespace) -> int:
+    api = client(args)
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    while True:
+        left = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
+        answer = api.get("/v1/wait", ids=args.ids, timeout=left)
+        if answer["done"]:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            print("gjob wait: timed out", file=sys.stderr)
+            return 124
+    for job in answer["jobs"]:
+        if job["state"] != "Finished":
+            code = WAIT_CODES.get(job["state"], job["exit_code"] or 1)
+            return int(code)
+    return EXIT_OK
+
+
+def entry() -> None:
+    run("gjob", main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,337 @@
+"""gqueue: list jobs — a table, a dependency tree, groups by state, JSON or CSV."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gflow.cli.common import (
+    EXIT_OK,
+    Parser,
+    add_common,
+    client,
+    color_state,
+    hms,
+    limit_text,
+    memory_text,
+    run,
+    table,
+    use_color,
+)
+
+EXAMPLES = """
+gqueue                       my queued, held and running jobs
+gqueue -a -n -20             my last 20 jobs, finished ones included
+gqueue -t                    dependency tree
+gqueue -j 5 -f ST | tail -n 1
+                             just the state code of job 5 (CD, F, R, ...), for scripts
+gqueue -s Failed --since 1d -f JOBID,NAME,REASON
+gqueue -u all -g             everyone's jobs, grouped by state
+gqueue -w --interval 5       redraw every 5 seconds until Ctrl-C
+"""
+
+DEFAULT_FIELDS = ["JOBID", "NAME", "ST", "TIME", "NODES", "NODELIST(REASON)"]
+ACTIVE = "Queued,Hold,Running"
+COMPLETED = "Finished,Failed,Cancelled,Timeout"
+GROUP_ORDER = ["Running", "Queued", "Hold", "Finished", "Failed", "Cancelled", "Timeout"]
+
+
+def _reason(job: dict[str, Any]) -> str:
+    if job["reason"]:
+        return str(job["reason"])
+    if job["state"] == "Failed" and job["exit_code"] is not None:
+        return f"ExitCode:{job['exit_code']}"
+    return "-"
+
+
+def _nodelist(job: dict[str, Any]) -> str:
+    if job["state"] == "Running":
+        return ",".join(map(str, job["gpu_ids"])) or "-"
+    reason = _reason(job)
+    return f"({reason})" if reason != "-" else "-"
+
+
+def _time(job: dict[str, Any], now: float) -> str:
+    if job["start_time"] is None:
+        return "-"
+    return hms((job["end_time"] or now) - job["start_time"])
+
+
+FIELDS: dict[str, Callable[[dict[str, Any], float], str]] = {
+    "JOBID": lambda j, n: str(j["id"]),
+    "NAME": lambda j, n: str(j["name"]),
+    "ST": lambda j, n: str(j["st"]),
+    "STATE": lambda j, n: str(j["state"]),
+    "TIME": _time,
+    "TIMELIMIT": lambda j, n: limit_text(j["time_limit"]),
+    "MEMORY": lambda j, n: memory_text(j["memory_mb"]),
+    "NODES": lambda j, n: str(j["gpus"]),
+    "NODELIST(REASON)": lambda j, n: _nodelist(j),
+    "USER": lambda j, n: str(j["user"]),
+    "PROJECT": lambda j, n: j["project"] or "-",
+    "PRIORITY": lambda j, n: str(j["priority"]),
+    "DEPENDENCY": lambda j, n: j.get("remaining") or "-",
+    "REASON": lambda j, n: _reason(j),
+    "EXITCODE": lambda j, n: "-" if j["exit_code"] is None else str(j["exit_code"]),
+    "COMMAND": lambda j, n: " ".join(j["command"]),
+    "SUBMITTED": lambda j, n: _clock(j["submit_time"]),
+    "STARTED": lambda j, n: _clock(j["start_time"]),
+    "ENDED": lambda j, n: _clock(j["end_time"]),
+    "GPUS": lambda j, n: ",".join(map(str, j["gpu_ids"])) or "-",
+}
+ALIASES = {"NODELIST": "NODELIST(REASON)", "ID": "JOBID", "EXIT": "EXITCODE", "GRES": "NODES"}
+
+SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "id": lambda j: j["id"],
+    "state": lambda j: (GROUP_ORDER.index(j["state"]), j["id"]),
+    "time": lambda j: (j["start_time"] or 0, j["id"]),
+    "name": lambda j: (j["name"], j["id"]),
+    "gpus": lambda j: (j["gpus"], j["id"]),
+    "priority": lambda j: (-j["priority"], j["id"]),
+}
+
+
+def _clock(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
+
+
+def build_parser() -> Parser:
+    p = Parser("gqueue", "List jobs. By default: your queued, held and running jobs.", EXAMPLES)
+    add_common(p)
+    p.add_argument("-a", "--all", action="store_true", help="every state, finished included")
+    p.add_argument("-c", "--completed", action="store_true", help="only finished jobs")
+    p.add_argument("-s", "--states", metavar="LIST", help="e.g. Running,PD,F")
+    p.add_argument("-j", "--jobs", metavar="IDS", help="e.g. 5 or 1,3,7-9 or @ (any state)")
+    p.add_argument("-N", "--names", metavar="LIST", help="job names")
+    p.add_argument("-u", "--user", metavar="LIST", help="users, or all (default: you)")
+    p.add_argument("-P", "--project", metavar="LIST", help="project codes")
+    p.add_argument("--since", metavar="WHEN", help="1h, 2d, today or an ISO date/time")
+    p.add_argument("-r", "--sort", choices=sorted(SORTS), default="id")
+    p.add_argument("-n", "--limit", type=int, metavar="N", help="first N; negative: last N")
+    p.add_argument(
+        "-f",
+        "--format",
+        metavar="FIELDS",
+        help="columns, e.g. JOBID,NAME,ST,TIME,TIMELIMIT,MEMORY,USER,DEPENDENCY",
+    )
+    p.add_argument("-g", "--group", action="store_true", help="group by state")
+    p.add_argument("-t", "--tree", action="store_true", help="dependency tree")
+    p.add_argument("-T", "--tmux", action="store_true", help="only jobs with a tmux session")
+    p.add_argument("-w", "--watch", action="store_true", help="redraw until Ctrl-C")
+    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
+    p.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
+    p.add_argument("-e", "--expand", action="store_true", help="one row per array task")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["completion"]:
+        from gflow.cli.completion import completion_main
+
+        return completion_main("gqueue", build_parser(), argv[1:])
+    args = build_parser().parse_args(argv)
+    fields = _fields(args.format)
+    query = _query(args, fields)
+    api = client(args)
+    if not args.watch:
+        print(render(args, fields, api.get("/v1/jobs", **query)))
+        return EXIT_OK
+    try:
+        while True:
+            text = render(args, fields, api.get("/v1/jobs", **query))
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            sys.stdout.write(
+                f"\033[2J\033[H{stamp}  (every {args.interval:g}s, Ctrl-C to stop)\n\n{text}\n"
+            )
+            sys.stdout.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        print()
+        return EXIT_OK
+
+
+def _fields(text: str | None) -> list[str]:
+    if not text:
+        return DEFAULT_FIELDS
+    out = []
+    for raw in text.split(","):
+        name = raw.strip().upper()
+        name = ALIASES.get(name, name)
+        if name not in FIELDS:
+            from gflow.errors import InvalidInput
+
+            raise InvalidInput("field", raw.strip(), ", ".join(FIELDS))
+        out.append(name)
+    return out
+
+
+def _query(args: Any, fields: list[str]) -> dict[str, Any]:
+    states = args.states
+    if args.all:
+        states = None
+    elif args.completed:
+        states = COMPLETED
+    elif states is None and not (args.jobs or args.names):
+        states = ACTIVE
+    users = args.user or ("all" if args.jobs else "me")
+    since = None
+    if args.since:
+        import datetime
+
+        from gflow.parse import parse_since
+
+        since = parse_since(args.since, datetime.datetime.now().astimezone())
+    limit = args.limit if args.sort == "id" and not args.tree else None
+    deps = "1" if "DEPENDENCY" in fields or args.tree else None
+    return {
+        "states": states,
+        "ids": args.jobs,
+        "names": args.names,
+        "users": users,
+        "projects": args.project,
+        "since": since,
+        "limit": limit,
+        "deps": deps,
+    }
+
+
+def render(args: Any, fields: list[str], answer: dict[str, Any]) -> str:
+    jobs: list[dict[str, Any]] = answer["jobs"]
+    now = answer["now"]
+    jobs.sort(key=SORTS[args.sort])
+    if args.limit and (args.sort != "id" or args.tree):
+        jobs = jobs[: args.limit] if args.limit > 0 else jobs[args.limit :]
+    if args.tmux:
+        jobs = _with_sessions(jobs, args)
+    if args.output == "json":
+        import json
+
+        return json.dumps({"jobs": jobs, "total": len(jobs)}, indent=2)
+    if args.output == "csv":
+        return _csv(fields, [[FIELDS[f](j, now) for f in fields] for j in jobs])
+    if not jobs:
+        return "No jobs found."
+    color = use_color()
+    if args.tree:
+        return _table(fields, _tree_rows(jobs, fields, now), color)
+    if args.group:
+        blocks = []
+        for state in GROUP_ORDER:
+            part = [j for j in jobs if j["state"] == state]
+            if part:
+                rows = _rows(part, fields, now, args.expand or bool(args.jobs))
+                blocks.append(f"{state} ({len(part)})\n{'─' * 60}\n{_table(fields, rows, color)}")
+        return "\n\n".join(blocks)
+    return _table(fields, _rows(jobs, fields, now, args.expand or bool(args.jobs)), color)
+
+
+def _table(fields: list[str], rows: list[list[str]], color: bool) -> str:
+    st = fields.index("ST") if "ST" in fields else -1
+    return table(fields, rows, lambda i, cell: color_state(cell, color) if i == st else cell)
+
+
+def _rows(
+    jobs: list[dict[str, Any]], fields: list[str], now: float, expand: bool
+) -> list[list[str]]:
+    """Rows, with runs of waiting tasks of one array folded into one ``first-last`` row."""
+    rows: list[list[str]] = []
+    i = 0
+    while i < len(jobs):
+        j = i
+        if not expand:
+            while j + 1 < len(jobs) and _foldable(jobs[i], jobs[j + 1], j + 1 - i):
+                j += 1
+        row = [FIELDS[f](jobs[i], now) for f in fields]
+        if j - i >= 2:
+            for k, f in enumerate(fields):
+                if f == "JOBID":
+                    row[k] = f"{jobs[i]['id']}-{jobs[j]['id']}"
+                elif f == "NAME":
+                    row[k] = f"{jobs[i]['name']}[{jobs[i]['task_id']}-{jobs[j]['task_id']}]"
+        else:
+            j = i
+        rows.append(row)
+        i = j + 1
+    return rows
+
+
+def _foldable(first: dict[str, Any], other: dict[str, Any], offset: int) -> bool:
+    return (
+        first["group_id"] is not None
+        and other["group_id"] == first["group_id"]
+        and other["id"] == first["id"] + offset
+        and other["state"] == first["state"]
+        and first["state"] in ("Queued", "Hold")
+        and other["reason"] == first["reason"]
+        and other["name"] == first["name"]
+    )
+
+
+def _tree_rows(jobs: list[dict[str, Any]], fields: list[str], now: float) -> list[list[str]]:
+    listed = {j["id"]: j for j in jobs}
+    kids: dict[int, list[int]] = {}
+    roots: list[int] = []
+    for job in jobs:
+        parents = [p for p in job["parents"] if p in listed]
+        if parents:
+            kids.setdefault(parents[0], []).append(job["id"])
+        else:
+            roots.append(job["id"])
+    rows: list[list[str]] = []
+
+    def walk(job_id: int, lead: str, branch: str) -> None:
+        job = listed[job_id]
+        row = [FIELDS[f](job, now) for f in fields]
+        others = [p for p in job["parents"] if p in listed][1:]
+        for k, f in enumerate(fields):
+            if f == "JOBID":
+                row[k] = lead + branch + row[k]
+            elif f == "NAME" and others:
+                row[k] += f" (also after {','.join(map(str, others))})"
+        rows.append(row)
+        children = kids.get(job_id, [])
+        for n, child in enumerate(children):
+            last = n == len(children) - 1
+            deeper = lead + ("" if not branch else ("  " if branch == "└─" else "│ "))
+            walk(child, deeper, "└─" if last else "├─")
+
+    for root in roots:
+        walk(root, "", "")
+    return rows
+
+
+def _csv(fields: list[str], rows: list[list[str]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows(rows)
+    return buf.getvalue().rstrip("\n")
+
+
+def _with_sessions(jobs: list[dict[str, Any]], args: Any) -> list[dict[str, Any]]:
+    import subprocess
+
+    from gflow.config import resolve_paths
+
+    sock = resolve_paths(args.config).runtime_dir / "tmux.sock"
+    done = subprocess.run(
+        ["tmux", "-S", str(sock), "list-sessions", "-F", "#{session_name}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    alive = set(done.stdout.split())
+    return [j for j in jobs if j["session"] in alive]
+
+
+def entry() -> None:
+    run("gqueue", main)
+
+
+if __name__ == "__main__":
+    entry()

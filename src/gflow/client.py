@@ -1,0 +1,156 @@
+"""The one client module: HTTP/1.1 + JSON to gflowd over its Unix socket (or loopback TCP).
+
+Deliberately tiny and stdlib-only (``socket`` and ``json``): every CLI call pays for
+what is imported here, and users run ``gqueue`` under ``watch``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+from gflow.config import SOCKET_NAME, SYSTEM_RUNTIME, Paths, resolve_paths
+from gflow.errors import DaemonUnavailable, GflowError
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~,@")
+
+
+class RemoteError(GflowError):
+    """The daemon refused a request; ``status`` and ``kind`` say how."""
+
+    def __init__(self, message: str, status: int, kind: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+def _quote(text: str) -> str:
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in text.encode())
+
+
+def encode_query(query: dict[str, Any]) -> str:
+    parts = [f"{k}={_quote(str(v))}" for k, v in query.items() if v is not None and v != ""]
+    return "?" + "&".join(parts) if parts else ""
+
+
+class Client:
+    def __init__(
+        self, paths: Paths | None = None, config: str | None = None, timeout: float = 60.0
+    ) -> None:
+        self.paths = paths or resolve_paths(config)
+        self.config = config
+        self.timeout = timeout
+
+    def _connect(self) -> socket.socket:
+        errors = []
+        candidates = [self.paths.socket]
+        system = SYSTEM_RUNTIME / SOCKET_NAME
+        if not os.environ.get("GFLOW_HOME") and system != self.paths.socket:
+            candidates.append(system)
+        for path in candidates:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(str(path))
+                return sock
+            except OSError as exc:
+                sock.close()
+                errors.append(f"{path}: {exc.strerror or exc}")
+        tcp = self._tcp()
+        if tcp is not None:
+            return tcp
+        raise DaemonUnavailable("cannot reach gflowd (" + "; ".join(errors[:1]) + ")")
+
+    def _tcp(self) -> socket.socket | None:
+        if not self.paths.config_file.exists():
+            return None
+        from gflow.config import load_daemon_config
+
+        cfg = load_daemon_config(self.paths)
+        if not cfg.tcp:
+            return None
+        try:
+            return socket.create_connection((cfg.host, cfg.port), timeout=self.timeout)
+        except OSError:
+            return None
+
+    def _token(self) -> str | None:
+        try:
+            return self.paths.token_file.read_text().strip()
+        except OSError:
+            return None
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> Any:
+        """Send one request; return the decoded JSON or raise :class:`RemoteError`."""
+        sock = self._connect()
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = [
+            f"{method} {path}{encode_query(query or {})} HTTP/1.1",
+            "Host: gflowd",
+            "Connection: close",
+            f"Content-Length: {len(payload)}",
+        ]
+        if body is not None:
+            head.append("Content-Type: application/json")
+        if sock.family == socket.AF_INET:
+            token = self._token()
+            if token:
+                head.append(f"Authorization: Bearer {token}")
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+            status, data = _read_response(sock)
+        except OSError as exc:
+            raise DaemonUnavailable(f"lost the connection to gflowd ({exc})") from exc
+        finally:
+            sock.close()
+        try:
+            decoded = json.loads(data) if data else None
+        except ValueError:
+            decoded = None
+        if status >= 400:
+            if isinstance(decoded, dict) and "error" in decoded:
+                raise RemoteError(str(decoded["error"]), status, str(decoded.get("kind", "")))
+            raise RemoteError(f"gflowd answered HTTP {status}", status, "http")
+        return decoded
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body=body)
+
+
+def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise DaemonUnavailable("gflowd sent a malformed answer") from None
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    if headers.get("transfer-encoding") == "chunked":
+        body = _dechunk(body)
+    return status, body
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = []
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out.append(rest[:size])
+        data = rest[size + 2 :]
+    return b"".join(out)

@@ -1,0 +1,465 @@
+"""User requests on the engine: submit, cancel, hold, release, update, redo.
+
+Each validates everything first, then writes in one transaction, then re-plans.
+A refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gflow import graph
+from gflow.batch import Expansion, expand, random_name
+from gflow.deps import Clause, Dependency, DepRequest
+from gflow.engine import Caller, Engine
+from gflow.errors import Conflict, InvalidInput, NotFound, Refused
+from gflow.model import Job, Reason, State
+from gflow.parse import RecentRef, TaskRef, parse_id_list
+from gflow.protocol import SubmitRequest
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a control request did, per job, for the client to print."""
+
+    done: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"jobs": self.done, "errors": self.errors}
+
+
+# ------------------------------------------------------------ selectors
+
+
+def select(engine: Engine, text: str, caller: Caller) -> list[int]:
+    """Job ids named by a selector (``1,3,5-7``, ``@``, ``12_3``; an array id = all tasks)."""
+    ids: list[int] = []
+    for ref in parse_id_list(text):
+        if isinstance(ref, (RecentRef, TaskRef)):
+            ids.extend(graph.resolve_ref(ref, caller.uid, engine))
+            continue
+        job = engine.job(ref)
+        if job is None:
+            raise NotFound(f"job {ref} not found")
+        members = engine.group_members(ref) if job.group_id == ref else [ref]
+        ids.extend(members if len(members) > 1 else [ref])
+    return list(dict.fromkeys(ids))
+
+
+# ------------------------------------------------------------ submit
+
+
+def _check_resources(engine: Engine, req: SubmitRequest | Job) -> None:
+    slots = [s for s in engine.gpu_slots if s.allowed]
+    if req.shared and req.gpu_memory_mb is None:
+        raise InvalidInput(
+            "--shared",
+            "without --gpu-memory",
+            "--shared together with --gpu-memory SIZE (the memory each job uses)",
+        )
+    if req.shared and req.gpus == 0:
+        raise InvalidInput("--shared", "with --gpus 0", "--shared with --gpus 1 or more")
+    if req.gpus > 0 and not engine.gpu_slots:
+        raise Refused(f"this machine has no GPUs gflow can use; --gpus {req.gpus} can never run")
+    if req.gpus > len(slots):
+        raise Refused(
+            f"--gpus {req.gpus} can never run: only {len(slots)} GPU(s) may be used "
+            f"(see gctl show-gpus)"
+        )
+    if req.gpu_memory_mb is not None and req.gpus:
+        biggest = max((s.total_mib for s in slots), default=0)
+        if req.gpu_memory_mb > biggest:
+            raise Refused(
+                f"--gpu-memory {req.gpu_memory_mb}M can never fit: the largest GPU has {biggest}M"
+            )
+    if (
+        req.memory_mb is not None
+        and engine.memory_mb is not None
+        and req.memory_mb > engine.memory_mb
+    ):
+        raise Refused(
+            f"--memory {req.memory_mb}M can never fit: gflow may hand out "
+            f"{engine.memory_mb}M of host memory"
+        )
+
+
+def _before_targets(engine: Engine, resolved: graph.Resolved, caller: Caller) -> list[Job]:
+    targets = []
+    for _, target_id in resolved.before:
+        target = engine.require(target_id)
+        graph.check_before_target(target, caller.uid, caller.admin)
+        targets.append(target)
+    return targets
+
+
+def _build(
+    engine: Engine, req: SubmitRequest, exp: Expansion, caller: Caller, first: int, now: float
+) -> tuple[list[Job], graph.Resolved]:
+    resolved = graph.resolve(
+        req.dependency, caller.uid, engine, next_id=first, is_array=exp.is_group
+    )
+    parents = list(resolved.dependency.parents())
+    for target in _before_targets(engine, resolved, caller):
+        if graph.find_path(parents, target.id, engine.parents_of) is not None:
+            raise Refused(
+                f"Circular dependency detected: Job {target.id} would wait for Job "
+                f"{first}, which already waits for Job {target.id}"
+            )
+
+    def task_of(member: int) -> int | None:
+        job = engine.job(member)
+        return job.task_id if job else None
+
+    group_id = first if exp.is_group else None
+    state = State.HOLD if req.hold else State.QUEUED
+    auto_close = req.auto_close if req.auto_close is not None else engine.config.auto_close
+    jobs = []
+    for offset, task in enumerate(exp.tasks):
+        jobs.append(
+            Job(
+                id=first + offset,
+                uid=caller.uid,
+                user=caller.user,
+                name=task.name,
+                command=task.command,
+                workdir=req.workdir,
+                submit_time=now,
+                state=state,
+                reason=Reason.HELD if req.hold else None,
+                script=req.script,
+                gpus=req.gpus,
+                shared=req.shared,
+                gpu_memory_mb=req.gpu_memory_mb,
+                memory_mb=req.memory_mb,
+                time_limit=req.time_limit,
+                priority=req.priority,
+                begin_at=req.begin_at,
+                conda_env=req.conda_env,
+                project=req.project,
+                auto_close=auto_close,
+                deps=resolved.for_task(task.task_id, task_of),
+                dep_text=req.dependency.text,
+                group_id=group_id,
+                task_id=task.task_id,
+                params=task.params,
+                max_retries=req.max_retries,
+                retry_on_timeout=req.retry_on_timeout,
+            )
+        )
+    return jobs, resolved
+
+
+def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> list[Job]:
+    """Create the jobs of one ``gbatch`` call, all or none."""
+    _check_resources(engine, req)
+    exp = expand(req)
+    first = engine.store.next_job_id()
+    jobs, resolved = _build(engine, req, exp, caller, first, now)
+    if req.dry_run:
+        return jobs
+    with engine.guarded():
+        batch = engine.store.insert_batch(caller.uid, req.env, first, len(jobs), now)
+        jobs = [j.replace(batch_id=batch) for j in jobs]
+        engine.store.insert_jobs(jobs)
+        engine.store.record_events([(j.id, None, j.state, j.reason) for j in jobs], now)
+        if exp.is_group and exp.max_concurrent:
+            engine.store.set_group_limit(first, exp.max_concurrent)
+            engine.group_limits[first] = exp.max_concurrent
+        for job in jobs:
+            engine.remember(job)
+        for kind, target_id in resolved.before:
+            engine.attach_pool_clause(
+                engine.jobs[target_id], Clause(kind, tuple(j.id for j in jobs)), now
+            )
+        for job_id in [j.id for j in jobs] + [t for _, t in resolved.before]:
+            if engine.judge(job_id, now):
+                engine.settle_dependents([job_id], now)
+        if req.begin_at is not None:
+            engine.add_timer(req.begin_at, "begin", first)
+    engine.schedule(now)
+    return [engine.job(j.id) or j for j in jobs]
+
+
+# ------------------------------------------------------------ cancel
+
+
+def _closure(engine: Engine, roots: Iterable[int]) -> list[int]:
+    """Every waiting job that transitively depends on ``roots``."""
+    seen: list[int] = []
+    work = list(roots)
+    while work:
+        for child in sorted(engine.children.get(work.pop(), ())):
+            if child not in seen:
+                seen.append(child)
+                work.append(child)
+    return seen
+
+
+def cancel(
+    engine: Engine, text: str, caller: Caller, now: float, *, dry_run: bool = False
+) -> Outcome:
+    out = Outcome()
+    ids = select(engine, text, caller)
+    jobs = [engine.require(i) for i in ids]
+    for job in jobs:
+        engine.check_owner(job, caller)
+    if dry_run:
+        for job in jobs:
+            verdict = "would cancel" if job.is_active else f"already {job.state.value}"
+            out.done.append(
+                {"id": job.id, "name": job.name, "state": job.state.value, "action": verdict}
+            )
+        for child in _closure(engine, [j.id for j in jobs if j.is_active]):
+            kid = engine.jobs[child]
+            if child in ids:
+                continue
+            fate = (
+                "would be cancelled (DependencyFailed)"
+                if kid.deps.auto_cancel
+                else "would never start (--no-auto-cancel)"
+            )
+            out.done.append(
+                {
+                    "id": kid.id,
+                    "name": kid.name,
+                    "state": kid.state.value,
+                    "action": fate,
+                    "dependent": True,
+                }
+            )
+        return out
+    with engine.guarded():
+        for job in jobs:
+            out.done.append(_cancel_one(engine, job, now))
+    engine.schedule(now)
+    return out
+
+
+def _cancel_one(engine: Engine, job: Job, now: float) -> dict[str, Any]:
+    info: dict[str, Any] = {"id": job.id, "name": job.name}
+    current = engine.jobs.get(job.id)
+    if current is None:
+        info["action"] = f"already {job.state.value}"
+        return info
+    if current.state.is_waiting and job.id in engine.launching:
+        engine.pending_cancel.add(job.id)
+        info["action"] = "stopping"
+    elif current.state.is_waiting:
+        engine.move(current, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
+        engine.settle_dependents([job.id], now)
+        info["action"] = "cancelled"
+    else:
+        engine.begin_stop(current, "cancel", now)
+        info["action"] = "stopping"
+    return info
+
+
+# ------------------------------------------------------------ hold and release
+
+
+def hold(engine: Engine, text: str, caller: Caller, now: float) -> Outcome:
+    jobs = _owned_waiting(engine, text, caller, {State.QUEUED}, "held")
+    out = Outcome()
+    with engine.guarded():
+        for job in jobs:
+            if job.id in engine.launching:
+                raise Conflict(f"job {job.id} is starting and cannot be held")
+            engine.move(job, State.HOLD, now, reason=Reason.HELD)
+            out.done.append({"id": job.id, "name": job.name, "action": "held"})
+    return out
+
+
+def release(
+    engine: Engine, text: str, caller: Caller, now: float, at: float | None = None
+) -> Outcome:
+    jobs = _owned_waiting(engine, text, caller, {State.HOLD}, "released")
+    out = Outcome()
+    with engine.guarded():
+        for job in jobs:
+            begin = at if at is not None else job.begin_at
+            moved = engine.move(job, State.QUEUED, now, begin_at=begin)
+            if at is not None:
+                engine.add_timer(at, "begin", moved.id)
+            engine.judge(moved.id, now)
+            out.done.append(
+                {"id": job.id, "name": job.name, "action": "released", "begin_at": begin}
+            )
+    engine.schedule(now)
+    return out
+
+
+def _owned_waiting(
+    engine: Engine, text: str, caller: Caller, states: set[State], verb: str
+) -> list[Job]:
+    jobs = [engine.require(i) for i in select(engine, text, caller)]
+    for job in jobs:
+        engine.check_owner(job, caller)
+        current = engine.jobs.get(job.id, job)
+        if current.state not in states:
+            allowed = " or ".join(s.value for s in states)
+            raise Conflict(
+                f"job {job.id} is {current.state.value}; only {allowed} jobs can be {verb}"
+            )
+    return [engine.jobs[j.id] for j in jobs]
+
+
+# ------------------------------------------------------------ update
+
+
+def update(
+    engine: Engine, text: str, changes: dict[str, Any], caller: Caller, now: float
+) -> Outcome:
+    jobs = _owned_waiting(engine, text, caller, {State.QUEUED, State.HOLD}, "updated")
+    out = Outcome()
+    updated: list[Job] = []
+    for job in jobs:
+        if job.id in engine.launching:
+            raise Conflict(f"job {job.id} is starting and cannot be updated")
+        fields = {k: v for k, v in changes.items() if k != "dependency"}
+        if "name" in fields and not (fields["name"] or "").strip():
+            fields["name"] = random_name()
+        new = job.replace(**fields)
+        if "dependency" in changes:
+            new = _new_deps(engine, new, changes["dependency"], caller)
+        _check_resources(engine, new)
+        updated.append(new)
+    with engine.guarded():
+        for new in updated:
+            engine.put(
+                new.replace(reason=None if new.reason == Reason.NEVER else new.reason),
+                new.state,
+                now,
+                event=False,
+            )
+            engine.evals.pop(new.id, None)
+            engine.judge(new.id, now)
+            if new.begin_at is not None:
+                engine.add_timer(new.begin_at, "begin", new.id)
+            out.done.append(
+                {"id": new.id, "name": new.name, "action": "updated", "fields": sorted(changes)}
+            )
+    engine.schedule(now)
+    return out
+
+
+def _new_deps(engine: Engine, job: Job, req: DepRequest, caller: Caller) -> Job:
+    resolved = graph.resolve(req, caller.uid, engine)
+    if resolved.corr or resolved.before:
+        raise InvalidInput(
+            "dependency",
+            req.text or "",
+            "after* or Slurm clauses (aftercorr and before* only at submission)",
+        )
+    graph.check_cycle(job.id, sorted(resolved.dependency.parents()), engine.parents_of)
+    deps = Dependency(
+        resolved.dependency.clauses,
+        req.any_of,
+        req.on_count or job.deps.on_count,
+        job.deps.on_pool,
+        req.singleton,
+        req.auto_cancel,
+    )
+    return job.replace(deps=deps, dep_text=req.text)
+
+
+# ------------------------------------------------------------ redo
+
+
+def redo(
+    engine: Engine,
+    job_id: int,
+    overrides: dict[str, Any],
+    caller: Caller,
+    now: float,
+    *,
+    cascade: bool = False,
+    clear_deps: bool = False,
+) -> Outcome:
+    """Submit a job again (a new id), optionally with the jobs its failure cancelled."""
+    old = engine.require(job_id)
+    engine.check_owner(old, caller)
+    if old.is_active:
+        raise Conflict(
+            f"job {job_id} is {old.state.value}; only finished jobs can be redone "
+            "(use gjob update for waiting jobs)"
+        )
+    chain = [old]
+    if cascade:
+        chain += _cancelled_by(engine, old.id)
+    mapping: dict[int, int] = {}
+    first = engine.store.next_job_id()
+    new_jobs: list[Job] = []
+    for offset, src in enumerate(chain):
+        new_id = first + offset
+        mapping[src.id] = new_id
+        deps = Dependency() if (clear_deps and src is old) else src.deps
+        for a, b in mapping.items():
+            deps = deps.replace_parent(a, b)
+        new = Job(
+            id=new_id,
+            uid=src.uid,
+            user=src.user,
+            name=src.name,
+            command=src.command,
+            workdir=src.workdir,
+            submit_time=now,
+            script=src.script,
+            gpus=src.gpus,
+            shared=src.shared,
+            gpu_memory_mb=src.gpu_memory_mb,
+            memory_mb=src.memory_mb,
+            time_limit=src.time_limit,
+            priority=src.priority,
+            conda_env=src.conda_env,
+            project=src.project,
+            auto_close=src.auto_close,
+            deps=deps,
+            dep_text=src.dep_text,
+            params=src.params,
+            max_retries=src.max_retries,
+            retry_on_timeout=src.retry_on_timeout,
+            redo_of=src.id,
+            batch_id=src.batch_id,
+        )
+        if src is old and overrides:
+            new = new.replace(**{k: v for k, v in overrides.items() if k != "dependency"})
+            if "dependency" in overrides:
+                resolved = graph.resolve(
+                    overrides["dependency"], caller.uid, engine, next_id=new_id
+                )
+                new = new.replace(deps=resolved.dependency, dep_text=overrides["dependency"].text)
+            _check_resources(engine, new)
+        new_jobs.append(new)
+    out = Outcome()
+    with engine.guarded():
+        env = engine.store.batch_env(old.batch_id)
+        batch = engine.store.insert_batch(caller.uid, env, first, 1, now)
+        new_jobs = [j.replace(batch_id=batch) if j.id == first else j for j in new_jobs]
+        engine.store.insert_jobs(new_jobs)
+        for job in new_jobs:
+            engine.store.record_event(job.id, None, State.QUEUED, f"RedoOf:{job.redo_of}", now)
+            engine.remember(job)
+        for job in new_jobs:
+            if engine.judge(job.id, now):
+                engine.settle_dependents([job.id], now)
+            out.done.append({"id": job.id, "name": job.name, "redo_of": job.redo_of})
+    engine.schedule(now)
+    return out
+
+
+def _cancelled_by(engine: Engine, root: int) -> list[Job]:
+    """Jobs auto-cancelled because of ``root``, transitively, in dependency order."""
+    found: list[Job] = []
+    work = [root]
+    while work:
+        parent = work.pop(0)
+        reason = Reason.dependency_failed(parent)
+        for child_id in engine.store.ids_with_reason(State.CANCELLED, reason):
+            child = engine.require(child_id)
+            if all(j.id != child.id for j in found):
+                found.append(child)
+                work.append(child.id)
+    return found

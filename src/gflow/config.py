@@ -1,0 +1,209 @@
+"""Where an installation lives, and what its configuration file says.
+
+One root for everything: ``$GFLOW_HOME`` when set (config, database, logs, socket all
+under it), else the XDG places. A system daemon (root, ``--system``) uses ``/etc/gflow``,
+``/var/lib/gflow`` and ``/run/gflow``. ``GFLOW_DAEMON__KEY=value`` overrides
+``[daemon] key``; ``GFLOW_FAKE_GPUS`` overrides ``[daemon] fake_gpus``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gflow.errors import InvalidInput
+
+SOCKET_NAME = "gflowd.sock"
+SYSTEM_CONFIG = Path("/etc/gflow/gflow.toml")
+SYSTEM_DATA = Path("/var/lib/gflow")
+SYSTEM_RUNTIME = Path("/run/gflow")
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    config_file: Path
+    data_dir: Path
+    runtime_dir: Path
+
+    @property
+    def db(self) -> Path:
+        return self.data_dir / "gflow.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def socket(self) -> Path:
+        return self.runtime_dir / SOCKET_NAME
+
+    @property
+    def lock_file(self) -> Path:
+        return self.runtime_dir / "gflowd.lock"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.data_dir / "gflowd.log"
+
+    @property
+    def token_file(self) -> Path:
+        return self.config_file.parent / "token"
+
+    @property
+    def fake_procs_file(self) -> Path:
+        return self.data_dir / "fake_gpu_procs.json"
+
+    def log_of(self, job_id: int) -> Path:
+        return self.logs_dir / f"{job_id}.log"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value else Path.home() / fallback
+
+
+def resolve_paths(config: str | None = None, *, system: bool = False) -> Paths:
+    """The installation's paths; ``config`` (``--config``) only moves the config file."""
+    home = os.environ.get("GFLOW_HOME")
+    if system:
+        paths = Paths(SYSTEM_CONFIG, SYSTEM_DATA, SYSTEM_RUNTIME)
+    elif home:
+        root = Path(home).expanduser().absolute()
+        paths = Paths(root / "gflow.toml", root, root)
+    else:
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        paths = Paths(
+            _xdg("XDG_CONFIG_HOME", ".config") / "gflow" / "gflow.toml",
+            _xdg("XDG_DATA_HOME", ".local/share") / "gflow",
+            Path(runtime) / "gflow" if runtime else Path(f"/tmp/gflow-{os.getuid()}"),
+        )
+    if config:
+        paths = dataclasses.replace(paths, config_file=Path(config).expanduser().absolute())
+    return paths
+
+
+STRATEGIES = ("sequential", "random")
+EXECUTORS = ("auto", "tmux", "process")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """The ``[daemon]`` table. Every key may be overridden by ``GFLOW_DAEMON__<KEY>``."""
+
+    host: str = "127.0.0.1"
+    port: int = 59000
+    tcp: bool = False
+    gpus: str = "all"
+    gpu_allocation_strategy: str = "sequential"
+    executor: str = "auto"
+    fake_gpus: str | None = None
+    kill_grace: float = 10.0
+    gpu_poll_interval: float = 10.0
+    memory_mb: int | None = None
+    max_running: int | None = None
+    history_days: float | None = None
+    admin_group: str | None = None
+    system: bool = False
+    auto_close: bool = False
+    log_level: str = "info"
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    text = str(value).strip()
+    empty = value is None or (isinstance(value, str) and text.lower() in ("", "none", "null"))
+    if empty and "None" in str(kind):
+        return None
+    if "bool" in str(kind):
+        if isinstance(value, bool):
+            return value
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise InvalidInput(f"config daemon.{name}", value, "true or false")
+    if "int" in str(kind):
+        try:
+            return int(text)
+        except ValueError:
+            raise InvalidInput(f"config daemon.{name}", value, "a whole number") from None
+    if "float" in str(kind):
+        try:
+            return float(text)
+        except ValueError:
+            raise InvalidInput(f"config daemon.{name}", value, "a number") from None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return text
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput("config file", str(path), f"valid TOML ({exc})") from None
+    except OSError as exc:
+        raise InvalidInput("config file", str(path), f"a readable file ({exc.strerror})") from None
+
+
+def load_daemon_config(paths: Paths, overrides: dict[str, Any] | None = None) -> DaemonConfig:
+    """Defaults, then the file's ``[daemon]`` table, then the environment, then ``overrides``."""
+    raw: dict[str, Any] = dict(_read_toml(paths.config_file).get("daemon", {}))
+    prefix = "GFLOW_DAEMON__"
+    for key, value in os.environ.items():
+        if key.startswith(prefix):
+            raw[key[len(prefix) :].lower()] = value
+    if os.environ.get("GFLOW_FAKE_GPUS"):
+        raw["fake_gpus"] = os.environ["GFLOW_FAKE_GPUS"]
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    fields = {f.name: f.type for f in dataclasses.fields(DaemonConfig)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise InvalidInput("config key", f"daemon.{key}", f"one of {', '.join(fields)}")
+        values[key] = _coerce(key, fields[key], value)
+    cfg = DaemonConfig(**values)
+    if cfg.gpu_allocation_strategy not in STRATEGIES:
+        raise InvalidInput(
+            "gpu_allocation_strategy", cfg.gpu_allocation_strategy, " or ".join(STRATEGIES)
+        )
+    if cfg.executor not in EXECUTORS:
+        raise InvalidInput("executor", cfg.executor, ", ".join(EXECUTORS))
+    return cfg
+
+
+DEFAULT_CONFIG = """\
+# gflow configuration. Every key can also be set with GFLOW_DAEMON__<KEY>=value.
+[daemon]
+# Which GPUs gflow may hand out: "all", "0,2" or "0-3".
+gpus = "all"
+# How free GPUs are picked: "sequential" (lowest index first) or "random".
+gpu_allocation_strategy = "sequential"
+# How jobs run: "tmux" (attachable sessions), "process" (plain process groups) or "auto".
+executor = "auto"
+# Seconds between SIGINT, SIGTERM and SIGKILL when a job is cancelled or times out.
+kill_grace = 10
+# Seconds between checks for GPU processes gflow did not start.
+gpu_poll_interval = 10
+# Fake GPUs for machines without NVIDIA hardware, e.g. "4" or "4x24G".
+# fake_gpus = "2x24G"
+# Host memory (MB) gflow may hand out to jobs with --memory; default: all of it.
+# memory_mb = 65536
+# Listen on loopback TCP as well as the Unix socket (needs the token file to write).
+tcp = false
+host = "127.0.0.1"
+port = 59000
+# Remove finished jobs older than this many days from the history (default: keep all).
+# history_days = 90
+"""

@@ -1,0 +1,542 @@
+"""gflowd's runtime: the asyncio loop around the engine.
+
+It performs the engine's actions — launches in a small thread pool so request
+handling never waits on tmux, signals, process watching with pidfds (an exit wakes
+the loop at once; nothing polls), one timer for the engine's earliest deadline —
+and serves the API. :func:`run` is the whole daemon; the console script only parses
+arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import hmac
+import logging
+import os
+import signal
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gflow import __version__, proc
+from gflow.api import Api
+from gflow.config import DaemonConfig, Paths
+from gflow.engine import Caller, CloseSession, Ended, Engine, Launch, Signal, Watch
+from gflow.errors import Forbidden, GflowError, InvalidInput
+from gflow.executors import Launched, LaunchError, TmuxExecutor, make_executor, read_result
+from gflow.gpu import GpuBackend, GpuInfo, select_backend
+from gflow.identity import run_as
+from gflow.model import State
+from gflow.parse import parse_index_set
+from gflow.recovery import recover
+from gflow.scheduler import GpuSlot
+from gflow.store import open_store
+
+log = logging.getLogger("gflow.daemon")
+
+
+class Runtime:
+    def __init__(self, paths: Paths, config: DaemonConfig) -> None:
+        self.paths = paths
+        self.config = config
+        self.system = config.system
+        self.uid = os.getuid()
+        self.started = time.time()
+        self.store = open_store(paths.db)
+        self.executor = make_executor(config.executor, paths.runtime_dir)
+        self.engine = Engine(self.store, paths, config, executor_name=self.executor.name)
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="gflow-launch")
+        fake = config.fake_gpus or None
+        self.gpu_backend: GpuBackend | None = select_backend(fake, paths.fake_procs_file)
+        self.gpu_snapshot: list[GpuInfo] = []
+        self.waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stopping = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def serve(self, ready: ReadyPipe) -> None:
+        self.loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.stop)
+        self._apply_gpu_config()
+        self.refresh_gpus(self._discover())
+        if self.system:
+            self.engine.identity = functools.lru_cache(maxsize=256)(run_as)
+        recover(self.engine, time.time())
+        self.drain()
+        runner = web.AppRunner(Api(self).app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        await self._listen(runner)
+        if self.gpu_backend is not None:
+            self._spawn(self._poll_gpus())
+        if self.config.history_days:
+            self._spawn(self._prune_history())
+        log.info(
+            "gflowd %s serving on %s (executor %s)",
+            __version__,
+            self.paths.socket,
+            self.executor.name,
+        )
+        ready.send("ok")
+        await self._stopping.wait()
+        log.info("gflowd stopping; running jobs keep running")
+        await runner.cleanup()
+        self.paths.socket.unlink(missing_ok=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
+
+    async def _listen(self, runner: web.AppRunner) -> None:
+        sock = self.paths.socket
+        sock.unlink(missing_ok=True)
+        old = os.umask(0o111 if self.system else 0o177)
+        try:
+            await web.UnixSite(runner, str(sock)).start()
+        finally:
+            os.umask(old)
+        if self.config.tcp:
+            await web.TCPSite(runner, self.config.host, self.config.port).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------ actions
+
+    def drain(self) -> None:
+        """Perform everything the engine asked for, then re-arm the one timer."""
+        eng = self.engine
+        while eng.outbox:
+            action = eng.outbox.pop(0)
+            try:
+                self._do(action)
+            except Exception:  # one failed action must not stop the others
+                log.exception("action %r failed", action)
+        self._rearm()
+
+    def _do(self, action: object) -> None:
+        if isinstance(action, Launch):
+            fut = self.pool.submit(self.executor.launch, action.spec)
+            job_id = action.job_id
+            fut.add_done_callback(lambda f: self._call_soon(self._launched, job_id, f))
+        elif isinstance(action, Signal):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(action.pid, action.signum)
+        elif isinstance(action, Watch):
+            self._watch(action.job_id, action.pid, child=False)
+        elif isinstance(action, CloseSession):
+            self.pool.submit(self.executor.close_session, action.job_id, action.run_as)
+        elif isinstance(action, Ended):
+            for fut in self.waiters.pop(action.job_id, []):
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _call_soon(self, fn: Any, *args: Any) -> None:
+        assert self.loop is not None
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def _launched(self, job_id: int, fut: Future[Launched]) -> None:
+        now = time.time()
+        try:
+            launched = fut.result()
+        except LaunchError as exc:
+            log.error("%s", exc.message)
+            self.engine.launch_failed(job_id, exc.message, now)
+        except Exception as exc:
+            log.exception("launch of job %s failed", job_id)
+            self.engine.launch_failed(job_id, f"{type(exc).__name__}: {exc}", now)
+        else:
+            pidfd = proc.open_pidfd(launched.pid)
+            self.engine.job_started(job_id, launched.pid, proc.start_time(launched.pid), now)
+            self._watch_fd(job_id, launched.pid, pidfd, launched.child)
+        self.drain()
+
+    def _watch(self, job_id: int, pid: int, child: bool) -> None:
+        self._watch_fd(job_id, pid, proc.open_pidfd(pid), child)
+
+    def _watch_fd(self, job_id: int, pid: int, pidfd: int | None, child: bool) -> None:
+        assert self.loop is not None
+        if pidfd is None:
+            self._exited(job_id, pid, None, child)
+        else:
+            self.loop.add_reader(pidfd, self._exited, job_id, pid, pidfd, child)
+
+    def _exited(self, job_id: int, pid: int, pidfd: int | None, child: bool) -> None:
+        assert self.loop is not None
+        if pidfd is not None:
+            self.loop.remove_reader(pidfd)
+            os.close(pidfd)
+        code = proc.reap(pid) if child else None
+        result = read_result(self.paths.run_dir / str(job_id))
+        self.engine.job_exited(job_id, result[0] if result else code, time.time())
+        self.drain()
+
+    def _rearm(self) -> None:
+        assert self.loop is not None
+        when = self.engine.next_wake()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, when
+        if when is not None:
+            self._timer = self.loop.call_later(max(0.0, when - time.time()) + 0.001, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        self.engine.tick(time.time())
+        self.drain()
+
+    async def wait_for(self, ids: list[int], timeout: float) -> None:
+        assert self.loop is not None
+        futs = []
+        for job_id in ids:
+            fut: asyncio.Future[None] = self.loop.create_future()
+            self.waiters.setdefault(job_id, []).append(fut)
+            futs.append(fut)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*futs), timeout)
+
+    # ------------------------------------------------------------ GPUs
+
+    def _apply_gpu_config(self) -> None:
+        allowed = parse_index_set(self.config.gpus, "gpus")
+        if allowed is not None:
+            with self.store.tx():
+                self.store.set_setting("allowed_gpus", allowed)
+
+    def _discover(self) -> list[GpuInfo]:
+        if self.gpu_backend is None:
+            return []
+        try:
+            return self.gpu_backend.discover()
+        except GflowError as exc:
+            log.error("GPU discovery failed: %s", exc.message)
+        except Exception:
+            log.exception("GPU discovery failed")
+        return self.gpu_snapshot
+
+    def refresh_gpus(self, snapshot: list[GpuInfo]) -> None:
+        self.gpu_snapshot = snapshot
+        allowed = self.store.setting("allowed_gpus")
+        ignored = {(int(g), int(p)) for g, p in self.store.setting("ignored_gpu_procs") or []}
+        ours = {j.pid for j in self.engine.jobs.values() if j.pid}
+        slots = []
+        for gpu in snapshot:
+            foreign = [
+                p
+                for p in gpu.processes
+                if (gpu.index, p.pid) not in ignored and _is_foreign(p.pid, ours)
+            ]
+            slots.append(
+                GpuSlot(
+                    gpu.index,
+                    gpu.memory_total_mib,
+                    sum(p.used_mib for p in foreign),
+                    tuple(p.pid for p in foreign),
+                    allowed is None or gpu.index in allowed,
+                )
+            )
+        self.engine.set_gpus(tuple(slots), time.time())
+
+    async def _poll_gpus(self) -> None:
+        assert self.loop is not None
+        while True:
+            await asyncio.sleep(max(self.config.gpu_poll_interval, 1.0))
+            snapshot = await self.loop.run_in_executor(self.pool, self._discover)
+            self.refresh_gpus(snapshot)
+            self.drain()
+
+    async def _prune_history(self) -> None:
+        while True:
+            days = self.config.history_days or 0
+            removed = self.store.prune(time.time() - days * 86400)
+            if removed:
+                log.info("pruned %d finished jobs older than %s days", removed, days)
+            await asyncio.sleep(3600)
+
+    # ------------------------------------------------------------ views
+
+    def status(self) -> dict[str, Any]:
+        slots = self.engine.gpu_slots
+        busy = {g for j in self.engine.holding() for g in j.gpu_ids}
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "uptime": time.time() - self.started,
+            "executor": self.executor.name,
+            "database": str(self.paths.db),
+            "socket": str(self.paths.socket),
+            "system": self.system,
+            "gpus_total": len(slots),
+            "gpus_available": sum(
+                1 for s in slots if s.allowed and not s.unmanaged and s.index not in busy
+            ),
+            "gpu_backend": self.gpu_backend.name if self.gpu_backend else None,
+            "jobs": {s.value: n for s, n in _count(self.engine).items()},
+        }
+
+    def info(self) -> dict[str, Any]:
+        holders: dict[int, list[dict[str, Any]]] = {}
+        for job in self.engine.holding():
+            for g in job.gpu_ids:
+                holders.setdefault(g, []).append(
+                    {
+                        "id": job.id,
+                        "name": job.name,
+                        "shared": job.shared,
+                        "gpu_memory_mb": job.gpu_memory_mb,
+                    }
+                )
+        by_index = {g.index: g for g in self.gpu_snapshot}
+        gpus = []
+        for slot in self.engine.gpu_slots:
+            snap = by_index.get(slot.index)
+            gpus.append(
+                {
+                    "index": slot.index,
+                    "name": snap.name if snap else "?",
+                    "uuid": snap.uuid if snap else "",
+                    "memory_total_mib": slot.total_mib,
+                    "memory_used_mib": snap.memory_used_mib if snap else 0,
+                    "allowed": slot.allowed,
+                    "foreign_pids": list(slot.foreign_pids),
+                    "foreign_mib": slot.foreign_mib,
+                    "jobs": holders.get(slot.index, []),
+                }
+            )
+        return {
+            "gpus": gpus,
+            "status": self.status(),
+            "memory_mb": self.engine.memory_mb,
+            "executor": self.executor.name,
+        }
+
+    def stats(self, uids: tuple[int, ...], since: float | None) -> dict[str, Any]:
+        from gflow.stats import summarize
+
+        summary = summarize(self.store.stats_rows(uids, since), time.time())
+        summary["since"] = since
+        return summary
+
+    # ------------------------------------------------------------ admin verbs
+
+    async def admin(self, verb: str, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        now = time.time()
+        if verb == "show-gpus":
+            return self.info()
+        if verb == "close-sessions":
+            return await self._close_sessions(data, caller)
+        if self.system and not caller.admin and verb != "set-limit":
+            raise Forbidden(f"gctl {verb} is for administrators of the system gflowd")
+        if verb == "set-gpus":
+            spec = data.get("gpus")
+            if not isinstance(spec, str):
+                raise InvalidInput("gpus", repr(spec), "all, 0,2 or 0-3")
+            allowed = parse_index_set(spec, "gpus")
+            known = {s.index for s in self.engine.gpu_slots}
+            bad = sorted(set(allowed or []) - known)
+            if bad:
+                raise InvalidInput("gpus", spec, f"indices among {sorted(known) or 'none'}")
+            with self.store.tx():
+                self.store.set_setting("allowed_gpus", allowed)
+            self.refresh_gpus(self.gpu_snapshot)
+            return {"allowed": allowed}
+        if verb == "gpu-process":
+            return self._gpu_process(data)
+        if verb == "set-limit":
+            return self._set_limit(data, caller, now)
+        raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
+
+    def _gpu_process(self, data: dict[str, Any]) -> dict[str, Any]:
+        action = data.get("action")
+        ignored = [list(x) for x in self.store.setting("ignored_gpu_procs") or []]
+        if action in ("ignore", "unignore"):
+            gpu, pid = data.get("gpu"), data.get("pid")
+            if not isinstance(gpu, int) or not isinstance(pid, int):
+                raise InvalidInput("gpu/pid", f"{gpu}/{pid}", "whole numbers")
+            ignored = [x for x in ignored if x != [gpu, pid]]
+            if action == "ignore":
+                ignored.append([gpu, pid])
+            with self.store.tx():
+                self.store.set_setting("ignored_gpu_procs", ignored or None)
+            self.refresh_gpus(self.gpu_snapshot)
+        elif action != "list":
+            raise InvalidInput("action", str(action), "ignore, unignore or list")
+        return {"ignored": ignored}
+
+    def _set_limit(self, data: dict[str, Any], caller: Caller, now: float) -> dict[str, Any]:
+        job_id, limit = data.get("job"), data.get("limit")
+        if not isinstance(job_id, int) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInput("set-limit", f"{job_id} {limit}", "a job or group id and N >= 0")
+        job = self.engine.require(job_id)
+        self.engine.check_owner(job, caller)
+        if job.group_id is None:
+            raise InvalidInput("job", str(job_id), "a job that belongs to an array or sweep")
+        with self.store.tx():
+            self.store.set_group_limit(job.group_id, limit or None)
+        if limit:
+            self.engine.group_limits[job.group_id] = limit
+        else:
+            self.engine.group_limits.pop(job.group_id, None)
+        self.engine.schedule(now)
+        members = self.store.group_members(job.group_id)
+        return {"group": job.group_id, "limit": limit or None, "jobs": len(members)}
+
+    async def _close_sessions(self, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        if not isinstance(self.executor, TmuxExecutor):
+            return {"closed": [], "note": "the process executor has no sessions"}
+        ids = data.get("ids")
+        states = data.get("states") or []
+        assert self.loop is not None
+        alive = await self.loop.run_in_executor(self.pool, self.executor.sessions, None)
+        wanted = []
+        for name in alive:
+            job = self.engine.job(int(name.split("-", 1)[1])) if name[6:].isdigit() else None
+            if job is None or job.state is State.RUNNING or job.uid != caller.uid:
+                continue
+            if ids and job.id not in ids:
+                continue
+            if states and job.state.value not in states:
+                continue
+            wanted.append(job.id)
+        for job_id in wanted:
+            await self.loop.run_in_executor(self.pool, self.executor.close_session, job_id, None)
+        return {"closed": wanted}
+
+    def tmux_socket(self, uid: int) -> str | None:
+        if not isinstance(self.executor, TmuxExecutor):
+            return None
+        return str(self.executor.socket_for(self.engine.identity(uid)))
+
+    def tcp_identity(self, header: str) -> tuple[int, int]:
+        token_path = self.paths.token_file
+        try:
+            token = token_path.read_text().strip()
+        except OSError:
+            token = ""
+        given = header.removeprefix("Bearer ").strip()
+        if not token or not hmac.compare_digest(token, given):
+            raise Forbidden(f"TCP clients must send the token from {token_path}")
+        return self.uid, os.getgid()
+
+
+def _is_foreign(pid: int, ours: set[int]) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        return os.getsid(pid) not in ours
+    except OSError:
+        return True
+
+
+def _count(engine: Engine) -> dict[State, int]:
+    out: dict[State, int] = {}
+    for job in engine.jobs.values():
+        out[job.state] = out.get(job.state, 0) + 1
+    return out
+
+
+# ------------------------------------------------------------ entry point
+
+
+class AlreadyRunning(GflowError):
+    pass
+
+
+def acquire_lock(paths: Paths) -> int:
+    """Hold the daemon lock for the life of the process; a second daemon is refused."""
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.pread(fd, 32, 0).decode().strip() or "?"
+        os.close(fd)
+        raise AlreadyRunning(f"gflowd is already running (pid {pid})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def prepare_dirs(paths: Paths, system: bool) -> None:
+    mode = 0o755 if system else 0o700
+    for d in (paths.data_dir, paths.runtime_dir):
+        d.mkdir(parents=True, exist_ok=True, mode=mode)
+    paths.logs_dir.mkdir(exist_ok=True, mode=0o755 if system else 0o700)
+    paths.run_dir.mkdir(exist_ok=True, mode=0o711 if system else 0o700)
+
+
+def setup_logging(paths: Paths, level: str, foreground: bool) -> None:
+    handlers: list[logging.Handler] = [logging.FileHandler(paths.daemon_log)]
+    if foreground and os.isatty(2):
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def run(
+    paths: Paths, config: DaemonConfig, *, ready: int | None = None, foreground: bool = True
+) -> int:
+    """Run the daemon until it is stopped; the return value is the process exit status."""
+    pipe = ReadyPipe(ready)
+    try:
+        prepare_dirs(paths, config.system)
+        lock = acquire_lock(paths)
+    except (GflowError, OSError) as exc:
+        pipe.fail(exc)
+        raise
+    setup_logging(paths, config.log_level, foreground)
+    try:
+        runtime = Runtime(paths, config)
+        asyncio.run(runtime.serve(pipe))
+    except (GflowError, OSError) as exc:
+        log.error("gflowd stopped on an error: %s", exc)
+        pipe.fail(exc)
+        raise
+    finally:
+        os.close(lock)
+    return 0
+
+
+class ReadyPipe:
+    """The pipe on which a detached daemon tells ``gflowd up`` it serves (or why not)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def send(self, line: str) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.fd, f"{line}\n".encode())
+            os.close(self.fd)
+        self.fd = None
+
+    def fail(self, exc: BaseException) -> None:
+        self.send("error: " + (exc.message if isinstance(exc, GflowError) else str(exc)))
+
+
+def socket_path(paths: Paths) -> Path:
+    return paths.socket

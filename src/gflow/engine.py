@@ -1,0 +1,564 @@
+"""The daemon's core: the active jobs, their dependency graph, resources and timers.
+
+The engine is synchronous and does no process I/O. Every event handler writes the
+store inside one transaction, updates memory, re-plans, and leaves *actions*
+(launch, signal, watch, close a session) in :attr:`Engine.outbox` for the runtime to
+perform. A test drives it directly with an explicit ``now``.
+
+Memory holds only active jobs (Queued, Hold, Running); history stays in SQLite.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gflow import scheduler
+from gflow.config import DaemonConfig, Paths
+from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
+from gflow.errors import Conflict, Forbidden, NotFound, StoreError
+from gflow.executors import LaunchSpec, RunAs, job_script, render_command
+from gflow.model import Job, Reason, State, transition
+from gflow.scheduler import GpuSlot, Resources
+from gflow.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, as the kernel reported it (SO_PEERCRED), not as the client claims."""
+
+    uid: int
+    gid: int
+    user: str
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    job_id: int
+    spec: LaunchSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    job_id: int
+    pid: int
+    signum: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Watch an already-running process (re-adopted after a restart)."""
+
+    job_id: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSession:
+    job_id: int
+    run_as: RunAs | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    job_id: int
+
+
+Action = Launch | Signal | Watch | CloseSession | Ended
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+
+
+@dataclass(order=True, slots=True)
+class _Timer:
+    when: float
+    seq: int
+    kind: str = field(compare=False)
+    job_id: int = field(compare=False)
+    step: int = field(compare=False, default=0)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        paths: Paths,
+        config: DaemonConfig,
+        *,
+        executor_name: str = "process",
+        run_as: RunAs | None = None,
+    ) -> None:
+        self.store = store
+        self.paths = paths
+        self.config = config
+        self.executor_name = executor_name
+        self.jobs: dict[int, Job] = {}
+        self.children: dict[int, set[int]] = {}
+        self.evals: dict[int, Evaluation] = {}
+        self.launching: dict[int, tuple[int, ...]] = {}
+        self.pending_cancel: set[int] = set()
+        self.reasons: dict[int, str] = {}
+        self.outbox: list[Action] = []
+        self.gpu_slots: tuple[GpuSlot, ...] = ()
+        self.group_limits: dict[int, int] = {}
+        self.memory_mb: int | None = config.memory_mb
+        self.rng = random.Random()
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+        self._env_cache: dict[int, dict[str, str]] = {}
+        self.identity: Callable[[int], RunAs | None] = lambda uid: run_as
+
+    # ------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        """(Re)build memory from the database: the database is the only truth."""
+        self.jobs = {j.id: j for j in self.store.load_active()}
+        self.children = {}
+        self.evals = {}
+        for job in self.jobs.values():
+            self._index(job)
+        self.group_limits = self.store.group_limits()
+
+    def _index(self, job: Job) -> None:
+        if job.state.is_waiting and not job.deps.is_empty:
+            for parent in job.deps.parents():
+                self.children.setdefault(parent, set()).add(job.id)
+
+    def _unindex(self, job: Job) -> None:
+        for parent in job.deps.parents():
+            kids = self.children.get(parent)
+            if kids is not None:
+                kids.discard(job.id)
+                if not kids:
+                    del self.children[parent]
+
+    # ------------------------------------------------------------ lookups
+
+    def job(self, job_id: int) -> Job | None:
+        return self.jobs.get(job_id) or self.store.get(job_id)
+
+    def require(self, job_id: int) -> Job:
+        job = self.job(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    def group_members(self, group_id: int) -> list[int]:
+        return self.store.group_members(group_id)
+
+    def recent_submissions(self, uid: int, count: int) -> list[tuple[int, int]]:
+        return self.store.recent_batches(uid, count)
+
+    def latest_by_name(self, uid: int, name: str) -> int | None:
+        return self.store.latest_by_name(uid, name)
+
+    def parents_of(self, job_id: int) -> set[int]:
+        job = self.job(job_id)
+        return job.deps.parents() if job else set()
+
+    @staticmethod
+    def check_owner(job: Job, caller: Caller) -> None:
+        if job.uid != caller.uid and not caller.admin:
+            raise Forbidden(f"job {job.id} belongs to {job.user}")
+
+    def views(self, ids: Iterable[int]) -> dict[int, ParentView]:
+        out: dict[int, ParentView] = {}
+        missing = []
+        for i in ids:
+            job = self.jobs.get(i)
+            if job is None:
+                missing.append(i)
+            else:
+                out[i] = ParentView(job.state.value, job.start_time, job.end_time)
+        for i, job in self.store.get_many(missing).items():
+            out[i] = ParentView(job.state.value, job.start_time, job.end_time)
+        return out
+
+    # ------------------------------------------------------------ writing
+
+    def put(self, job: Job, old: State | None, now: float, *, event: bool = True) -> Job:
+        """Persist ``job`` (inside the caller's transaction) and mirror it in memory."""
+        self.store.save(job)
+        if event and old is not job.state:
+            self.store.record_event(job.id, old, job.state, job.reason, now)
+        self.remember(job)
+        return job
+
+    def remember(self, job: Job) -> None:
+        previous = self.jobs.get(job.id)
+        if previous is not None:
+            self._unindex(previous)
+        if job.is_active:
+            self.jobs[job.id] = job
+            self._index(job)
+        else:
+            self.jobs.pop(job.id, None)
+            self.evals.pop(job.id, None)
+            self.reasons.pop(job.id, None)
+            self.launching.pop(job.id, None)
+
+    def move(self, job: Job, new: State, now: float, **kw: object) -> Job:
+        moved = transition(job, new, now, **kw)  # type: ignore[arg-type]
+        self.put(moved, job.state, now)
+        if moved.is_final:
+            self.outbox.append(Ended(moved.id))
+        return moved
+
+    def guarded(self) -> _Guard:
+        """A transaction that rebuilds memory from the database if the write fails."""
+        return _Guard(self)
+
+    # ------------------------------------------------------------ dependencies
+
+    def settle_dependents(self, changed: Iterable[int], now: float) -> None:
+        """Re-judge the waiting children of jobs that started or ended; cascade cancels."""
+        work = list(changed)
+        while work:
+            parent = work.pop()
+            for child_id in sorted(self.children.get(parent, ())):
+                cancelled = self.judge(child_id, now)
+                if cancelled:
+                    work.append(child_id)
+
+    def judge(self, job_id: int, now: float) -> bool:
+        """Evaluate one waiting job's dependency; True if it got auto-cancelled."""
+        job = self.jobs.get(job_id)
+        if job is None or not job.state.is_waiting or job.deps.is_empty:
+            return False
+        ev = evaluate(job.deps, self.views(job.deps.parents()), now)
+        self.evals[job_id] = ev
+        if ev.verdict is Verdict.NEVER:
+            if job.deps.auto_cancel:
+                culprit = ev.culprit if ev.culprit is not None else 0
+                self.move(job, State.CANCELLED, now, reason=Reason.dependency_failed(culprit))
+                return True
+            if job.reason != Reason.NEVER:
+                self.put(job.replace(reason=Reason.NEVER), job.state, now, event=False)
+        elif ev.wake_at is not None:
+            self.add_timer(ev.wake_at, "dep", job_id)
+        return False
+
+    def repoint(self, old: int, new: int, now: float) -> None:
+        """Make still-waiting dependents of ``old`` wait for ``new`` instead (retry, redo)."""
+        for child_id in sorted(self.children.get(old, ())):
+            child = self.jobs[child_id]
+            if child.state.is_waiting:
+                self.put(
+                    child.replace(deps=child.deps.replace_parent(old, new)),
+                    child.state,
+                    now,
+                    event=False,
+                )
+
+    def attach_pool_clause(self, target: Job, clause: Clause, now: float) -> None:
+        self.put(
+            target.replace(deps=target.deps.with_pool_clause(clause)),
+            target.state,
+            now,
+            event=False,
+        )
+
+    # ------------------------------------------------------------ timers
+
+    def add_timer(self, when: float, kind: str, job_id: int, step: int = 0) -> None:
+        heapq.heappush(self._timers, _Timer(when, next(self._seq), kind, job_id, step))
+
+    def next_wake(self) -> float | None:
+        return self._timers[0].when if self._timers else None
+
+    def tick(self, now: float) -> None:
+        """Fire every timer that is due, then re-plan once."""
+        due: list[_Timer] = []
+        while self._timers and self._timers[0].when <= now:
+            due.append(heapq.heappop(self._timers))
+        if not due:
+            return
+        with self.guarded():
+            for timer in due:
+                self._fire(timer, now)
+        self.schedule(now)
+
+    def _fire(self, timer: _Timer, now: float) -> None:
+        job = self.jobs.get(timer.job_id)
+        if job is None:
+            return
+        if timer.kind == "begin":
+            return
+        if timer.kind == "dep":
+            if self.judge(job.id, now):
+                self.settle_dependents([job.id], now)
+        elif timer.kind == "limit" and job.state is State.RUNNING and job.stop_intent is None:
+            self.begin_stop(job, "timeout", now)
+        elif timer.kind == "kill" and job.state is State.RUNNING and job.pid:
+            self.outbox.append(Signal(job.id, job.pid, STOP_SIGNALS[timer.step]))
+            if timer.step + 1 < len(STOP_SIGNALS):
+                self.add_timer(now + self.config.kill_grace, "kill", job.id, timer.step + 1)
+
+    def begin_stop(self, job: Job, intent: str, now: float) -> None:
+        """Record why a running job is being stopped, then SIGINT → SIGTERM → SIGKILL."""
+        if job.stop_intent is None:
+            job = self.put(job.replace(stop_intent=intent), job.state, now, event=False)
+        assert job.pid is not None
+        self.outbox.append(Signal(job.id, job.pid, STOP_SIGNALS[0]))
+        self.add_timer(now + self.config.kill_grace, "kill", job.id, 1)
+
+    # ------------------------------------------------------------ scheduling
+
+    def _singleton_blocked(self, job: Job) -> bool:
+        return any(
+            other.id < job.id and other.uid == job.uid and other.name == job.name
+            for other in self.jobs.values()
+        )
+
+    def runnable(self, now: float) -> list[Job]:
+        """Queued jobs whose dependencies and begin time allow a start; sets wait reasons."""
+        out: list[Job] = []
+        for job in self.jobs.values():
+            if job.state is not State.QUEUED or job.id in self.launching:
+                continue
+            if job.reason == Reason.NEVER:
+                continue
+            if not job.deps.is_empty:
+                ev = self.evals.get(job.id)
+                if ev is None:
+                    self.judge(job.id, now)
+                    ev = self.evals.get(job.id)
+                if ev is None or ev.verdict is not Verdict.SATISFIED:
+                    self.reasons[job.id] = Reason.DEPENDENCY
+                    continue
+                if job.deps.singleton and self._singleton_blocked(job):
+                    self.reasons[job.id] = Reason.DEPENDENCY
+                    continue
+            if job.begin_at is not None and job.begin_at > now:
+                self.reasons[job.id] = Reason.BEGIN_TIME
+                continue
+            out.append(job)
+        out.sort(key=scheduler.sort_key)
+        return out
+
+    def resources(self) -> Resources:
+        return Resources(self.gpu_slots, self.memory_mb, self.config.max_running)
+
+    def holding(self) -> list[Job]:
+        running = [j for j in self.jobs.values() if j.state is State.RUNNING]
+        running += [self.jobs[i].replace(gpu_ids=g) for i, g in self.launching.items()]
+        return running
+
+    def schedule(self, now: float) -> None:
+        """Start what can start now; the launches go to the outbox."""
+        candidates = self.runnable(now)
+        if not candidates:
+            return
+        decided = scheduler.plan(
+            candidates,
+            self.holding(),
+            self.resources(),
+            self.group_limits,
+            now,
+            strategy=self.config.gpu_allocation_strategy,
+            rng=self.rng,
+        )
+        self.reasons.update(decided.reasons)
+        for start in decided.starts:
+            self.launching[start.job_id] = start.gpu_ids
+            self.reasons[start.job_id] = Reason.LAUNCHING
+            self.outbox.append(
+                Launch(start.job_id, self.launch_spec(self.jobs[start.job_id], start.gpu_ids))
+            )
+
+    def launch_spec(self, job: Job, gpu_ids: tuple[int, ...]) -> LaunchSpec:
+        env = dict(self._batch_env(job.batch_id))
+        env.update(
+            {
+                "GFLOW_JOB_ID": str(job.id),
+                "GFLOW_JOB_NAME": job.name,
+                "GFLOW_SUBMIT_DIR": job.workdir,
+                "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
+                "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            }
+        )
+        if job.group_id is not None and job.task_id is not None:
+            env["GFLOW_ARRAY_JOB_ID"] = str(job.group_id)
+            env["GFLOW_ARRAY_TASK_ID"] = str(job.task_id)
+        if job.params:
+            env.update({f"GFLOW_PARAM_{k.upper()}": v for k, v in job.params.items()})
+        command = render_command(job.command, job.script)
+        script = job_script(command, job.workdir, job.conda_env, job.memory_mb)
+        return LaunchSpec(
+            job.id,
+            self.paths.run_dir / str(job.id),
+            self.paths.log_of(job.id),
+            env,
+            script,
+            job.auto_close or self.config.auto_close,
+            job.memory_mb,
+            self.identity(job.uid),
+            gpu_ids,
+        )
+
+    def _batch_env(self, batch_id: int) -> dict[str, str]:
+        env = self._env_cache.get(batch_id)
+        if env is None:
+            env = self.store.batch_env(batch_id)
+            if len(self._env_cache) > 64:
+                self._env_cache.clear()
+            self._env_cache[batch_id] = env
+        return env
+
+    # ------------------------------------------------------------ process events
+
+    def job_started(self, job_id: int, pid: int, pid_start: int | None, now: float) -> None:
+        job = self.jobs.get(job_id)
+        gpu_ids = self.launching.pop(job_id, ())
+        if job is None or job.state is not State.QUEUED:
+            return
+        with self.guarded():
+            job = self.move(
+                job,
+                State.RUNNING,
+                now,
+                gpu_ids=gpu_ids,
+                pid=pid,
+                pid_start=pid_start,
+                executor=self.executor_name,
+                memory_enforcement="rlimit" if job.memory_mb else None,
+            )
+            self.reasons.pop(job_id, None)
+            if job.time_limit:
+                self.add_timer(now + job.time_limit, "limit", job_id)
+            if job_id in self.pending_cancel:
+                self.pending_cancel.discard(job_id)
+                self.begin_stop(job, "cancel", now)
+            self.settle_dependents([job_id], now)
+        self.schedule(now)
+
+    def launch_failed(self, job_id: int, message: str, now: float) -> None:
+        self.launching.pop(job_id, None)
+        self.pending_cancel.discard(job_id)
+        job = self.jobs.get(job_id)
+        if job is None or job.state is not State.QUEUED:
+            return
+        with self.guarded():
+            self.move(job, State.CANCELLED, now, reason=Reason.system_error(message))
+            self.settle_dependents([job_id], now)
+        self.schedule(now)
+
+    def job_exited(
+        self, job_id: int, exit_code: int | None, now: float, end_time: float | None = None
+    ) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or job.state is not State.RUNNING:
+            return
+        with self.guarded():
+            self.finish(job, exit_code, now, end_time)
+        self.schedule(now)
+
+    def finish(self, job: Job, exit_code: int | None, now: float, end_time: float | None) -> None:
+        ended = end_time if end_time is not None else now
+        if job.stop_intent == "timeout":
+            state, reason = State.TIMEOUT, "TimeLimit"
+        elif job.stop_intent == "cancel":
+            state, reason = State.CANCELLED, Reason.CANCELLED_BY_USER
+        elif exit_code == 0:
+            state, reason = State.FINISHED, None
+        else:
+            state = State.FAILED
+            reason = None if exit_code is not None else "NoExitCode"
+        retry = self._retry_of(job, state, now)
+        final = self.move(job, state, now, reason=reason, exit_code=exit_code, end_time=ended)
+        if final.auto_close or self.config.auto_close:
+            self.outbox.append(CloseSession(job.id, self.identity(job.uid)))
+        if retry is None:
+            self.settle_dependents([job.id], now)
+
+    def _retry_of(self, job: Job, state: State, now: float) -> Job | None:
+        wants = state is State.FAILED or (state is State.TIMEOUT and job.retry_on_timeout)
+        if not wants or job.attempt >= job.max_retries:
+            return None
+        new_id = self.store.next_job_id()
+        retry = Job(
+            id=new_id,
+            uid=job.uid,
+            user=job.user,
+            name=job.name,
+            command=job.command,
+            workdir=job.workdir,
+            submit_time=now,
+            batch_id=job.batch_id,
+            script=job.script,
+            gpus=job.gpus,
+            shared=job.shared,
+            gpu_memory_mb=job.gpu_memory_mb,
+            memory_mb=job.memory_mb,
+            time_limit=job.time_limit,
+            priority=job.priority,
+            conda_env=job.conda_env,
+            project=job.project,
+            auto_close=job.auto_close,
+            deps=job.deps,
+            dep_text=job.dep_text,
+            group_id=job.group_id,
+            task_id=job.task_id,
+            params=job.params,
+            max_retries=job.max_retries,
+            retry_on_timeout=job.retry_on_timeout,
+            attempt=job.attempt + 1,
+            retry_of=job.id,
+        )
+        self.store.insert_jobs([retry])
+        self.store.record_event(new_id, None, State.QUEUED, f"RetryOf:{job.id}", now)
+        self.remember(retry)
+        self.repoint(job.id, new_id, now)
+        return retry
+
+    # ------------------------------------------------------------ GPUs
+
+    def set_gpus(self, slots: tuple[GpuSlot, ...], now: float) -> None:
+        self.gpu_slots = slots
+        self.schedule(now)
+
+
+class _Guard:
+    """``with engine.guarded():`` — one transaction; on failure memory is reloaded."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.tx = engine.store.tx()
+
+    def __enter__(self) -> None:
+        self.tx.__enter__()
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        try:
+            self.tx.__exit__(kind, exc, tb)  # type: ignore[arg-type]
+        except StoreError:
+            self.engine.outbox.clear()
+            self.engine.load()
+            raise
+        if exc is not None:
+            self.engine.outbox.clear()
+            self.engine.load()
+        return False
+
+
+def run_dir(paths: Paths, job_id: int) -> Path:
+    return paths.run_dir / str(job_id)
+
+
+__all__ = [
+    "Action",
+    "Caller",
+    "CloseSession",
+    "Conflict",
+    "Ended",
+    "Engine",
+    "Launch",
+    "Signal",
+    "Watch",
+]

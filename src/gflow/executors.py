@@ -1,0 +1,330 @@
+"""Starting jobs: a shared wrapper, and two ways to host it (tmux sessions, process groups).
+
+Every job runs through ``wrapper.sh`` with its own run directory
+``run/<id>/`` holding ``env`` (the job's environment), ``job.sh`` (the command) and,
+written by the wrapper, ``pid`` (first thing) and ``result`` (the numeric exit code,
+written atomically as the last thing). The daemon never needs the job to call back:
+it watches the wrapper's pid and reads ``result``; after a restart it reads the same
+files. The log gets only the job's own output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+from gflow.errors import GflowError
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+STRIPPED_ENV = frozenset(
+    {
+        "TMUX",
+        "TMUX_PANE",
+        "BASHOPTS",
+        "BASH_VERSINFO",
+        "EUID",
+        "PPID",
+        "SHELLOPTS",
+        "UID",
+        "_",
+    }
+)
+
+
+class LaunchError(GflowError):
+    """The executor could not start the job's process."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunAs:
+    """The Unix identity a system daemon starts a job with."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    job_id: int
+    run_dir: Path
+    log_path: Path
+    env: dict[str, str]
+    script: str
+    auto_close: bool = False
+    memory_mb: int | None = None
+    run_as: RunAs | None = None
+    gpu_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    pid: int
+    child: bool
+
+
+def quote_word(word: str) -> str:
+    """Quote one command word for bash, keeping ``$VAR``/``${VAR}`` live and ``\\$`` literal."""
+    out = ['"']
+    i = 0
+    while i < len(word):
+        ch = word[i]
+        if ch == "\\" and word.startswith("\\$", i):
+            out.append("\\$")
+            i += 2
+            continue
+        if ch == "$":
+            m = _VAR.match(word, i)
+            if m:
+                out.append(m.group(0))
+                i = m.end()
+                continue
+        out.append("\\" + ch if ch in '"\\`$' else ch)
+        i += 1
+    out.append('"')
+    return "".join(out)
+
+
+def render_command(words: tuple[str, ...], script: str | None) -> str:
+    """The bash line that runs a job's command.
+
+    A single word containing whitespace is shell code, as written (``gbatch "a && b"``).
+    Otherwise every word is one argument. A script that is not executable runs with bash.
+    """
+    if script is not None:
+        head = quote_word(script)
+        if not os.access(script, os.X_OK):
+            head = "bash " + head
+        return " ".join([head, *(quote_word(w) for w in words[1:])])
+    if len(words) == 1 and any(c.isspace() for c in words[0]):
+        return words[0]
+    return " ".join(quote_word(w) for w in words)
+
+
+def job_script(command: str, workdir: str, conda_env: str | None, memory_mb: int | None) -> str:
+    lines = ["#!/bin/bash", f"cd -- {shlex.quote(workdir)} || exit 1"]
+    if memory_mb:
+        lines.append(f"ulimit -v {memory_mb * 1024} 2>/dev/null")
+    if conda_env:
+        env = shlex.quote(conda_env)
+        lines += [
+            'if command -v conda >/dev/null 2>&1; then eval "$(conda shell.bash hook)"; fi',
+            f"conda activate {env} || {{ echo 'gflow: cannot activate conda env '{env} >&2; "
+            "exit 1; }",
+        ]
+    lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
+def env_file(env: dict[str, str]) -> str:
+    lines = []
+    for key, value in sorted(env.items()):
+        if _NAME.match(key) and key not in STRIPPED_ENV:
+            lines.append(f"export {key}={shlex.quote(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def wrapper_path() -> Path:
+    return Path(str(resources.files("gflow") / "wrapper.sh"))
+
+
+def write_run_dir(spec: LaunchSpec) -> None:
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("pid", "result", "result.tmp"):
+        (spec.run_dir / name).unlink(missing_ok=True)
+    (spec.run_dir / "env").write_text(env_file(spec.env))
+    (spec.run_dir / "job.sh").write_text(spec.script)
+    (spec.run_dir / "gpus").write_text(",".join(map(str, spec.gpu_ids)))
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    spec.log_path.touch()
+    if spec.run_as is not None:
+        for path in (spec.run_dir, spec.run_dir / "env", spec.run_dir / "job.sh", spec.log_path):
+            os.chown(path, spec.run_as.uid, spec.run_as.gid)
+        os.chmod(spec.log_path, 0o600)
+
+
+def read_result(run_dir: Path) -> tuple[int, float] | None:
+    """The exit code the wrapper wrote, and when; None if it has not written one."""
+    path = run_dir / "result"
+    try:
+        text = path.read_text()
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    text = text.strip()
+    if not text.lstrip("-").isdigit():
+        return None
+    return int(text), mtime
+
+
+def read_gpus(run_dir: Path) -> tuple[int, ...]:
+    try:
+        text = (run_dir / "gpus").read_text().strip()
+    except OSError:
+        return ()
+    return tuple(int(x) for x in text.split(",") if x.isdigit())
+
+
+def read_pid(run_dir: Path) -> int | None:
+    try:
+        text = (run_dir / "pid").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class Executor(Protocol):
+    name: str
+
+    def launch(self, spec: LaunchSpec) -> Launched: ...
+
+    def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
+
+    def session_alive(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
+
+
+def _preexec(run_as: RunAs | None) -> dict[str, object]:
+    if run_as is None:
+        return {}
+    return {"user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
+
+
+class ProcessExecutor:
+    """Each job is a plain process group (``setsid``); output goes straight to the log."""
+
+    name = "process"
+
+    def launch(self, spec: LaunchSpec) -> Launched:
+        write_run_dir(spec)
+        argv = ["/bin/bash", str(wrapper_path()), str(spec.run_dir), str(spec.log_path), "file"]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env={},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+                cwd="/",
+                **_preexec(spec.run_as),  # type: ignore[arg-type]
+            )
+        except OSError as exc:
+            raise LaunchError(f"cannot start job {spec.job_id}: {exc.strerror}") from exc
+        return Launched(proc.pid, child=True)
+
+    def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
+        return False
+
+    def session_alive(self, job_id: int, run_as: RunAs | None = None) -> bool:
+        return False
+
+
+class TmuxExecutor:
+    """Each job is a tmux session ``gflow-<id>`` on gflow's own tmux server.
+
+    The server has its own socket (so the user's tmux configuration cannot change how
+    jobs start) and keeps finished panes open, so ``gjob attach`` shows the output.
+    """
+
+    name = "tmux"
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self.runtime_dir = runtime_dir
+        self.tmux = shutil.which("tmux") or "tmux"
+
+    def socket_for(self, run_as: RunAs | None) -> Path:
+        return self.runtime_dir / (f"tmux-{run_as.uid}.sock" if run_as else "tmux.sock")
+
+    def _conf(self) -> Path:
+        conf = self.runtime_dir / "tmux.conf"
+        if not conf.exists():
+            conf.write_text("set -g remain-on-exit on\nset -g history-limit 10000\n")
+            conf.chmod(0o644)
+        return conf
+
+    def base(self, run_as: RunAs | None = None) -> list[str]:
+        return [self.tmux, "-S", str(self.socket_for(run_as)), "-f", str(self._conf())]
+
+    def _run(self, args: list[str], run_as: RunAs | None) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm-256color"}
+        if run_as is not None:
+            env["HOME"] = run_as.home
+        return subprocess.run(
+            self.base(run_as) + args,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            timeout=30,
+            **_preexec(run_as),  # type: ignore[arg-type]
+        )
+
+    def launch(self, spec: LaunchSpec) -> Launched:
+        write_run_dir(spec)
+        name = f"gflow-{spec.job_id}"
+        self._run(["kill-session", "-t", f"={name}"], spec.run_as)
+        cmd = [
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-P",
+            "-F",
+            "#{pane_pid}",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "/bin/bash",
+            str(wrapper_path()),
+            str(spec.run_dir),
+            str(spec.log_path),
+            "tee",
+        ]
+        try:
+            done = self._run(cmd, spec.run_as)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise LaunchError(f"cannot start tmux for job {spec.job_id}: {exc}") from exc
+        out = done.stdout.strip()
+        if done.returncode != 0 or not out.isdigit():
+            err = (done.stderr or done.stdout).strip().splitlines()
+            raise LaunchError(f"tmux refused job {spec.job_id}: {err[-1] if err else 'no output'}")
+        return Launched(int(out), child=False)
+
+    def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
+        done = self._run(["kill-session", "-t", f"=gflow-{job_id}"], run_as)
+        return done.returncode == 0
+
+    def session_alive(self, job_id: int, run_as: RunAs | None = None) -> bool:
+        done = self._run(["has-session", "-t", f"=gflow-{job_id}"], run_as)
+        return done.returncode == 0
+
+    def sessions(self, run_as: RunAs | None = None) -> list[str]:
+        done = self._run(["list-sessions", "-F", "#{session_name}"], run_as)
+        return [s for s in done.stdout.split() if s.startswith("gflow-")]
+
+
+def make_executor(name: str, runtime_dir: Path) -> Executor:
+    """``auto`` picks tmux when it is installed, else plain process groups."""
+    if name == "auto":
+        name = "tmux" if shutil.which("tmux") else "process"
+    if name == "tmux":
+        if not shutil.which("tmux"):
+            raise GflowError("executor tmux requested but tmux is not installed")
+        return TmuxExecutor(runtime_dir)
+    return ProcessExecutor()

@@ -1,0 +1,197 @@
+"""The job model: plain data, one table of allowed state changes, one function to make them.
+
+Nothing outside :func:`transition` assigns a job's state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from gflow.deps import Dependency
+from gflow.errors import Conflict
+
+
+class State(StrEnum):
+    QUEUED = "Queued"
+    HOLD = "Hold"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    TIMEOUT = "Timeout"
+
+    @property
+    def code(self) -> str:
+        return CODES[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self not in FINAL_STATES
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued or held: not started yet, still changeable by the user."""
+        return self in (State.QUEUED, State.HOLD)
+
+    @classmethod
+    def parse(cls, text: str) -> State:
+        """Accept a state name or its short code, in any case."""
+        key = text.strip().lower()
+        for state in cls:
+            if key in (state.value.lower(), state.code.lower()):
+                return state
+        aliases = {"pending": cls.QUEUED, "held": cls.HOLD, "completed": cls.FINISHED}
+        if key in aliases:
+            return aliases[key]
+        from gflow.errors import InvalidInput
+
+        names = ", ".join(f"{s.value} ({s.code})" for s in cls)
+        raise InvalidInput("state", text, f"one of {names}")
+
+
+CODES: dict[State, str] = {
+    State.QUEUED: "PD",
+    State.HOLD: "H",
+    State.RUNNING: "R",
+    State.FINISHED: "CD",
+    State.FAILED: "F",
+    State.CANCELLED: "CA",
+    State.TIMEOUT: "TO",
+}
+
+FINAL_STATES = frozenset({State.FINISHED, State.FAILED, State.CANCELLED, State.TIMEOUT})
+ACTIVE_STATES = frozenset({State.QUEUED, State.HOLD, State.RUNNING})
+
+ALLOWED: dict[State, frozenset[State]] = {
+    State.QUEUED: frozenset({State.HOLD, State.RUNNING, State.CANCELLED}),
+    State.HOLD: frozenset({State.QUEUED, State.CANCELLED}),
+    State.RUNNING: frozenset({State.FINISHED, State.FAILED, State.CANCELLED, State.TIMEOUT}),
+    State.FINISHED: frozenset(),
+    State.FAILED: frozenset(),
+    State.CANCELLED: frozenset(),
+    State.TIMEOUT: frozenset(),
+}
+
+
+class Reason:
+    """Reason strings shown in NODELIST(REASON) and stored with the job."""
+
+    DEPENDENCY = "WaitingForDependency"
+    GPU = "WaitingForGpu"
+    RESOURCES = "Resources"
+    MEMORY = "WaitingForMemory"
+    BEGIN_TIME = "BeginTime"
+    PRIORITY = "Priority"
+    GROUP_LIMIT = "JobGroupLimit"
+    NEVER = "DependencyNeverSatisfied"
+    HELD = "JobHeldUser"
+    CANCELLED_BY_USER = "CancelledByUser"
+    LAUNCHING = "Launching"
+
+    @staticmethod
+    def dependency_failed(parent: int) -> str:
+        return f"DependencyFailed:{parent}"
+
+    @staticmethod
+    def system_error(message: str) -> str:
+        return f"SystemError:{message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job, as stored. Runtime handles (pidfds, timers) never live here."""
+
+    id: int
+    uid: int
+    user: str
+    name: str
+    command: tuple[str, ...]
+    workdir: str
+    submit_time: float
+    batch_id: int = 0
+    state: State = State.QUEUED
+    reason: str | None = None
+    exit_code: int | None = None
+    script: str | None = None
+    gpus: int = 0
+    shared: bool = False
+    gpu_memory_mb: int | None = None
+    memory_mb: int | None = None
+    time_limit: int | None = None
+    priority: int = 10
+    begin_at: float | None = None
+    conda_env: str | None = None
+    project: str | None = None
+    auto_close: bool = False
+    deps: Dependency = field(default_factory=Dependency)
+    dep_text: str | None = None
+    group_id: int | None = None
+    task_id: int | None = None
+    params: dict[str, str] | None = None
+    max_retries: int = 0
+    retry_on_timeout: bool = False
+    attempt: int = 0
+    retry_of: int | None = None
+    redo_of: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    gpu_ids: tuple[int, ...] = ()
+    pid: int | None = None
+    pid_start: int | None = None
+    executor: str | None = None
+    stop_intent: str | None = None
+    memory_enforcement: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+    @property
+    def is_active(self) -> bool:
+        return self.state.is_active
+
+    @property
+    def session(self) -> str:
+        """The tmux session name of this job (whether or not tmux runs it)."""
+        return f"gflow-{self.id}"
+
+    def elapsed(self, now: float) -> float | None:
+        if self.start_time is None:
+            return None
+        return (self.end_time if self.end_time is not None else now) - self.start_time
+
+    def replace(self, **changes: Any) -> Job:
+        return dataclasses.replace(self, **changes)
+
+
+def can_transition(old: State, new: State) -> bool:
+    return new in ALLOWED[old]
+
+
+def transition(
+    job: Job,
+    new: State,
+    now: float,
+    *,
+    reason: str | None = None,
+    exit_code: int | None = None,
+    **changes: Any,
+) -> Job:
+    """Return ``job`` moved to ``new``, with times stamped; refuse a change the table forbids."""
+    if not can_transition(job.state, new):
+        raise Conflict(f"job {job.id} is {job.state.value} and cannot become {new.value}")
+    stamped: dict[str, Any] = {"state": new, "reason": reason}
+    if new is State.RUNNING:
+        stamped["start_time"] = now
+    if new.is_final:
+        stamped["end_time"] = now
+        stamped["exit_code"] = exit_code
+    stamped.update(changes)
+    return dataclasses.replace(job, **stamped)

@@ -1,0 +1,71 @@
+"""Small facts about live processes, read from /proc."""
+
+from __future__ import annotations
+
+import os
+
+
+def start_time(pid: int) -> int | None:
+    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def cmdline_has(pid: int, marker: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return marker.encode() in fh.read()
+    except OSError:
+        return False
+
+
+def is_same_process(pid: int, recorded_start: int | None, marker: str) -> bool:
+    """True if ``pid`` is still the process gflow started (guards against PID reuse)."""
+    started = start_time(pid)
+    if started is None:
+        return False
+    if recorded_start is not None:
+        return started == recorded_start
+    return cmdline_has(pid, marker)
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (readable once it exits), or None if it is already gone."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+
+
+def reap(pid: int) -> int | None:
+    """Collect a child's exit status if it is our child; the shell-style code or None."""
+    try:
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if got == 0:
+        return None
+    return (
+        os.waitstatus_to_exitcode(status)
+        if not os.WIFSIGNALED(status)
+        else 128 + os.WTERMSIG(status)
+    )
+
+
+def total_memory_mb() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -1,0 +1,90 @@
+"""Start-up repair: re-adopt jobs still running, settle those that ended meanwhile.
+
+The daemon may have been killed at any instant. For each Running job the recorded pid
+and process start time tell whether the process is still the job's (PID reuse is
+caught); if it is gone, the wrapper's result file holds the exit code and its
+modification time is the end time. A Queued job whose run directory already holds a
+pid file was being launched when the daemon died: it did start, so it is moved to
+Running and handled the same way — it is never launched twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gflow import proc
+from gflow.engine import Engine, Watch
+from gflow.executors import read_gpus, read_pid, read_result
+from gflow.model import Job, State
+
+
+def recover(engine: Engine, now: float) -> None:
+    engine.load()
+    with engine.guarded():
+        for job in sorted(engine.jobs.values(), key=lambda j: j.id):
+            if job.state is State.RUNNING:
+                _running(engine, job, now)
+            elif job.state is State.QUEUED:
+                _maybe_launched(engine, job, now)
+        _rearm(engine, now)
+        for job in list(engine.jobs.values()):
+            if job.state.is_waiting and engine.judge(job.id, now):
+                engine.settle_dependents([job.id], now)
+    engine.schedule(now)
+
+
+def _run_dir(engine: Engine, job: Job) -> Path:
+    return engine.paths.run_dir / str(job.id)
+
+
+def _running(engine: Engine, job: Job, now: float) -> None:
+    rd = _run_dir(engine, job)
+    if job.pid and proc.is_same_process(job.pid, job.pid_start, str(rd)):
+        engine.outbox.append(Watch(job.id, job.pid))
+        return
+    _settle(engine, job, rd, now)
+
+
+def _settle(engine: Engine, job: Job, rd: Path, now: float) -> None:
+    result = read_result(rd)
+    if result is None:
+        engine.finish(job, None, now, None)
+    else:
+        engine.finish(job, result[0], now, result[1])
+
+
+def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
+    rd = _run_dir(engine, job)
+    if not rd.exists():
+        return
+    pid = read_pid(rd)
+    if pid is None and read_result(rd) is None:
+        shutil.rmtree(rd, ignore_errors=True)
+        return
+    started = (rd / "pid").stat().st_mtime if (rd / "pid").exists() else now
+    alive = pid is not None and proc.cmdline_has(pid, str(rd))
+    running = engine.move(
+        job,
+        State.RUNNING,
+        started,
+        gpu_ids=read_gpus(rd),
+        pid=pid,
+        pid_start=proc.start_time(pid) if alive and pid else None,
+        executor=engine.executor_name,
+    )
+    if alive and pid is not None:
+        engine.outbox.append(Watch(job.id, pid))
+    else:
+        _settle(engine, running, rd, now)
+
+
+def _rearm(engine: Engine, now: float) -> None:
+    for job in list(engine.jobs.values()):
+        if job.state is State.RUNNING:
+            if job.stop_intent is not None and job.pid:
+                engine.begin_stop(job, job.stop_intent, now)
+            elif job.time_limit and job.start_time is not None:
+                engine.add_timer(job.start_time + job.time_limit, "limit", job.id)
+        elif job.begin_at is not None:
+            engine.add_timer(job.begin_at, "begin", job.id)

@@ -1,0 +1,437 @@
+"""The single source of truth: one SQLite file in WAL mode. All SQL lives here.
+
+Writes happen inside :meth:`Store.tx` (``BEGIN IMMEDIATE`` … ``COMMIT``) and the daemon
+answers a client only after the commit returned. ``synchronous=FULL`` makes every
+commit durable across power loss, not just across a crash of the daemon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gflow.deps import Dependency
+from gflow.errors import StoreError
+from gflow.model import ACTIVE_STATES, Job, State
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid INTEGER NOT NULL,
+    submit_time REAL NOT NULL,
+    env TEXT NOT NULL,
+    first_job INTEGER NOT NULL,
+    count INTEGER NOT NULL
+);
+CREATE INDEX batches_uid ON batches(uid, id);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    exit_code INTEGER,
+    command TEXT NOT NULL,
+    script TEXT,
+    workdir TEXT NOT NULL,
+    gpus INTEGER NOT NULL,
+    shared INTEGER NOT NULL,
+    gpu_memory_mb INTEGER,
+    memory_mb INTEGER,
+    time_limit INTEGER,
+    priority INTEGER NOT NULL,
+    begin_at REAL,
+    conda_env TEXT,
+    project TEXT,
+    auto_close INTEGER NOT NULL,
+    deps TEXT,
+    dep_text TEXT,
+    group_id INTEGER,
+    task_id INTEGER,
+    params TEXT,
+    max_retries INTEGER NOT NULL,
+    retry_on_timeout INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    retry_of INTEGER,
+    redo_of INTEGER,
+    submit_time REAL NOT NULL,
+    start_time REAL,
+    end_time REAL,
+    gpu_ids TEXT,
+    pid INTEGER,
+    pid_start INTEGER,
+    executor TEXT,
+    stop_intent TEXT,
+    memory_enforcement TEXT
+);
+CREATE INDEX jobs_active ON jobs(state) WHERE state IN ('Queued', 'Hold', 'Running');
+CREATE INDEX jobs_uid ON jobs(uid, id);
+CREATE INDEX jobs_group ON jobs(group_id) WHERE group_id IS NOT NULL;
+CREATE INDEX jobs_name ON jobs(uid, name);
+CREATE INDEX jobs_end ON jobs(end_time);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    time REAL NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    reason TEXT
+);
+CREATE INDEX events_job ON events(job_id);
+CREATE TABLE groups (id INTEGER PRIMARY KEY, max_concurrent INTEGER);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+_FIELDS = [f.name for f in dataclasses.fields(Job)]
+_COLUMNS = ", ".join(_FIELDS)
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in _FIELDS)})"
+_BOOLS = {"shared", "auto_close", "retry_on_timeout"}
+
+
+def _to_row(job: Job) -> tuple[Any, ...]:
+    values: list[Any] = []
+    for name in _FIELDS:
+        value = getattr(job, name)
+        if name == "state":
+            value = value.value
+        elif name == "command":
+            value = json.dumps(list(value))
+        elif name == "deps":
+            value = None if value.is_empty and not value.on_pool else json.dumps(value.to_json())
+        elif name == "params":
+            value = None if value is None else json.dumps(value)
+        elif name == "gpu_ids":
+            value = ",".join(map(str, value)) if value else None
+        elif name in _BOOLS:
+            value = int(value)
+        values.append(value)
+    return tuple(values)
+
+
+def _from_row(row: Sequence[Any]) -> Job:
+    data = dict(zip(_FIELDS, row, strict=True))
+    data["state"] = State(data["state"])
+    data["command"] = tuple(json.loads(data["command"]))
+    data["deps"] = Dependency.from_json(json.loads(data["deps"])) if data["deps"] else Dependency()
+    data["params"] = json.loads(data["params"]) if data["params"] else None
+    ids = data["gpu_ids"]
+    data["gpu_ids"] = tuple(int(i) for i in ids.split(",")) if ids else ()
+    for name in _BOOLS:
+        data[name] = bool(data[name])
+    return Job(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What ``gqueue`` and friends ask for; every part optional."""
+
+    states: tuple[str, ...] = ()
+    ids: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    uids: tuple[int, ...] = ()
+    projects: tuple[str, ...] = ()
+    groups: tuple[int, ...] = ()
+    since: float | None = None
+    limit: int | None = None
+
+
+class Store:
+    """The jobs database. Not thread-safe: the daemon uses it from its event loop only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._depth = 0
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ schema
+
+    def schema_version(self) -> int:
+        row = self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if row is None:
+            return 0
+        got = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(got[0]) if got else 0
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.path} has schema {current}, newer than this gflow "
+                f"({SCHEMA_VERSION}); upgrade gflow"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self.tx():
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
+                )
+
+    # ------------------------------------------------------------ transactions
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One atomic write; nested uses join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"database unavailable: {exc}") from exc
+        self._depth = 1
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"database write failed: {exc}") from exc
+            raise
+        finally:
+            self._depth = 0
+
+    # ------------------------------------------------------------ jobs
+
+    def next_job_id(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='jobs'").fetchone()
+        return (int(row[0]) if row else 0) + 1
+
+    def insert_batch(
+        self, uid: int, env: dict[str, str], first_job: int, count: int, now: float
+    ) -> int:
+        cur = self.db.execute(
+            "INSERT INTO batches (uid, submit_time, env, first_job, count) VALUES (?,?,?,?,?)",
+            (uid, now, json.dumps(env), first_job, count),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def insert_jobs(self, jobs: Iterable[Job]) -> None:
+        self.db.executemany(_INSERT, (_to_row(j) for j in jobs))
+
+    def save(self, job: Job) -> None:
+        """Write every field of an existing job."""
+        sets = ", ".join(f"{name}=?" for name in _FIELDS[1:])
+        self.db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*_to_row(job)[1:], job.id))
+
+    def record_event(
+        self, job_id: int, old: State | None, new: State, reason: str | None, now: float
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events (job_id, time, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+            (job_id, now, old.value if old else None, new.value, reason),
+        )
+
+    def record_events(
+        self, rows: Iterable[tuple[int, State | None, State, str | None]], now: float
+    ) -> None:
+        self.db.executemany(
+            "INSERT INTO events (job_id, time, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+            [(i, now, old.value if old else None, new.value, why) for i, old, new, why in rows],
+        )
+
+    def ids_with_reason(self, state: State, reason: str) -> list[int]:
+        rows = self.db.execute(
+            "SELECT id FROM jobs WHERE state=? AND reason=? ORDER BY id", (state.value, reason)
+        )
+        return [int(r[0]) for r in rows]
+
+    def attempts_of(self, job_id: int) -> list[int]:
+        """Every attempt in ``job_id``'s retry chain (first attempt first)."""
+        rows = self.db.execute(
+            """
+            WITH RECURSIVE up(id, prev) AS (
+                SELECT id, retry_of FROM jobs WHERE id = ?
+                UNION SELECT j.id, j.retry_of FROM jobs j JOIN up ON j.id = up.prev
+            ),
+            down(id) AS (
+                SELECT id FROM up WHERE prev IS NULL
+                UNION SELECT j.id FROM jobs j JOIN down ON j.retry_of = down.id
+            )
+            SELECT id FROM down ORDER BY id
+            """,
+            (job_id,),
+        )
+        return [int(r[0]) for r in rows]
+
+    def events_of(self, job_id: int) -> list[tuple[float, str | None, str, str | None]]:
+        return self.db.execute(
+            "SELECT time, from_state, to_state, reason FROM events WHERE job_id=? ORDER BY id",
+            (job_id,),
+        ).fetchall()
+
+    def get(self, job_id: int) -> Job | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, Job]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[int, Job] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for row in self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk):
+                job = _from_row(row)
+                found[job.id] = job
+        return found
+
+    def load_active(self) -> list[Job]:
+        marks = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id"
+        ).fetchall()
+        return [_from_row(r) for r in rows]
+
+    def query(self, flt: JobFilter) -> list[Job]:
+        where, args = self._where(flt)
+        sql = f"SELECT {_COLUMNS} FROM jobs{where} ORDER BY id"
+        if flt.limit is not None and flt.limit != 0:
+            if flt.limit > 0:
+                sql += f" LIMIT {int(flt.limit)}"
+            else:
+                sql = f"SELECT * FROM ({sql} DESC LIMIT {int(-flt.limit)}) ORDER BY id"
+        return [_from_row(r) for r in self.db.execute(sql, args)]
+
+    @staticmethod
+    def _where(flt: JobFilter) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, values in (
+            ("state", flt.states),
+            ("id", flt.ids),
+            ("name", flt.names),
+            ("uid", flt.uids),
+            ("project", flt.projects),
+            ("group_id", flt.groups),
+        ):
+            if values:
+                clauses.append(f"{column} IN ({','.join('?' for _ in values)})")
+                args.extend(values)
+        if flt.since is not None:
+            clauses.append("(submit_time >= ? OR end_time >= ? OR end_time IS NULL)")
+            args.extend([flt.since, flt.since])
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def group_members(self, group_id: int) -> list[int]:
+        rows = self.db.execute("SELECT id FROM jobs WHERE group_id=? ORDER BY id", (group_id,))
+        return [r[0] for r in rows]
+
+    def latest_by_name(self, uid: int, name: str) -> int | None:
+        row = self.db.execute(
+            "SELECT max(id) FROM jobs WHERE uid=? AND name=?", (uid, name)
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def recent_batches(self, uid: int, count: int) -> list[tuple[int, int]]:
+        """(first job id, job count) of the user's ``count`` most recent submissions."""
+        rows = self.db.execute(
+            "SELECT first_job, count FROM batches WHERE uid=? ORDER BY id DESC LIMIT ?",
+            (uid, count),
+        )
+        return [(int(a), int(b)) for a, b in rows]
+
+    def batch_env(self, batch_id: int) -> dict[str, str]:
+        row = self.db.execute("SELECT env FROM batches WHERE id=?", (batch_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    def count_by_state(
+        self, uids: Sequence[int] = (), since: float | None = None
+    ) -> dict[str, int]:
+        where, args = self._where(JobFilter(uids=tuple(uids), since=since))
+        rows = self.db.execute(f"SELECT state, count(*) FROM jobs{where} GROUP BY state", args)
+        return {state: int(n) for state, n in rows}
+
+    def stats_rows(
+        self, uids: Sequence[int] = (), since: float | None = None
+    ) -> list[tuple[str, float, float | None, float | None, int]]:
+        where, args = self._where(JobFilter(uids=tuple(uids), since=since))
+        return self.db.execute(
+            f"SELECT state, submit_time, start_time, end_time, gpus FROM jobs{where}", args
+        ).fetchall()
+
+    def prune(self, before: float) -> int:
+        """Delete final jobs that ended before ``before`` and have no waiting dependents."""
+        with self.tx():
+            marks = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
+            cur = self.db.execute(
+                f"DELETE FROM jobs WHERE state NOT IN ({marks}) AND end_time < ?", (before,)
+            )
+            self.db.execute("DELETE FROM events WHERE job_id NOT IN (SELECT id FROM jobs)")
+            self.db.execute(
+                "DELETE FROM batches WHERE id NOT IN (SELECT DISTINCT batch_id FROM jobs) "
+                "AND id NOT IN (SELECT id FROM batches ORDER BY id DESC LIMIT 100)"
+            )
+            return cur.rowcount
+
+    # ------------------------------------------------------------ groups and settings
+
+    def group_limits(self) -> dict[int, int]:
+        rows = self.db.execute("SELECT id, max_concurrent FROM groups WHERE max_concurrent > 0")
+        return {int(a): int(b) for a, b in rows}
+
+    def set_group_limit(self, group_id: int, limit: int | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO groups VALUES (?, ?)", (group_id, limit))
+
+    def setting(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_setting(self, key: str, value: Any) -> None:
+        if value is None:
+            self.db.execute("DELETE FROM settings WHERE key=?", (key,))
+        else:
+            self.db.execute(
+                "INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value))
+            )
+
+    # ------------------------------------------------------------ health
+
+    def integrity_check(self) -> str:
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def open_store(path: Path) -> Store:
+    """Open the database; a file SQLite cannot read is copied aside, never overwritten."""
+    try:
+        return Store(path)
+    except StoreError as exc:
+        if path.exists():
+            backup = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+            shutil.copy2(path, backup)
+            raise StoreError(f"{exc.message}; a copy was saved as {backup}") from exc
+        raise
