@@ -140,9 +140,9 @@ class Runtime:
         elif isinstance(action, CloseSession):
             self.pool.submit(self.executor.close_session, action.job_id, action.run_as)
         elif isinstance(action, Ended):
-            for fut in self.waiters.pop(action.job_id, []):
-                if not fut.done():
-                    fut.set_result(None)
+            for waiter in self.waiters.pop(action.job_id, []):
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _call_soon(self, fn: Any, *args: Any) -> None:
         assert self.loop is not None
@@ -180,9 +180,15 @@ class Runtime:
         if pidfd is not None:
             self.loop.remove_reader(pidfd)
             os.close(pidfd)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # leftovers of an ended job go with it, as in Slurm
         code = proc.reap(pid) if child else None
         result = read_result(self.paths.run_dir / str(job_id))
-        self.engine.job_exited(job_id, result[0] if result else code, time.time())
+        now = time.time()
+        if result is None:
+            self.engine.job_exited(job_id, code, now)
+        else:
+            self.engine.job_exited(job_id, result[0], now, end_time=min(result[1], now))
         self.drain()
 
     def _rearm(self) -> None:

@@ -534,7 +534,7 @@ class _Guard:
     def __enter__(self) -> None:
         self.tx.__enter__()
 
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         try:
             self.tx.__exit__(kind, exc, tb)  # type: ignore[arg-type]
         except StoreError:
@@ -544,7 +544,6 @@ class _Guard:
         if exc is not None:
             self.engine.outbox.clear()
             self.engine.load()
-        return False
 
 
 def run_dir(paths: Paths, job_id: int) -> Path:

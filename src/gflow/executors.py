@@ -193,10 +193,11 @@ class Executor(Protocol):
     def session_alive(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
 
 
-def _preexec(run_as: RunAs | None) -> dict[str, object]:
+def _ids(run_as: RunAs | None) -> tuple[int | None, int | None, list[int] | None]:
+    """The uid, gid and groups to start a process with (None: stay as we are)."""
     if run_as is None:
-        return {}
-    return {"user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
+        return None, None, None
+    return run_as.uid, run_as.gid, list(run_as.groups)
 
 
 class ProcessExecutor:
@@ -207,6 +208,7 @@ class ProcessExecutor:
     def launch(self, spec: LaunchSpec) -> Launched:
         write_run_dir(spec)
         argv = ["/bin/bash", str(wrapper_path()), str(spec.run_dir), str(spec.log_path), "file"]
+        uid, gid, groups = _ids(spec.run_as)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -217,7 +219,9 @@ class ProcessExecutor:
                 start_new_session=True,
                 close_fds=True,
                 cwd="/",
-                **_preexec(spec.run_as),  # type: ignore[arg-type]
+                user=uid,
+                group=gid,
+                extra_groups=groups,
             )
         except OSError as exc:
             raise LaunchError(f"cannot start job {spec.job_id}: {exc.strerror}") from exc
@@ -260,6 +264,7 @@ class TmuxExecutor:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm-256color"}
         if run_as is not None:
             env["HOME"] = run_as.home
+        uid, gid, groups = _ids(run_as)
         return subprocess.run(
             self.base(run_as) + args,
             env=env,
@@ -268,7 +273,9 @@ class TmuxExecutor:
             stdin=subprocess.DEVNULL,
             check=False,
             timeout=30,
-            **_preexec(run_as),  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
 
     def launch(self, spec: LaunchSpec) -> Launched:

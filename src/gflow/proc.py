@@ -5,18 +5,27 @@ from __future__ import annotations
 import os
 
 
-def start_time(pid: int) -> int | None:
-    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+def _stat(pid: int) -> list[bytes]:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
     except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2 :].split()
+        return []
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    fields = _stat(pid)
     try:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def is_zombie(pid: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] == b"Z"
 
 
 def cmdline_has(pid: int, marker: str) -> bool:
@@ -30,7 +39,7 @@ def cmdline_has(pid: int, marker: str) -> bool:
 def is_same_process(pid: int, recorded_start: int | None, marker: str) -> bool:
     """True if ``pid`` is still the process gflow started (guards against PID reuse)."""
     started = start_time(pid)
-    if started is None:
+    if started is None or is_zombie(pid):
         return False
     if recorded_start is not None:
         return started == recorded_start

@@ -10,9 +10,8 @@ mode=$3
 printf '%s\n' "$$" > "$d/pid"
 trap ':' INT TERM HUP
 if [ "$mode" = tee ]; then
-    /bin/bash "$d/job.sh" > >(command -p tee -i -a "$log") 2>&1
-    rc=$?
-    wait $! 2>/dev/null
+    { trap ':' INT TERM HUP; /bin/bash "$d/job.sh"; } 2>&1 | command -p tee -i -a "$log"
+    rc=${PIPESTATUS[0]}
 else
     /bin/bash "$d/job.sh" >> "$log" 2>&1 < /dev/null
     rc=$?

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from gflow.cli.common import EXIT_OK, Parser, add_common, client, run
+
+if TYPE_CHECKING:
+    from gflow.client import Client
 
 EXAMPLES = """
 gctl show-gpus               each GPU: allowed or restricted, and what holds it
@@ -70,12 +74,12 @@ def main(argv: list[str]) -> int:
     return _gpu_process(api, args)
 
 
-def _gpu_process(api: object, args: argparse.Namespace) -> int:
+def _gpu_process(api: Client, args: argparse.Namespace) -> int:
     if args.action != "list" and (args.gpu is None or args.pid is None):
         print("gctl: error: --gpu and --pid are required", file=sys.stderr)
         return 2
     out = api.post(
-        "/v1/admin/gpu-process",  # type: ignore[attr-defined]
+        "/v1/admin/gpu-process",
         {"action": args.action, "gpu": args.gpu, "pid": args.pid},
     )
     if not out["ignored"]:

@@ -1,0 +1,233 @@
+"""Test fixtures: a real gflowd in a temporary GFLOW_HOME, driven through the real CLIs.
+
+Nothing is mocked but the GPUs (``GFLOW_FAKE_GPUS``). Jobs whose length matters wait
+for a file the test creates (:meth:`Gflow.gate`), and the tests wait on conditions
+(``gjob wait`` or :meth:`Gflow.until`), never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BIN = Path(sys.executable).parent
+TOOLS = ("gflowd", "gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats")
+EXECUTORS = ["tmux", "process"] if shutil.which("tmux") else ["process"]
+
+
+class Gflow:
+    """One installation under a temporary GFLOW_HOME, and helpers to drive it."""
+
+    def __init__(self, home: Path, executor: str, env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.executor = executor
+        self.work = home / "work"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "GFLOW_HOME": str(home),
+            "GFLOW_DAEMON__EXECUTOR": executor,
+            "GFLOW_DAEMON__KILL_GRACE": "1",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "NO_COLOR": "1",
+            **(env or {}),
+        }
+        if "GFLOW_FAKE_GPUS" not in (env or {}):
+            self.env.pop("GFLOW_FAKE_GPUS", None)
+
+    # ------------------------------------------------------------ processes
+
+    def run(
+        self,
+        *argv: str,
+        check: bool = True,
+        timeout: float = 60,
+        cwd: Path | None = None,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        tool = argv[0]
+        exe = str(BIN / tool) if tool in TOOLS else tool
+        done = subprocess.run(
+            [exe, *argv[1:]],
+            env=self.env,
+            cwd=cwd or self.work,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            input=input,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(argv)} exited {done.returncode}\nstdout: {done.stdout}\n"
+                f"stderr: {done.stderr}"
+            )
+        return done
+
+    def start(self, *extra: str) -> None:
+        self.run("gflowd", "up", *extra)
+
+    def stop(self) -> None:
+        self.run("gflowd", "down", check=False)
+
+    def daemon_pid(self) -> int | None:
+        try:
+            text = (self.home / "gflowd.lock").read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def kill9(self) -> None:
+        pid = self.daemon_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        self.until(lambda: not _alive(pid), what="daemon to die")
+
+    # ------------------------------------------------------------ jobs
+
+    def submit(self, *argv: str, cwd: Path | None = None) -> int:
+        out = self.run("gbatch", *argv, cwd=cwd).stdout.strip().splitlines()
+        return int(out[-1].split()[3])
+
+    def submit_many(self, *argv: str) -> list[int]:
+        out = self.run("gbatch", *argv).stdout.strip().splitlines()
+        return [int(line.split()[3]) for line in out if line.startswith("Submitted")]
+
+    def gate(self, name: str, code: int = 0) -> str:
+        """A shell command that waits for file ``name`` in the work dir, then exits ``code``."""
+        path = self.work / name
+        return f"while [ ! -e {path} ]; do sleep 0.02; done; exit {code}"
+
+    def open_gate(self, name: str) -> None:
+        (self.work / name).touch()
+
+    def wait(self, *ids: int, timeout: float = 60) -> int:
+        return self.run(
+            "gjob",
+            "wait",
+            ",".join(map(str, ids)),
+            "--timeout",
+            str(timeout),
+            check=False,
+            timeout=timeout + 10,
+        ).returncode
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        db = self.db()
+        try:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        finally:
+            db.close()
+        assert row is not None, f"job {job_id} not in the database"
+        return dict(row)
+
+    def state(self, job_id: int) -> str:
+        return str(self.job(job_id)["state"])
+
+    def show(self, job_id: int) -> dict[str, Any]:
+        from gflow.client import Client
+        from gflow.config import resolve_paths
+
+        old = os.environ.get("GFLOW_HOME")
+        os.environ["GFLOW_HOME"] = str(self.home)
+        try:
+            jobs = Client(resolve_paths()).get("/v1/show", ids=str(job_id))["jobs"]
+        finally:
+            if old is None:
+                os.environ.pop("GFLOW_HOME")
+            else:
+                os.environ["GFLOW_HOME"] = old
+        return dict(jobs[0])
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.home / 'gflow.db'}?mode=ro", uri=True, timeout=10)
+
+    def log(self, job_id: int) -> str:
+        return (self.home / "logs" / f"{job_id}.log").read_text()
+
+    def until(self, cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = cond()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def until_state(self, job_id: int, state: str, timeout: float = 30) -> None:
+        self.until(lambda: self.state(job_id) == state, timeout, f"job {job_id} to be {state}")
+
+    def queue_json(self, *argv: str) -> list[dict[str, Any]]:
+        out = self.run("gqueue", "-o", "json", *argv).stdout
+        return list(json.loads(out)["jobs"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def short_home() -> Path:
+    """A short temp dir: Unix socket paths must stay under 108 bytes."""
+    return Path(tempfile.mkdtemp(prefix="gf", dir="/tmp"))
+
+
+def _teardown(g: Gflow) -> None:
+    g.stop()
+    sock = g.home / "tmux.sock"
+    if sock.exists() and shutil.which("tmux"):
+        subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True, check=False)
+    shutil.rmtree(g.home, ignore_errors=True)
+
+
+@pytest.fixture(params=EXECUTORS)
+def gflow(request: pytest.FixtureRequest) -> Iterator[Gflow]:
+    """A running daemon with each executor."""
+    g = Gflow(short_home(), request.param)
+    g.start()
+    yield g
+    _teardown(g)
+
+
+@pytest.fixture
+def gflow_process() -> Iterator[Gflow]:
+    """A running daemon with the process executor (for tests where the executor is moot)."""
+    g = Gflow(short_home(), "process")
+    g.start()
+    yield g
+    _teardown(g)
+
+
+@pytest.fixture
+def make_gflow() -> Iterator[Callable[..., Gflow]]:
+    """Build installations with custom environment (fake GPUs, memory, ...); not started."""
+    made: list[Gflow] = []
+
+    def factory(executor: str = "process", **env: str) -> Gflow:
+        g = Gflow(short_home(), executor, env)
+        made.append(g)
+        return g
+
+    yield factory
+    for g in made:
+        _teardown(g)
