@@ -161,7 +161,14 @@ class Runtime:
             self.engine.launch_failed(job_id, f"{type(exc).__name__}: {exc}", now)
         else:
             pidfd = proc.open_pidfd(launched.pid)
-            self.engine.job_started(job_id, launched.pid, proc.start_time(launched.pid), now)
+            started = _mtime(self.paths.run_dir / str(job_id) / "pid")
+            self.engine.job_started(
+                job_id,
+                launched.pid,
+                proc.start_time(launched.pid),
+                now,
+                started=min(started or now, now),
+            )
             self._watch_fd(job_id, launched.pid, pidfd, launched.child)
         self.drain()
 
@@ -439,6 +446,13 @@ class Runtime:
         if not token or not hmac.compare_digest(token, given):
             raise Forbidden(f"TCP clients must send the token from {token_path}")
         return self.uid, os.getgid()
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _is_foreign(pid: int, ours: set[int]) -> bool:

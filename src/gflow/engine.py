@@ -413,7 +413,10 @@ class Engine:
 
     # ------------------------------------------------------------ process events
 
-    def job_started(self, job_id: int, pid: int, pid_start: int | None, now: float) -> None:
+    def job_started(
+        self, job_id: int, pid: int, pid_start: int | None, now: float, started: float | None = None
+    ) -> None:
+        """The job's process exists (``started``: when it began, if known before ``now``)."""
         job = self.jobs.get(job_id)
         gpu_ids = self.launching.pop(job_id, ())
         if job is None or job.state is not State.QUEUED:
@@ -423,6 +426,7 @@ class Engine:
                 job,
                 State.RUNNING,
                 now,
+                start_time=started or now,
                 gpu_ids=gpu_ids,
                 pid=pid,
                 pid_start=pid_start,
@@ -431,7 +435,7 @@ class Engine:
             )
             self.reasons.pop(job_id, None)
             if job.time_limit:
-                self.add_timer(now + job.time_limit, "limit", job_id)
+                self.add_timer((started or now) + job.time_limit, "limit", job_id)
             if job_id in self.pending_cancel:
                 self.pending_cancel.discard(job_id)
                 self.begin_stop(job, "cancel", now)
