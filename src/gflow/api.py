@@ -106,11 +106,18 @@ class Api:
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None and sock.family.name == "AF_UNIX":
             _, uid, gid = peer_credentials(sock)
+        elif self.rt.system:
+            if request.method != "GET":
+                raise Forbidden(
+                    "TCP access to the system gflowd is read-only; use the "
+                    "Unix socket to change anything"
+                )
+            return Caller(-1, -1, "tcp-reader")
         else:
             uid, gid = self.rt.tcp_identity(request.headers.get("Authorization", ""))
         if not self.rt.system and uid not in (self.rt.uid, 0):
             raise Forbidden(f"this gflowd serves {user_name(self.rt.uid)} only")
-        admin = uid == self.rt.uid if not self.rt.system else is_admin(uid, cfg.admin_group)
+        admin = is_admin(uid, cfg.admin_group) if self.rt.system else uid in (self.rt.uid, 0)
         return Caller(uid, gid, user_name(uid), admin)
 
     @web.middleware

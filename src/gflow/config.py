@@ -70,9 +70,12 @@ def _xdg(var: str, fallback: str) -> Path:
 
 
 def resolve_paths(config: str | None = None, *, system: bool = False) -> Paths:
-    """The installation's paths; ``config`` (``--config``) only moves the config file."""
+    """The installation's paths; ``config`` (``--config``) only moves the config file.
+
+    ``system`` selects the machine-wide places unless ``$GFLOW_HOME`` says otherwise.
+    """
     home = os.environ.get("GFLOW_HOME")
-    if system:
+    if system and not home:
         paths = Paths(SYSTEM_CONFIG, SYSTEM_DATA, SYSTEM_RUNTIME)
     elif home:
         root = Path(home).expanduser().absolute()

@@ -104,6 +104,8 @@ class Runtime:
         finally:
             os.umask(old)
         if self.config.tcp:
+            if not self.system:
+                _ensure_token(self.paths.token_file)
             await web.TCPSite(runner, self.config.host, self.config.port).start()
 
     def stop(self) -> None:
@@ -448,6 +450,18 @@ class Runtime:
         return self.uid, os.getgid()
 
 
+def _ensure_token(path: Path) -> None:
+    """The secret a per-user daemon wants from TCP clients, readable by its user only."""
+    if path.exists():
+        return
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+
+
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime
@@ -497,11 +511,18 @@ def acquire_lock(paths: Paths) -> int:
 
 
 def prepare_dirs(paths: Paths, system: bool) -> None:
-    mode = 0o755 if system else 0o700
-    for d in (paths.data_dir, paths.runtime_dir):
-        d.mkdir(parents=True, exist_ok=True, mode=mode)
-    paths.logs_dir.mkdir(exist_ok=True, mode=0o755 if system else 0o700)
-    paths.run_dir.mkdir(exist_ok=True, mode=0o711 if system else 0o700)
+    """Private to the user, or (system daemon) readable by all but writable by root only."""
+    modes = {
+        paths.data_dir: 0o755 if system else 0o700,
+        paths.runtime_dir: 0o755 if system else 0o700,
+        paths.logs_dir: 0o755 if system else 0o700,
+        paths.run_dir: 0o711 if system else 0o700,
+    }
+    for directory, mode in modes.items():
+        directory.mkdir(parents=True, exist_ok=True, mode=mode)
+        if system:
+            os.chown(directory, 0, 0)
+        directory.chmod(mode)
 
 
 def setup_logging(paths: Paths, level: str, foreground: bool) -> None:

@@ -139,48 +139,50 @@ def wrapper_path() -> Path:
 
 
 def write_run_dir(spec: LaunchSpec) -> None:
-    spec.run_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("pid", "result", "result.tmp"):
-        (spec.run_dir / name).unlink(missing_ok=True)
+    """A fresh run directory (anything left from before is removed, links not followed)."""
+    shutil.rmtree(spec.run_dir, ignore_errors=True)
+    spec.run_dir.mkdir(parents=True, mode=0o700)
     (spec.run_dir / "env").write_text(env_file(spec.env))
     (spec.run_dir / "job.sh").write_text(spec.script)
     (spec.run_dir / "gpus").write_text(",".join(map(str, spec.gpu_ids)))
-    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-    spec.log_path.touch()
+    fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
     if spec.run_as is not None:
+        owner = (spec.run_as.uid, spec.run_as.gid)
         for path in (spec.run_dir, spec.run_dir / "env", spec.run_dir / "job.sh", spec.log_path):
-            os.chown(path, spec.run_as.uid, spec.run_as.gid)
-        os.chmod(spec.log_path, 0o600)
+            os.chown(path, *owner)
+
+
+def _read_small(path: Path) -> tuple[str, float] | None:
+    """A short file the job's user could have tampered with: no links, 64 bytes at most."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 64).decode(errors="replace").strip(), os.fstat(fd).st_mtime
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_result(run_dir: Path) -> tuple[int, float] | None:
     """The exit code the wrapper wrote, and when; None if it has not written one."""
-    path = run_dir / "result"
-    try:
-        text = path.read_text()
-        mtime = path.stat().st_mtime
-    except OSError:
+    got = _read_small(run_dir / "result")
+    if got is None or not got[0].lstrip("-").isdigit():
         return None
-    text = text.strip()
-    if not text.lstrip("-").isdigit():
-        return None
-    return int(text), mtime
+    return int(got[0]), got[1]
 
 
 def read_gpus(run_dir: Path) -> tuple[int, ...]:
-    try:
-        text = (run_dir / "gpus").read_text().strip()
-    except OSError:
-        return ()
-    return tuple(int(x) for x in text.split(",") if x.isdigit())
+    got = _read_small(run_dir / "gpus")
+    return tuple(int(x) for x in got[0].split(",") if x.isdigit()) if got else ()
 
 
 def read_pid(run_dir: Path) -> int | None:
-    try:
-        text = (run_dir / "pid").read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+    got = _read_small(run_dir / "pid")
+    return int(got[0]) if got and got[0].isdigit() else None
 
 
 class Executor(Protocol):
@@ -248,7 +250,14 @@ class TmuxExecutor:
         self.tmux = shutil.which("tmux") or "tmux"
 
     def socket_for(self, run_as: RunAs | None) -> Path:
-        return self.runtime_dir / (f"tmux-{run_as.uid}.sock" if run_as else "tmux.sock")
+        """gflow's tmux socket; a system daemon gives each user a private directory."""
+        if run_as is None:
+            return self.runtime_dir / "tmux.sock"
+        home = self.runtime_dir / "tmux" / str(run_as.uid)
+        if not home.is_dir():
+            home.mkdir(parents=True, mode=0o700)
+            os.chown(home, run_as.uid, run_as.gid)
+        return home / "sock"
 
     def _conf(self) -> Path:
         conf = self.runtime_dir / "tmux.conf"

@@ -158,13 +158,21 @@ class Store:
         self._depth = 0
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+            verdict = self.db.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            self.db.close()
             raise StoreError(f"cannot open database {path}: {exc}") from exc
+        if verdict != "ok":
+            self.db.close()
+            raise StoreError(f"database {path} failed its integrity check ({verdict})")
 
     def close(self) -> None:
         self.db.close()
@@ -430,8 +438,14 @@ def open_store(path: Path) -> Store:
     try:
         return Store(path)
     except StoreError as exc:
-        if path.exists():
-            backup = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
-            shutil.copy2(path, backup)
-            raise StoreError(f"{exc.message}; a copy was saved as {backup}") from exc
-        raise
+        if not path.exists():
+            raise
+        backup = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        for suffix in ("", "-wal"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                shutil.copy2(source, f"{backup}{suffix}")
+        raise StoreError(
+            f"{exc.message}. A copy was saved as {backup}; the original is untouched. "
+            "Run 'gflowd doctor' to check it, 'gflowd doctor --repair' to salvage what is readable"
+        ) from exc

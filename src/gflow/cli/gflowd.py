@@ -43,6 +43,11 @@ def build_parser() -> Parser:
     sub.add_parser("down", aliases=["stop"], help="stop the daemon (jobs keep running)")
     sub.add_parser("status", help="show whether the daemon runs, and how")
     sub.add_parser("reload", help="re-read the configuration file")
+    doc = sub.add_parser("doctor", help="check the installation; --repair fixes what it safely can")
+    doc.add_argument("--repair", action="store_true", help="repair (gflowd must be stopped)")
+    svc = sub.add_parser("service", help="write or remove a systemd unit for gflowd")
+    svc.add_argument("action", choices=["install", "uninstall"])
+    svc.add_argument("--system", action="store_true", help="the machine-wide unit (root)")
     comp = sub.add_parser("completion", help="print a shell completion script")
     comp.add_argument("shell", choices=["bash", "zsh", "fish"])
     return p
@@ -64,6 +69,14 @@ def main(argv: list[str]) -> int:
         return _up(paths, args)
     if cmd == "status":
         return _status(paths, args)
+    if cmd == "doctor":
+        return _doctor(paths, args.repair)
+    if cmd == "service":
+        from gflow import service
+
+        action = service.install if args.action == "install" else service.uninstall
+        print(action(args.system))
+        return EXIT_OK
     if cmd == "reload":
         from gflow.client import Client
 
@@ -73,6 +86,15 @@ def main(argv: list[str]) -> int:
     from gflow.cli.completion import print_completion
 
     return print_completion("gflowd", build_parser(), args.shell)
+
+
+def _doctor(paths: Paths, repair: bool) -> int:
+    from gflow.doctor import check
+
+    findings = check(paths, repair=repair, daemon_running=_running_pid(paths) is not None)
+    for finding in findings:
+        print(f"{finding.level:>5}: {finding.message}")
+    return EXIT_REFUSED if any(f.level == "error" for f in findings) else EXIT_OK
 
 
 def _init(paths: Paths, force: bool) -> int:

@@ -1,0 +1,162 @@
+"""``gflowd doctor``: check an installation and repair what can be repaired safely.
+
+Checks never change anything. Repairs need the daemon stopped, and a damaged database
+is never overwritten: the readable rows are copied into a fresh file and the original
+is kept beside it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gflow.config import Paths
+from gflow.errors import StoreError
+from gflow.store import SCHEMA_VERSION, Store
+
+TABLES = ("batches", "jobs", "events", "groups", "settings", "meta")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: str
+    message: str
+
+
+def _readonly(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def check(paths: Paths, *, repair: bool, daemon_running: bool) -> list[Finding]:
+    out: list[Finding] = []
+    if repair and daemon_running:
+        return [Finding("error", "stop gflowd first (gflowd down): repairs need it stopped")]
+    db_ok = _check_database(paths, out)
+    if not db_ok and repair:
+        out.append(salvage(paths))
+    if db_ok:
+        _check_run_dirs(paths, out, repair)
+    if not daemon_running and paths.socket.exists():
+        if repair:
+            paths.socket.unlink()
+            out.append(Finding("fixed", f"removed the stale socket {paths.socket}"))
+        else:
+            out.append(Finding("warn", f"stale socket {paths.socket} (gflowd is not running)"))
+    if not any(f.level in ("error", "warn") for f in out):
+        out.append(Finding("ok", "no problems found"))
+    return out
+
+
+def _check_database(paths: Paths, out: list[Finding]) -> bool:
+    if not paths.db.exists():
+        out.append(Finding("ok", f"no database yet at {paths.db} (gflowd up creates it)"))
+        return True
+    try:
+        db = _readonly(paths.db)
+        try:
+            verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
+            version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            jobs = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        out.append(Finding("error", f"database {paths.db} cannot be read: {exc}"))
+        return False
+    if verdict != "ok":
+        out.append(Finding("error", f"database {paths.db} is damaged: {verdict}"))
+        return False
+    if version is None or int(version[0]) > SCHEMA_VERSION:
+        out.append(Finding("error", f"database schema {version} is not one this gflow knows"))
+        return False
+    out.append(Finding("ok", f"database {paths.db}: intact, schema {version[0]}, {jobs} jobs"))
+    return True
+
+
+def _check_run_dirs(paths: Paths, out: list[Finding], repair: bool) -> None:
+    if not paths.run_dir.is_dir():
+        return
+    db = _readonly(paths.db)
+    try:
+        active = {
+            r[0]
+            for r in db.execute("SELECT id FROM jobs WHERE state IN ('Queued', 'Hold', 'Running')")
+        }
+    finally:
+        db.close()
+    stale = [d for d in paths.run_dir.iterdir() if d.name.isdigit() and int(d.name) not in active]
+    if not stale:
+        return
+    if repair:
+        for d in stale:
+            shutil.rmtree(d, ignore_errors=True)
+        out.append(Finding("fixed", f"removed {len(stale)} run directories of ended jobs"))
+    else:
+        out.append(Finding("warn", f"{len(stale)} run directories of ended jobs can be removed"))
+
+
+def salvage(paths: Paths) -> Finding:
+    """Copy every readable row into a fresh database; keep the damaged file beside it."""
+    stamp = int(time.time())
+    fresh = paths.db.with_name(f"{paths.db.name}.salvage-{stamp}")
+    try:
+        Store(fresh).close()
+    except StoreError as exc:
+        return Finding("error", f"cannot create {fresh}: {exc.message}")
+    copied: dict[str, int] = {}
+    new = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        new.execute("ATTACH DATABASE ? AS old", (f"file:{paths.db}?mode=ro",))
+        for table in TABLES:
+            copied[table] = _copy_rows(new, table)
+        _keep_sequence(new)
+    except sqlite3.DatabaseError as exc:
+        new.close()
+        return Finding("error", f"the database is too damaged to salvage: {exc}")
+    new.close()
+    damaged = paths.db.with_name(f"{paths.db.name}.damaged-{stamp}")
+    paths.db.rename(damaged)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{paths.db}{suffix}").unlink(missing_ok=True)
+    fresh.rename(paths.db)
+    summary = ", ".join(f"{n} {t}" for t, n in copied.items() if t != "meta")
+    return Finding(
+        "fixed", f"salvaged {summary} into a new database; the damaged file is kept as {damaged}"
+    )
+
+
+def _copy_rows(db: sqlite3.Connection, table: str) -> int:
+    """Copy ``old.table`` in chunks by rowid, skipping chunks SQLite cannot read."""
+    if table == "meta":
+        db.execute("INSERT OR IGNORE INTO main.meta SELECT * FROM old.meta")
+        return 0
+    try:
+        top = db.execute(f"SELECT max(rowid) FROM old.{table}").fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        return 0
+    copied = 0
+    for low in range(0, top + 1, 500):
+        try:
+            cur = db.execute(
+                f"INSERT OR IGNORE INTO main.{table} SELECT * FROM old.{table} "
+                "WHERE rowid > ? AND rowid <= ?",
+                (low, low + 500),
+            )
+            copied += cur.rowcount
+        except sqlite3.DatabaseError:
+            continue
+    return copied
+
+
+def _keep_sequence(db: sqlite3.Connection) -> None:
+    """Job ids are never reused: carry the id counter over, whatever survived."""
+    try:
+        seq = db.execute("SELECT seq FROM old.sqlite_sequence WHERE name='jobs'").fetchone()
+    except sqlite3.DatabaseError:
+        seq = None
+    top = db.execute("SELECT max(id) FROM main.jobs").fetchone()[0] or 0
+    value = max(top, seq[0] if seq else 0)
+    db.execute("DELETE FROM main.sqlite_sequence WHERE name='jobs'")
+    db.execute("INSERT INTO main.sqlite_sequence (name, seq) VALUES ('jobs', ?)", (value,))

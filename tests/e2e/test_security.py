@@ -1,0 +1,228 @@
+"""Multi-user safety: identity from the kernel, ownership, jobs run as their owner.
+
+These tests need root: they create a second local user and run a system daemon
+(``gflowd up --system``) in a temporary GFLOW_HOME. The other user's commands run
+through ``runuser`` with a Python that user may execute, importing gflow from src/.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXECUTORS, Gflow, _teardown, short_home
+
+USER = "gflowtest"
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"),
+    reason="needs root, useradd and runuser",
+)
+
+
+def _python_for(user: str) -> str | None:
+    """A Python >= 3.11 that ``user`` can execute (ours may live under /root)."""
+    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        done = subprocess.run(
+            [
+                "runuser",
+                "-u",
+                user,
+                "--",
+                candidate,
+                "-c",
+                "import sys; sys.exit(sys.version_info < (3, 11))",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def other_user() -> Iterator[pwd.struct_passwd]:
+    try:
+        entry = pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
+        entry = pwd.getpwnam(USER)
+    if _python_for(USER) is None:
+        pytest.skip(f"no Python >= 3.11 that {USER} can run")
+    yield entry
+
+
+class AsUser:
+    """Run gflow's CLIs as the other user, against the same GFLOW_HOME."""
+
+    def __init__(self, g: Gflow, user: pwd.struct_passwd) -> None:
+        self.g = g
+        self.user = user
+        self.python = _python_for(user.pw_name) or "python3"
+        self.work = g.home / f"work-{user.pw_name}"
+        self.work.mkdir(exist_ok=True)
+        os.chown(self.work, user.pw_uid, user.pw_gid)
+
+    def run(
+        self, tool: str, *args: str, check: bool = True, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        environment = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": self.user.pw_dir,
+            "USER": self.user.pw_name,
+            "GFLOW_HOME": str(self.g.home),
+            "PYTHONPATH": str(SRC),
+            "NO_COLOR": "1",
+            **env,
+        }
+        argv = [
+            "runuser",
+            "-u",
+            self.user.pw_name,
+            "--",
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in environment.items()),
+            self.python,
+            "-m",
+            f"gflow.cli.{tool}",
+            *args,
+        ]
+        done = subprocess.run(
+            argv, cwd=self.work, capture_output=True, text=True, timeout=60, check=False
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"{tool} {args} -> {done.returncode}: {done.stderr}")
+        return done
+
+    def submit(self, *args: str, **env: str) -> int:
+        return int(self.run("gbatch", *args, **env).stdout.split()[3])
+
+
+@pytest.fixture(params=EXECUTORS)
+def system(request: pytest.FixtureRequest, other_user: pwd.struct_passwd) -> Iterator[Gflow]:
+    g = Gflow(short_home(), request.param)
+    g.start("--system")
+    yield g
+    sock_dir = g.home / "tmux"
+    if sock_dir.is_dir():
+        for sock in sock_dir.glob("*/sock"):
+            owner = sock.stat().st_uid
+            subprocess.run(
+                [
+                    "runuser",
+                    "-u",
+                    pwd.getpwuid(owner).pw_name,
+                    "--",
+                    "tmux",
+                    "-S",
+                    str(sock),
+                    "kill-server",
+                ],
+                capture_output=True,
+                check=False,
+            )
+    _teardown(g)
+
+
+def test_identity_comes_from_the_kernel_not_the_environment(
+    system: Gflow, other_user: pwd.struct_passwd
+) -> None:
+    alice = AsUser(system, other_user)
+    job = alice.submit("sh", "-c", "id -u; id -un", USER="root", LOGNAME="root")
+    assert system.wait(job) == 0
+    row = system.job(job)
+    assert (row["uid"], row["user"]) == (other_user.pw_uid, USER)
+
+
+def test_jobs_run_as_their_owner_with_a_private_log(
+    system: Gflow, other_user: pwd.struct_passwd
+) -> None:
+    alice = AsUser(system, other_user)
+    job = alice.submit("sh", "-c", "id -u; id -g; touch made-by-job")
+    assert system.wait(job) == 0
+    uid, gid = system.log(job).split()
+    assert (int(uid), int(gid)) == (other_user.pw_uid, other_user.pw_gid)
+    log = system.home / "logs" / f"{job}.log"
+    info = log.stat()
+    assert info.st_uid == other_user.pw_uid
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert (alice.work / "made-by-job").stat().st_uid == other_user.pw_uid
+    assert alice.run("gjob", "log", str(job)).stdout.split() == [uid, gid]
+
+
+def test_users_cannot_touch_each_others_jobs(system: Gflow, other_user: pwd.struct_passwd) -> None:
+    alice = AsUser(system, other_user)
+    roots = system.submit("--hold", "-n", "roots-job", "true")
+    for argv in (
+        ["gcancel", str(roots)],
+        ["gjob", "hold", str(roots)],
+        ["gjob", "release", str(roots)],
+        ["gjob", "update", str(roots), "--priority", "5"],
+    ):
+        done = alice.run(*argv, check=False)
+        assert done.returncode == 1, argv
+        assert f"job {roots} belongs to root" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert system.state(roots) == "Hold"
+    assert system.job(roots)["priority"] == 10
+    logged = alice.run("gjob", "log", str(roots), check=False)
+    assert logged.returncode == 1
+    theirs = alice.submit("--hold", "true")
+    system.run("gcancel", str(theirs))
+    assert system.state(theirs) == "Cancelled"
+
+
+def test_users_cannot_read_other_logs(system: Gflow, other_user: pwd.struct_passwd) -> None:
+    alice = AsUser(system, other_user)
+    job = system.submit("echo", "secret")
+    assert system.wait(job) == 0
+    done = alice.run("gjob", "log", str(job), check=False)
+    assert done.returncode == 1
+    assert "secret" not in done.stdout
+    assert "permission denied" in done.stderr
+
+
+def test_runtime_controls_are_for_administrators(
+    system: Gflow, other_user: pwd.struct_passwd
+) -> None:
+    alice = AsUser(system, other_user)
+    done = alice.run("gctl", "set-gpus", "all", check=False)
+    assert done.returncode == 1
+    assert "administrator" in done.stderr
+    assert alice.run("gctl", "show-gpus").returncode == 0
+
+
+def test_default_listing_is_your_own_jobs(system: Gflow, other_user: pwd.struct_passwd) -> None:
+    alice = AsUser(system, other_user)
+    mine = alice.submit("--hold", "true")
+    roots = system.submit("--hold", "true")
+    ids = alice.run("gqueue", "-f", "JOBID").stdout.split()[1:]
+    assert ids == [str(mine)]
+    everyone = alice.run("gqueue", "-u", "all", "-f", "JOBID,USER").stdout
+    assert f"{roots}" in everyone and "root" in everyone
+
+
+def test_per_user_daemon_serves_only_its_user(other_user: pwd.struct_passwd) -> None:
+    g = Gflow(short_home(), "process")
+    g.start()
+    try:
+        sock = g.home / "gflowd.sock"
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+        os.chmod(g.home, 0o755)
+        alice = AsUser(g, other_user)
+        done = alice.run("gqueue", check=False)
+        assert done.returncode == 3
+        assert "Traceback" not in done.stderr
+    finally:
+        _teardown(g)
