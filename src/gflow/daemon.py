@@ -375,6 +375,11 @@ class Runtime:
             return self._gpu_process(data)
         if verb == "set-limit":
             return self._set_limit(data, caller, now)
+        if verb == "prune":
+            days = data.get("older_than_days", self.config.history_days)
+            if not isinstance(days, (int, float)) or isinstance(days, bool) or days < 0:
+                raise InvalidInput("older_than_days", repr(days), "a number of days >= 0")
+            return {"removed": self.store.prune(now - days * 86400)}
         raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
 
     def _gpu_process(self, data: dict[str, Any]) -> dict[str, Any]:

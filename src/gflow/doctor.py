@@ -36,7 +36,10 @@ def check(paths: Paths, *, repair: bool, daemon_running: bool) -> list[Finding]:
         return [Finding("error", "stop gflowd first (gflowd down): repairs need it stopped")]
     db_ok = _check_database(paths, out)
     if not db_ok and repair:
-        out.append(salvage(paths))
+        fix = salvage(paths)
+        if fix.level == "fixed":
+            out = [Finding("found", f.message) if f.level == "error" else f for f in out]
+        out.append(fix)
     if db_ok:
         _check_run_dirs(paths, out, repair)
     if not daemon_running and paths.socket.exists():
@@ -63,7 +66,7 @@ def _check_database(paths: Paths, out: list[Finding]) -> bool:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        out.append(Finding("error", f"database {paths.db} cannot be read: {exc}"))
+        out.append(Finding("error", f"database {paths.db} is damaged or unreadable: {exc}"))
         return False
     if verdict != "ok":
         out.append(Finding("error", f"database {paths.db} is damaged: {verdict}"))

@@ -28,12 +28,21 @@ def is_zombie(pid: int) -> bool:
     return bool(fields) and fields[0] == b"Z"
 
 
-def cmdline_has(pid: int, marker: str) -> bool:
+def cmdline_has(pid: int, arg: str) -> bool:
+    """True if ``arg`` is one of the process's command-line arguments, exactly."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return marker.encode() in fh.read()
+            return arg.encode() in fh.read().split(b"\0")
     except OSError:
         return False
+
+
+def find_by_arg(arg: str) -> int | None:
+    """A live (non-zombie) process that has ``arg`` among its arguments."""
+    for name in os.listdir("/proc"):
+        if name.isdigit() and cmdline_has(int(name), arg) and not is_zombie(int(name)):
+            return int(name)
+    return None
 
 
 def is_same_process(pid: int, recorded_start: int | None, marker: str) -> bool:

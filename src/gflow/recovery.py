@@ -4,8 +4,10 @@ The daemon may have been killed at any instant. For each Running job the recorde
 and process start time tell whether the process is still the job's (PID reuse is
 caught); if it is gone, the wrapper's result file holds the exit code and its
 modification time is the end time. A Queued job whose run directory already holds a
-pid file was being launched when the daemon died: it did start, so it is moved to
-Running and handled the same way — it is never launched twice.
+pid file (or a live wrapper process naming its run directory) was being launched when
+the daemon died: it did start, so it is moved to Running and handled the same way — it
+is never launched twice. A run directory with neither is removed before the job is
+planned again (a stale tmux session of that name is replaced at launch).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
     rd = _run_dir(engine, job)
     if not rd.exists():
         return
-    pid = read_pid(rd)
+    pid = read_pid(rd) or proc.find_by_arg(str(rd))
     if pid is None and read_result(rd) is None:
         shutil.rmtree(rd, ignore_errors=True)
         return
