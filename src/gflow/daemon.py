@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hmac
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from gflow import __version__, proc
 from gflow.api import Api
-from gflow.config import DaemonConfig, Paths
+from gflow.config import DaemonConfig, Paths, load_daemon_config
 from gflow.engine import Caller, CloseSession, Ended, Engine, Launch, Signal, Watch
 from gflow.errors import Forbidden, GflowError, InvalidInput
 from gflow.executors import Launched, LaunchError, TmuxExecutor, make_executor, read_result
@@ -358,6 +359,8 @@ class Runtime:
             return await self._close_sessions(data, caller)
         if self.system and not caller.admin and verb != "set-limit":
             raise Forbidden(f"gctl {verb} is for administrators of the system gflowd")
+        if verb == "reload":
+            return self.reload()
         if verb == "set-gpus":
             spec = data.get("gpus")
             if not isinstance(spec, str):
@@ -381,6 +384,21 @@ class Runtime:
                 raise InvalidInput("older_than_days", repr(days), "a number of days >= 0")
             return {"removed": self.store.prune(now - days * 86400)}
         raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration; what only a restart can change is reported, not applied."""
+        fresh = load_daemon_config(self.paths)
+        fixed = ("executor", "tcp", "host", "port", "system", "fake_gpus")
+        ignored = [k for k in fixed if getattr(fresh, k) != getattr(self.config, k)]
+        kept = {k: getattr(self.config, k) for k in fixed}
+        self.config = dataclasses.replace(fresh, **kept)
+        self.engine.config = self.config
+        self.engine.memory_mb = self.config.memory_mb
+        self._apply_gpu_config()
+        self.refresh_gpus(self.gpu_snapshot)
+        self.drain()
+        log.info("configuration reloaded%s", f" (restart needed for: {ignored})" if ignored else "")
+        return {"reloaded": True, "needs_restart": ignored}
 
     def _gpu_process(self, data: dict[str, Any]) -> dict[str, Any]:
         action = data.get("action")
