@@ -23,7 +23,7 @@ from gflow.deps import remaining_text
 from gflow.engine import Caller
 from gflow.errors import Forbidden, GflowError, InvalidInput
 from gflow.identity import is_admin, peer_credentials, user_name
-from gflow.model import FINAL_STATES, Job, State
+from gflow.model import ACTIVE_STATES, FINAL_STATES, Job, State
 from gflow.protocol import SubmitRequest, selector, update_changes
 from gflow.store import JobFilter
 
@@ -174,7 +174,11 @@ class Api:
             limit=_int(q, "limit"),
         )
         deps = q.get("deps") == "1"
-        jobs = self.rt.engine.store.query(flt)
+        active = {s.value for s in ACTIVE_STATES}
+        if flt.states and set(flt.states) <= active:
+            jobs = flt.pick(sorted(self.rt.engine.jobs.values(), key=lambda j: j.id))
+        else:
+            jobs = self.rt.engine.store.query(flt)
         return self.done(
             {"jobs": [job_json(j, self.rt, deps=deps) for j in jobs], "now": time.time()}
         )

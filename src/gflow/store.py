@@ -7,6 +7,7 @@ commit durable across power loss, not just across a crash of the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -149,6 +150,32 @@ class JobFilter:
     since: float | None = None
     limit: int | None = None
 
+    def matches(self, job: Job) -> bool:
+        """The same test as the SQL ``WHERE`` of :meth:`Store.query`, for jobs in memory."""
+        pairs = (
+            (self.states, job.state.value),
+            (self.ids, job.id),
+            (self.names, job.name),
+            (self.uids, job.uid),
+            (self.projects, job.project),
+            (self.groups, job.group_id),
+        )
+        if any(allowed and value not in allowed for allowed, value in pairs):
+            return False
+        return (
+            self.since is None
+            or job.end_time is None
+            or job.submit_time >= self.since
+            or job.end_time >= self.since
+        )
+
+    def pick(self, jobs: Iterable[Job]) -> list[Job]:
+        """Matching jobs (given in id order), cut to ``limit`` like :meth:`Store.query`."""
+        found = [j for j in jobs if self.matches(j)]
+        if self.limit:
+            found = found[: self.limit] if self.limit > 0 else found[self.limit :]
+        return found
+
 
 class Store:
     """The jobs database. Not thread-safe: the daemon uses it from its event loop only."""
@@ -175,6 +202,8 @@ class Store:
             raise StoreError(f"database {path} failed its integrity check ({verdict})")
 
     def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA optimize")
         self.db.close()
 
     # ------------------------------------------------------------ schema
