@@ -6,7 +6,6 @@ A refused request changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ from gflow.deps import Clause, Dependency, DepRequest
 from gflow.engine import Caller, Engine
 from gflow.errors import Conflict, InvalidInput, NotFound, Refused
 from gflow.model import Job, Reason, State
-from gflow.parse import RecentRef, TaskRef, parse_id_list
+from gflow.parse import RecentRef, TaskRef, format_memory_mb, parse_id_list
 from gflow.protocol import SubmitRequest
 
 
@@ -53,37 +52,50 @@ def select(engine: Engine, text: str, caller: Caller) -> list[int]:
 
 
 def _check_resources(engine: Engine, req: SubmitRequest | Job) -> None:
-    slots = [s for s in engine.gpu_slots if s.allowed]
+    """Refuse a request that could never run here, whatever else ends: not left queued."""
     if req.shared and req.gpu_memory_mb is None:
-        raise InvalidInput(
-            "--shared",
-            "without --gpu-memory",
-            "--shared together with --gpu-memory SIZE (the memory each job uses)",
+        raise Refused(
+            "--shared needs --gpu-memory SIZE: the GPU memory each job uses decides how "
+            "many jobs share a card"
         )
     if req.shared and req.gpus == 0:
-        raise InvalidInput("--shared", "with --gpus 0", "--shared with --gpus 1 or more")
-    if req.gpus > 0 and not engine.gpu_slots:
-        raise Refused(f"this machine has no GPUs gflow can use; --gpus {req.gpus} can never run")
-    if req.gpus > len(slots):
-        raise Refused(
-            f"--gpus {req.gpus} can never run: only {len(slots)} GPU(s) may be used "
-            f"(see gctl show-gpus)"
-        )
-    if req.gpu_memory_mb is not None and req.gpus:
-        biggest = max((s.total_mib for s in slots), default=0)
-        if req.gpu_memory_mb > biggest:
-            raise Refused(
-                f"--gpu-memory {req.gpu_memory_mb}M can never fit: the largest GPU has {biggest}M"
-            )
+        raise Refused("--shared needs --gpus 1 or more: the GPUs the job shares with others")
+    if req.gpus > 0:
+        _check_gpus(engine, req.gpus, req.gpu_memory_mb)
     if (
         req.memory_mb is not None
         and engine.memory_mb is not None
         and req.memory_mb > engine.memory_mb
     ):
         raise Refused(
-            f"--memory {req.memory_mb}M can never fit: gflow may hand out "
-            f"{engine.memory_mb}M of host memory"
+            f"--memory {format_memory_mb(req.memory_mb)} can never fit: gflow hands out "
+            f"{format_memory_mb(engine.memory_mb)} of host memory to jobs"
         )
+
+
+def _check_gpus(engine: Engine, gpus: int, gpu_memory_mb: int | None) -> None:
+    total = len(engine.gpu_slots)
+    if not total:
+        raise Refused(f"--gpus {gpus} can never run: this machine has no GPUs gflow can use")
+    allowed = [s for s in engine.gpu_slots if s.allowed]
+    if gpus > len(allowed):
+        where = (
+            f"this machine has {total} GPU(s)"
+            if len(allowed) == total
+            else f"only {len(allowed)} of the {total} GPUs may be used (gctl show-gpus)"
+        )
+        raise Refused(f"--gpus {gpus} can never run: {where}")
+    if gpu_memory_mb is None:
+        return
+    big = sum(s.total_mib >= gpu_memory_mb for s in allowed)
+    if big < gpus:
+        wanted = format_memory_mb(gpu_memory_mb)
+        where = (
+            f"the largest usable GPU has {format_memory_mb(max(s.total_mib for s in allowed))}"
+            if not big
+            else f"only {big} usable GPU(s) have that much"
+        )
+        raise Refused(f"--gpu-memory {wanted} on {gpus} GPU(s) can never fit: {where}")
 
 
 def _before_targets(engine: Engine, resolved: graph.Resolved, caller: Caller) -> list[Job]:
@@ -186,16 +198,12 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
 # ------------------------------------------------------------ cancel
 
 
-def _closure(engine: Engine, roots: Iterable[int]) -> list[int]:
-    """Every waiting job that transitively depends on ``roots``."""
-    seen: list[int] = []
-    work = list(roots)
-    while work:
-        for child in sorted(engine.children.get(work.pop(), ())):
-            if child not in seen:
-                seen.append(child)
-                work.append(child)
-    return seen
+DRY_RUN_FATES = {
+    "cancelled": "would be cancelled (DependencyFailed:{})",
+    "never": "would never start (DependencyNeverSatisfied: job {})",
+    "blocked": "would never start (waits on job {}, which never starts)",
+    "released": "would be released (its dependency on job {} is met)",
+}
 
 
 def cancel(
@@ -212,33 +220,39 @@ def cancel(
             out.done.append(
                 {"id": job.id, "name": job.name, "state": job.state.value, "action": verdict}
             )
-        for child in _closure(engine, [j.id for j in jobs if j.is_active]):
-            kid = engine.jobs[child]
-            if child in ids:
-                continue
-            fate = (
-                "would be cancelled (DependencyFailed)"
-                if kid.deps.auto_cancel
-                else "would never start (--no-auto-cancel)"
-            )
+        impact = graph.cancel_impact(
+            [j.id for j in jobs if j.is_active],
+            lambda i: engine.children.get(i, ()),
+            lambda i: engine.jobs[i].deps,
+            engine.views,
+            now,
+        )
+        for fate in impact:
+            kid = engine.jobs[fate.job_id]
             out.done.append(
                 {
                     "id": kid.id,
                     "name": kid.name,
                     "state": kid.state.value,
-                    "action": fate,
+                    "action": DRY_RUN_FATES[fate.fate].format(fate.because),
+                    "fate": fate.fate,
+                    "because": fate.because,
                     "dependent": True,
                 }
             )
         return out
     with engine.guarded():
+        cancelled: list[int] = []
         for job in jobs:
-            out.done.append(_cancel_one(engine, job, now))
+            out.done.append(_cancel_one(engine, job, now, cancelled))
+        # every named job first, then the cascade: a dependent that was named too is
+        # cancelled by the user, not reported as "already Cancelled" by its parent
+        engine.settle_dependents(cancelled, now)
     engine.schedule(now)
     return out
 
 
-def _cancel_one(engine: Engine, job: Job, now: float) -> dict[str, Any]:
+def _cancel_one(engine: Engine, job: Job, now: float, cancelled: list[int]) -> dict[str, Any]:
     info: dict[str, Any] = {"id": job.id, "name": job.name}
     current = engine.jobs.get(job.id)
     if current is None:
@@ -249,7 +263,7 @@ def _cancel_one(engine: Engine, job: Job, now: float) -> dict[str, Any]:
         info["action"] = "stopping"
     elif current.state.is_waiting:
         engine.move(current, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
-        engine.settle_dependents([job.id], now)
+        cancelled.append(job.id)
         info["action"] = "cancelled"
     else:
         engine.begin_stop(current, "cancel", now)
@@ -261,8 +275,8 @@ def _cancel_one(engine: Engine, job: Job, now: float) -> dict[str, Any]:
 
 
 def hold(engine: Engine, text: str, caller: Caller, now: float) -> Outcome:
-    jobs = _owned_waiting(engine, text, caller, {State.QUEUED}, "held")
     out = Outcome()
+    jobs = _owned_waiting(engine, text, caller, {State.QUEUED}, "held", out)
     with engine.guarded():
         for job in jobs:
             if job.id in engine.launching:
@@ -275,15 +289,16 @@ def hold(engine: Engine, text: str, caller: Caller, now: float) -> Outcome:
 def release(
     engine: Engine, text: str, caller: Caller, now: float, at: float | None = None
 ) -> Outcome:
-    jobs = _owned_waiting(engine, text, caller, {State.HOLD}, "released")
     out = Outcome()
+    jobs = _owned_waiting(engine, text, caller, {State.HOLD}, "released", out)
     with engine.guarded():
         for job in jobs:
             begin = at if at is not None else job.begin_at
             moved = engine.move(job, State.QUEUED, now, begin_at=begin)
             if at is not None:
                 engine.add_timer(at, "begin", moved.id)
-            engine.judge(moved.id, now)
+            if engine.judge(moved.id, now):
+                engine.settle_dependents([moved.id], now)
             out.done.append(
                 {"id": job.id, "name": job.name, "action": "released", "begin_at": begin}
             )
@@ -292,18 +307,24 @@ def release(
 
 
 def _owned_waiting(
-    engine: Engine, text: str, caller: Caller, states: set[State], verb: str
+    engine: Engine, text: str, caller: Caller, states: set[State], verb: str, out: Outcome
 ) -> list[Job]:
+    """The selected jobs in ``states``; others are noted in ``out.errors`` (all bad: refused)."""
     jobs = [engine.require(i) for i in select(engine, text, caller)]
+    eligible = []
     for job in jobs:
         engine.check_owner(job, caller)
         current = engine.jobs.get(job.id, job)
-        if current.state not in states:
-            allowed = " or ".join(s.value for s in states)
-            raise Conflict(
+        if current.state in states:
+            eligible.append(current)
+        else:
+            allowed = " or ".join(s.value for s in sorted(states))
+            out.errors.append(
                 f"job {job.id} is {current.state.value}; only {allowed} jobs can be {verb}"
             )
-    return [engine.jobs[j.id] for j in jobs]
+    if not eligible:
+        raise Conflict(out.errors[0])
+    return eligible
 
 
 # ------------------------------------------------------------ update
@@ -312,8 +333,8 @@ def _owned_waiting(
 def update(
     engine: Engine, text: str, changes: dict[str, Any], caller: Caller, now: float
 ) -> Outcome:
-    jobs = _owned_waiting(engine, text, caller, {State.QUEUED, State.HOLD}, "updated")
     out = Outcome()
+    jobs = _owned_waiting(engine, text, caller, {State.QUEUED, State.HOLD}, "updated", out)
     updated: list[Job] = []
     for job in jobs:
         if job.id in engine.launching:
@@ -335,7 +356,8 @@ def update(
                 event=False,
             )
             engine.evals.pop(new.id, None)
-            engine.judge(new.id, now)
+            if engine.judge(new.id, now):
+                engine.settle_dependents([new.id], now)
             if new.begin_at is not None:
                 engine.add_timer(new.begin_at, "begin", new.id)
             out.done.append(
@@ -388,13 +410,12 @@ def redo(
         )
     chain = [old]
     if cascade:
-        chain += _cancelled_by(engine, old.id)
-    mapping: dict[int, int] = {}
+        chain += _cancelled_by(engine, old.id, caller)
     first = engine.store.next_job_id()
+    mapping = {src.id: first + offset for offset, src in enumerate(chain)}
     new_jobs: list[Job] = []
-    for offset, src in enumerate(chain):
-        new_id = first + offset
-        mapping[src.id] = new_id
+    for src in chain:
+        new_id = mapping[src.id]
         deps = Dependency() if (clear_deps and src is old) else src.deps
         for a, b in mapping.items():
             deps = deps.replace_parent(a, b)
@@ -442,6 +463,9 @@ def redo(
         for job in new_jobs:
             engine.store.record_event(job.id, None, State.QUEUED, f"RedoOf:{job.redo_of}", now)
             engine.remember(job)
+        if cascade:  # jobs still waiting on a redone one (--no-auto-cancel) follow it
+            for src_id, new_id in mapping.items():
+                engine.repoint(src_id, new_id, now, owner=None if caller.admin else caller.uid)
         for job in new_jobs:
             if engine.judge(job.id, now):
                 engine.settle_dependents([job.id], now)
@@ -450,8 +474,11 @@ def redo(
     return out
 
 
-def _cancelled_by(engine: Engine, root: int) -> list[Job]:
-    """Jobs auto-cancelled because of ``root``, transitively, in dependency order."""
+def _cancelled_by(engine: Engine, root: int, caller: Caller) -> list[Job]:
+    """The caller's jobs auto-cancelled because of ``root``, transitively, in dependency order.
+
+    Another user's dependent is never re-created (it would run as that user).
+    """
     found: list[Job] = []
     work = [root]
     while work:
@@ -459,6 +486,8 @@ def _cancelled_by(engine: Engine, root: int) -> list[Job]:
         reason = Reason.dependency_failed(parent)
         for child_id in engine.store.ids_with_reason(State.CANCELLED, reason):
             child = engine.require(child_id)
+            if child.uid != caller.uid and not caller.admin:
+                continue
             if all(j.id != child.id for j in found):
                 found.append(child)
                 work.append(child.id)

@@ -78,10 +78,19 @@ class Dependency:
     def parents(self) -> set[int]:
         return {p for c in (*self.clauses, *self.on_pool) for p in c.parents}
 
-    def replace_parent(self, old: int, new: int) -> Dependency:
+    def replace_parent(self, old: int, new: int, *, keep_after: bool = False) -> Dependency:
+        """Wait for ``new`` where this waited for ``old``.
+
+        ``keep_after`` leaves ``after`` clauses alone: when a waiting job is re-pointed
+        to a retry, ``old`` has started or ended, so those are already met for good.
+        """
+
         def swap(cs: tuple[Clause, ...]) -> tuple[Clause, ...]:
             return tuple(
-                replace(c, parents=tuple(new if p == old else p for p in c.parents)) for c in cs
+                c
+                if keep_after and c.type is DepType.AFTER
+                else replace(c, parents=tuple(new if p == old else p for p in c.parents))
+                for c in cs
             )
 
         return replace(self, clauses=swap(self.clauses), on_pool=swap(self.on_pool))
@@ -158,6 +167,8 @@ _MISSING = ParentView(state="Missing")
 
 
 def _judge(kind: DepType, view: ParentView, delay: int, now: float) -> tuple[Verdict, float | None]:
+    if view.state == "Missing":
+        return Verdict.NEVER, None
     final = view.state in FINAL_STATES
     if kind is DepType.AFTER:
         base = (
@@ -167,8 +178,6 @@ def _judge(kind: DepType, view: ParentView, delay: int, now: float) -> tuple[Ver
             return Verdict.PENDING, None
         ready_at = base + delay
         return (Verdict.SATISFIED, None) if now >= ready_at else (Verdict.PENDING, ready_at)
-    if view.state == "Missing":
-        return Verdict.NEVER, None
     if not final:
         return Verdict.PENDING, None
     if kind is DepType.AFTERANY:
@@ -212,7 +221,12 @@ def _combine(parts: list[Evaluation], any_of: bool) -> Evaluation:
 
 
 def evaluate(dep: Dependency, views: Mapping[int, ParentView], now: float) -> Evaluation:
-    """Judge ``dep`` given its parents' current views (a missing parent can never satisfy)."""
+    """Judge ``dep`` given its parents' current views (a missing parent can never satisfy).
+
+    ``on:N`` counts the satisfied clauses of the pool that ``before*`` jobs attached. While
+    fewer than N are attached more may come, so the job waits; once N or more are attached
+    and too many of them can never be satisfied, the job can never start either.
+    """
     main = _combine([_clause(c, views, now) for c in dep.clauses], dep.any_of)
     if main.verdict is Verdict.NEVER or dep.on_count == 0:
         return main
@@ -220,6 +234,9 @@ def evaluate(dep: Dependency, views: Mapping[int, ParentView], now: float) -> Ev
     done = sum(1 for p in pool if p.verdict is Verdict.SATISFIED)
     if done >= dep.on_count:
         return main
+    failed = [p for p in pool if p.verdict is Verdict.NEVER]
+    if len(pool) >= dep.on_count and len(pool) - len(failed) < dep.on_count:
+        return Evaluation(Verdict.NEVER, culprit=failed[-1].culprit)
     awaited = tuple(i for p in pool if p.verdict is Verdict.PENDING for i in p.pending)
     wakes = [w for w in (main.wake_at, *(p.wake_at for p in pool)) if w is not None]
     return Evaluation(
@@ -240,6 +257,9 @@ def remaining_text(dep: Dependency, views: Mapping[int, ParentView], now: float)
         ]
         if left:
             parts.append(c.text(left))
+        elif dep.any_of:  # one alternative is met: nothing of the others is still awaited
+            parts = []
+            break
     text = ("?" if dep.any_of else ",").join(parts)
     extra = []
     if dep.on_count:
@@ -339,6 +359,10 @@ class DepRequest:
         for c in req.clauses:
             if c.type not in AFTER_TYPES and c.type not in BEFORE_TYPES:
                 raise InvalidInput("dependency type", c.type, _TYPES_EXPECTED)
+            if not c.refs or c.delay < 0 or (c.delay and c.type != "after"):
+                raise InvalidInput("dependency", c.type, "TYPE:JOB[:JOB...], a delay only on after")
+        if req.on_count < 0:
+            raise InvalidInput("dependency", f"on:{req.on_count}", "on:COUNT with COUNT >= 1")
         return req
 
 
@@ -369,9 +393,12 @@ def _token(text: str, *, names: bool) -> ParentToken:
 
 
 def _refs(text: str, *, names: bool, sep: str = ",") -> tuple[ParentToken, ...]:
-    parts = [p for p in (s.strip() for s in text.split(sep))]
-    if not parts or any(not p for p in parts):
-        raise InvalidInput("dependency", text, "a comma-separated list of job ids such as 1,2,3")
+    parts = [p.strip() for p in text.split(sep)]
+    if any(not p for p in parts):
+        example = sep.join(("1", "2", "3"))
+        raise InvalidInput(
+            "dependency", text, f"a {sep!r}-separated list of jobs such as {example}"
+        )
     return tuple(_token(p, names=names) for p in parts)
 
 
@@ -398,7 +425,10 @@ def from_gflow(
 
 
 def parse_dependency(text: str) -> DepRequest:
-    """Slurm ``--dependency`` syntax, or plain job references (meaning afterok)."""
+    """Slurm ``--dependency`` syntax, or plain job references (meaning afterok).
+
+    Moab's ``before*:ID`` and ``on:COUNT`` are accepted too (joined with ``,`` only).
+    """
     raw = text.strip()
     if not raw:
         raise InvalidInput("dependency", text, "a job id or TYPE:ID[:ID...] such as afterok:5")
@@ -409,16 +439,30 @@ def parse_dependency(text: str) -> DepRequest:
     any_of = "?" in raw
     clauses: list[RawClause] = []
     singleton = False
+    on_count = 0
     for part in raw.split("?" if any_of else ","):
         part = part.strip()
-        if part.lower() == "singleton":
-            if any_of:
-                raise InvalidInput("dependency", text, "singleton joined with ',' not '?'")
+        if not part:
+            raise InvalidInput(
+                "dependency", text, "clauses joined by ',' or '?', none of them empty"
+            )
+        kind = part.partition(":")[0].strip().lower()
+        if any_of and (kind in ("singleton", "on") or kind in BEFORE_TYPES):
+            raise InvalidInput("dependency", text, f"{kind} joined with ',' not '?'")
+        if kind == "singleton" and part.lower() == "singleton":
             singleton = True
-            continue
-        clauses.extend(_slurm_clause(part, any_of))
+        elif kind == "on" or kind in BEFORE_TYPES:
+            moab = parse_moab("depend=" + part)
+            clauses.extend(moab.clauses)
+            on_count += moab.on_count
+        else:
+            clauses.extend(_slurm_clause(part, any_of))
     return DepRequest(
-        tuple(clauses), any_of=any_of and len(clauses) > 1, singleton=singleton, texts=(raw,)
+        tuple(clauses),
+        any_of=any_of and len(clauses) > 1,
+        on_count=on_count,
+        singleton=singleton,
+        texts=(raw,),
     )
 
 
@@ -465,7 +509,7 @@ def parse_moab(text: str) -> DepRequest:
         kind, sep, rest = part.strip().partition(":")
         kind = kind.lower()
         if not sep or not rest.strip():
-            raise InvalidInput("dependency", part, "TYPE:JOB[:JOB...] or on:COUNT")
+            raise InvalidInput("dependency", part or body, "TYPE:JOB[:JOB...] or on:COUNT")
         if kind == "on":
             if not rest.strip().isdigit() or int(rest) < 1:
                 raise InvalidInput("dependency", part, "on:COUNT with a count of at least 1")

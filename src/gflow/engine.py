@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gflow import scheduler
+from gflow.cgroup import CgroupMemory
 from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
 from gflow.errors import Conflict, Forbidden, NotFound, StoreError
@@ -108,6 +109,7 @@ class Engine:
         self.gpu_slots: tuple[GpuSlot, ...] = ()
         self.group_limits: dict[int, int] = {}
         self.memory_mb: int | None = config.memory_mb
+        self.cgroups: CgroupMemory | None = None
         self.rng = random.Random()
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
@@ -157,6 +159,9 @@ class Engine:
 
     def latest_by_name(self, uid: int, name: str) -> int | None:
         return self.store.latest_by_name(uid, name)
+
+    def attempts_of(self, job_id: int) -> list[int]:
+        return self.store.attempts_of(job_id)
 
     def parents_of(self, job_id: int) -> set[int]:
         job = self.job(job_id)
@@ -244,17 +249,27 @@ class Engine:
             self.add_timer(ev.wake_at, "dep", job_id)
         return False
 
-    def repoint(self, old: int, new: int, now: float) -> None:
-        """Make still-waiting dependents of ``old`` wait for ``new`` instead (retry, redo)."""
+    def repoint(self, old: int, new: int, now: float, *, owner: int | None = None) -> None:
+        """Make still-waiting dependents of ``old`` wait for ``new`` instead (retry, redo).
+
+        ``after`` clauses stay on ``old`` (it started or ended: they are met for good);
+        a dependent that was marked never-satisfiable is judged afresh against ``new``.
+        ``owner``: only that user's dependents (a redo must not rewire others' jobs).
+        """
         for child_id in sorted(self.children.get(old, ())):
             child = self.jobs[child_id]
-            if child.state.is_waiting:
+            if child.state.is_waiting and owner in (None, child.uid):
+                reason = None if child.reason == Reason.NEVER else child.reason
                 self.put(
-                    child.replace(deps=child.deps.replace_parent(old, new)),
+                    child.replace(
+                        deps=child.deps.replace_parent(old, new, keep_after=True), reason=reason
+                    ),
                     child.state,
                     now,
                     event=False,
                 )
+                if self.judge(child_id, now):
+                    self.settle_dependents([child_id], now)
 
     def attach_pool_clause(self, target: Job, clause: Clause, now: float) -> None:
         self.put(
@@ -311,23 +326,41 @@ class Engine:
     # ------------------------------------------------------------ scheduling
 
     def _singleton_blocked(self, job: Job) -> bool:
-        return any(
-            other.id < job.id and other.uid == job.uid and other.name == job.name
-            for other in self.jobs.values()
-        )
+        """Slurm's singleton: another job of this user and name runs, or is ahead and ready.
+
+        Jobs that still wait for their own dependencies (or are held) do not block, so
+        a singleton can never deadlock with a same-named job that depends on it.
+        """
+        for other in self.jobs.values():
+            if other.id == job.id or other.uid != job.uid or other.name != job.name:
+                continue
+            if other.state is State.RUNNING or other.id in self.launching:
+                return True
+            if other.id < job.id and other.state is State.QUEUED and self._deps_met(other):
+                return True
+        return False
+
+    def _deps_met(self, job: Job) -> bool:
+        if job.deps.is_empty:
+            return True
+        ev = self.evals.get(job.id)
+        return ev is not None and ev.verdict is Verdict.SATISFIED
 
     def runnable(self, now: float) -> list[Job]:
         """Queued jobs whose dependencies and begin time allow a start; sets wait reasons."""
         out: list[Job] = []
-        for job in self.jobs.values():
-            if job.state is not State.QUEUED or job.id in self.launching:
+        for job_id in list(self.jobs):
+            job = self.jobs.get(job_id)  # a cascade below may have ended it
+            if job is None or job.state is not State.QUEUED or job_id in self.launching:
                 continue
             if job.reason == Reason.NEVER:
                 continue
             if not job.deps.is_empty:
                 ev = self.evals.get(job.id)
                 if ev is None:
-                    self.judge(job.id, now)
+                    if self.judge(job.id, now):  # memory was reloaded: judge afresh
+                        self.settle_dependents([job.id], now)
+                        continue
                     ev = self.evals.get(job.id)
                 if ev is None or ev.verdict is not Verdict.SATISFIED:
                     self.reasons[job.id] = Reason.DEPENDENCY
@@ -340,7 +373,20 @@ class Engine:
                 continue
             out.append(job)
         out.sort(key=scheduler.sort_key)
-        return out
+        return self._singletons_alone(out)
+
+    def _singletons_alone(self, candidates: list[Job]) -> list[Job]:
+        """A singleton does not start in the same pass as a same-named job planned before it."""
+        seen: set[tuple[int, str]] = set()
+        kept: list[Job] = []
+        for job in candidates:
+            key = (job.uid, job.name)
+            if job.deps.singleton and key in seen:
+                self.reasons[job.id] = Reason.DEPENDENCY
+                continue
+            seen.add(key)
+            kept.append(job)
+        return kept
 
     def resources(self) -> Resources:
         return Resources(self.gpu_slots, self.memory_mb, self.config.max_running)
@@ -389,7 +435,10 @@ class Engine:
         if job.params:
             env.update({f"GFLOW_PARAM_{k.upper()}": v for k, v in job.params.items()})
         command = render_command(job.command, job.script)
-        script = job_script(command, job.workdir, job.conda_env, job.memory_mb)
+        enforcement = self.memory_enforcement(job)
+        script = job_script(
+            command, job.workdir, job.conda_env, job.memory_mb, rlimit=enforcement == "rlimit"
+        )
         return LaunchSpec(
             job.id,
             self.paths.run_dir / str(job.id),
@@ -400,7 +449,19 @@ class Engine:
             job.memory_mb,
             self.identity(job.uid),
             gpu_ids,
+            self.cgroups.job_dir(job.id)
+            if self.cgroups is not None and enforcement == "cgroup"
+            else None,
         )
+
+    def memory_enforcement(self, job: Job) -> str | None:
+        """How ``job``'s ``--memory`` is enforced: ``cgroup`` (v2 ``memory.max``, for jobs
+        that run as the daemon's own user) or ``rlimit`` (``ulimit -d``); None: no limit."""
+        if not job.memory_mb:
+            return None
+        if self.cgroups is not None and self.identity(job.uid) is None:
+            return "cgroup"
+        return "rlimit"
 
     def _batch_env(self, batch_id: int) -> dict[str, str]:
         env = self._env_cache.get(batch_id)
@@ -431,7 +492,7 @@ class Engine:
                 pid=pid,
                 pid_start=pid_start,
                 executor=self.executor_name,
-                memory_enforcement="rlimit" if job.memory_mb else None,
+                memory_enforcement=self.memory_enforcement(job),
             )
             self.reasons.pop(job_id, None)
             if job.time_limit:

@@ -11,7 +11,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gflow.deps import BEFORE_TYPES, Clause, Dependency, DepRequest, DepType, ParentToken
+from gflow.deps import (
+    BEFORE_TYPES,
+    Clause,
+    Dependency,
+    DepRequest,
+    DepType,
+    Evaluation,
+    ParentToken,
+    ParentView,
+    Verdict,
+    evaluate,
+)
+from gflow.deps import (
+    FINAL_STATES as FINAL_VIEW_STATES,
+)
 from gflow.errors import Refused
 from gflow.model import Job, State
 from gflow.parse import RecentRef, TaskRef
@@ -25,6 +39,8 @@ class Lookup(Protocol):
     def recent_submissions(self, uid: int, count: int) -> list[tuple[int, int]]: ...
 
     def latest_by_name(self, uid: int, name: str) -> int | None: ...
+
+    def attempts_of(self, job_id: int) -> list[int]: ...
 
 
 def _group_or_job(job_id: int, lookup: Lookup) -> list[int]:
@@ -100,6 +116,21 @@ class Resolved:
         )
 
 
+def latest_attempt(job_id: int, lookup: Lookup) -> int:
+    """The newest attempt of a job that failed and was retried automatically (else itself).
+
+    A job id names the work, as in Slurm where a requeued job keeps its id: a dependent
+    submitted after the retry was made waits for the retry, as one submitted before would.
+    """
+    job = lookup.job(job_id)
+    if job is None or job.state not in (State.FAILED, State.TIMEOUT):
+        return job_id
+    if job.attempt >= job.max_retries:
+        return job_id
+    chain = lookup.attempts_of(job_id)
+    return chain[-1] if chain else job_id
+
+
 def resolve(
     req: DepRequest, uid: int, lookup: Lookup, *, next_id: int | None = None, is_array: bool = False
 ) -> Resolved:
@@ -110,7 +141,7 @@ def resolve(
         ids: list[int] = []
         for ref in raw.refs:
             ids.extend(resolve_ref(ref, uid, lookup, next_id=next_id))
-        ids = list(dict.fromkeys(ids))
+        ids = list(dict.fromkeys(latest_attempt(i, lookup) for i in ids))
         if raw.type == "aftercorr":
             if not is_array:
                 raise Refused("aftercorr needs an array job (--array)")
@@ -165,3 +196,79 @@ def check_cycle(
                 f"Circular dependency detected: Job {child} depends on Job {parent}, "
                 f"which has a path back to Job {child}"
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What cancelling some jobs would do to one waiting dependent.
+
+    ``cancelled``: auto-cancelled (``DependencyFailed:<because>``); ``never``: it can never
+    start but stays queued (``--no-auto-cancel``: ``DependencyNeverSatisfied``);
+    ``blocked``: it waits on a job that stays queued forever (``because``);
+    ``released``: its dependency would be met (``afternotok``, ``afterany``, ``after``).
+    """
+
+    job_id: int
+    fate: str
+    because: int
+
+
+def cancel_impact(
+    roots: Iterable[int],
+    children_of: Callable[[int], Iterable[int]],
+    dependency_of: Callable[[int], Dependency],
+    views_of: Callable[[Iterable[int]], dict[int, ParentView]],
+    now: float,
+) -> list[Fate]:
+    """The waiting jobs whose fate changes, transitively, if ``roots`` were cancelled now.
+
+    Pure: it only reads. The engine's rules are replayed on a copy of the parents' views:
+    first the cancellations cascade to a fixed point (an any-of dependent with another live
+    alternative is not affected, an ``afternotok`` one is released); then every job that
+    waits, directly or not, on a job that stays queued forever is stranded.
+    """
+    root_ids = set(roots)
+    overrides = {
+        job_id: ParentView("Cancelled", view.start_time, now)
+        for job_id, view in views_of(sorted(root_ids)).items()
+        if view.state not in FINAL_VIEW_STATES
+    }
+    fates: dict[int, Fate] = {}
+
+    def judge(child: int, extra: dict[int, ParentView]) -> Evaluation | None:
+        if child in root_ids or child in fates:
+            return None
+        dep = dependency_of(child)
+        real = views_of(dep.parents())
+        if evaluate(dep, real, now).verdict is not Verdict.PENDING:
+            return None  # already met or already hopeless: not this cancellation's doing
+        return evaluate(dep, {**real, **extra}, now)
+
+    work = sorted(overrides)
+    stranded: list[int] = []
+    while work:
+        parent = work.pop()
+        for child in sorted(children_of(parent)):
+            ev = judge(child, overrides)
+            if ev is None or ev.verdict is Verdict.PENDING:
+                continue
+            culprit = parent if ev.culprit is None else ev.culprit
+            if ev.verdict is Verdict.SATISFIED:
+                fates[child] = Fate(child, "released", parent)
+            elif dependency_of(child).auto_cancel:
+                fates[child] = Fate(child, "cancelled", culprit)
+                overrides[child] = ParentView("Cancelled", None, now)
+                work.append(child)
+            else:
+                fates[child] = Fate(child, "never", culprit)
+                stranded.append(child)
+    forever = dict(overrides)
+    while stranded:
+        parent = stranded.pop()
+        forever[parent] = ParentView("Missing")
+        for child in sorted(children_of(parent)):
+            ev = judge(child, forever)
+            if ev is not None and ev.verdict is Verdict.NEVER:
+                fates[child] = Fate(child, "blocked", parent)
+                stranded.append(child)
+    return sorted(fates.values(), key=lambda f: f.job_id)
