@@ -103,7 +103,7 @@ class DaemonConfig:
     host: str = "127.0.0.1"
     port: int = 59000
     tcp: bool = False
-    gpus: str = "all"
+    gpus: str | None = None
     gpu_allocation_strategy: str = "sequential"
     executor: str = "auto"
     fake_gpus: str | None = None
@@ -189,8 +189,9 @@ def load_daemon_config(paths: Paths, overrides: dict[str, Any] | None = None) ->
 DEFAULT_CONFIG = """\
 # gflow configuration. Every key can also be set with GFLOW_DAEMON__<KEY>=value.
 [daemon]
-# Which GPUs gflow may hand out: "all", "0,2" or "0-3".
-gpus = "all"
+# Which GPUs gflow may hand out: "all", "0,2" or "0-3". Set here, it replaces at every
+# start what "gctl set-gpus" stored; left out, the stored choice stays (default: all).
+# gpus = "all"
 # How free GPUs are picked: "sequential" (lowest index first) or "random".
 gpu_allocation_strategy = "sequential"
 # How jobs run: "tmux" (attachable sessions), "process" (plain process groups) or "auto".

@@ -27,10 +27,18 @@ from aiohttp import web
 
 from gflow import __version__, proc
 from gflow.api import Api
+from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths, load_daemon_config
 from gflow.engine import Caller, CloseSession, Ended, Engine, Launch, Signal, Watch
-from gflow.errors import Forbidden, GflowError, InvalidInput
-from gflow.executors import Launched, LaunchError, TmuxExecutor, make_executor, read_result
+from gflow.errors import Forbidden, GflowError, InvalidInput, Refused
+from gflow.executors import (
+    Launched,
+    LaunchError,
+    TmuxExecutor,
+    make_executor,
+    read_pid,
+    read_result,
+)
 from gflow.gpu import GpuBackend, GpuInfo, select_backend
 from gflow.identity import run_as
 from gflow.model import State
@@ -52,10 +60,12 @@ class Runtime:
         self.store = open_store(paths.db)
         self.executor = make_executor(config.executor, paths.runtime_dir)
         self.engine = Engine(self.store, paths, config, executor_name=self.executor.name)
+        self.engine.memory_mb = memory_limit(config)
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="gflow-launch")
         fake = config.fake_gpus or None
         self.gpu_backend: GpuBackend | None = select_backend(fake, paths.fake_procs_file)
         self.gpu_snapshot: list[GpuInfo] = []
+        self.gpu_polls = 0
         self.waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -71,9 +81,13 @@ class Runtime:
             self.loop.add_signal_handler(sig, self.stop)
         self._apply_gpu_config()
         self.refresh_gpus(self._discover())
+        self.engine.cgroups = detect_cgroups()
         if self.system:
             self.engine.identity = functools.lru_cache(maxsize=256)(run_as)
         recover(self.engine, time.time())
+        self.refresh_gpus(self.gpu_snapshot)  # now that re-adopted jobs' processes are known
+        if self.engine.cgroups is not None:
+            self.engine.cgroups.prune({j.id for j in self.engine.jobs.values()})
         self.drain()
         runner = web.AppRunner(Api(self).app(), access_log=None, handle_signals=False)
         await runner.setup()
@@ -195,10 +209,12 @@ class Runtime:
         code = proc.reap(pid) if child else None
         result = read_result(self.paths.run_dir / str(job_id))
         now = time.time()
+        self._recheck_foreign()
         if result is None:
             self.engine.job_exited(job_id, code, now)
         else:
             self.engine.job_exited(job_id, result[0], now, end_time=min(result[1], now))
+        self._drop_cgroup(job_id)
         self.drain()
 
     def _rearm(self) -> None:
@@ -230,10 +246,14 @@ class Runtime:
     # ------------------------------------------------------------ GPUs
 
     def _apply_gpu_config(self) -> None:
+        """A ``gpus`` setting given in the configuration, environment or ``gflowd up --gpus``
+        replaces the stored restriction (``all`` lifts it); left unset, the stored one
+        (from ``gctl set-gpus``) stays."""
+        if self.config.gpus is None:
+            return
         allowed = parse_index_set(self.config.gpus, "gpus")
-        if allowed is not None:
-            with self.store.tx():
-                self.store.set_setting("allowed_gpus", allowed)
+        with self.store.tx():
+            self.store.set_setting("allowed_gpus", allowed)
 
     def _discover(self) -> list[GpuInfo]:
         if self.gpu_backend is None:
@@ -247,12 +267,16 @@ class Runtime:
         return self.gpu_snapshot
 
     def refresh_gpus(self, snapshot: list[GpuInfo]) -> None:
+        """Take a new GPU snapshot: which cards exist, may be used, and hold foreign processes."""
         self.gpu_snapshot = snapshot
+        self.engine.set_gpus(self._slots(), time.time())
+
+    def _slots(self) -> tuple[GpuSlot, ...]:
         allowed = self.store.setting("allowed_gpus")
         ignored = {(int(g), int(p)) for g, p in self.store.setting("ignored_gpu_procs") or []}
-        ours = {j.pid for j in self.engine.jobs.values() if j.pid}
+        ours = self._our_pids()
         slots = []
-        for gpu in snapshot:
+        for gpu in self.gpu_snapshot:
             foreign = [
                 p
                 for p in gpu.processes
@@ -267,14 +291,49 @@ class Runtime:
                     allowed is None or gpu.index in allowed,
                 )
             )
-        self.engine.set_gpus(tuple(slots), time.time())
+        return tuple(slots)
+
+    def _our_pids(self) -> set[int]:
+        """The main pids of gflow's jobs, including those still being launched."""
+        ours = {j.pid for j in self.engine.jobs.values() if j.pid}
+        for job_id in self.engine.launching:
+            pid = read_pid(self.paths.run_dir / str(job_id))
+            if pid is not None:
+                ours.add(pid)
+        return ours
+
+    def _recheck_foreign(self) -> None:
+        """Forget foreign processes of the last snapshot that have ended since.
+
+        A job's end frees its GPUs at once; this makes sure no process counted as foreign
+        by the last poll (for instance one of that very job's, seen while it started)
+        keeps its card blocked until the next poll.
+        """
+        if any(s.foreign_pids for s in self.engine.gpu_slots):
+            self.engine.gpu_slots = self._slots()
+
+    def _drop_cgroup(self, job_id: int, tries: int = 20) -> None:
+        """Remove an ended job's memory cgroup once its last processes have left it."""
+        cgroups = self.engine.cgroups
+        if cgroups is None or cgroups.remove(job_id) or tries <= 0:
+            return
+        assert self.loop is not None
+        self.loop.call_later(0.5, self._drop_cgroup, job_id, tries - 1)
 
     async def _poll_gpus(self) -> None:
+        """Look for foreign GPU processes every ``gpu_poll_interval`` seconds, and only then.
+
+        Nothing of gflow's own waits for this: a job's end frees its GPUs at once.
+        """
         assert self.loop is not None
         while True:
-            await asyncio.sleep(max(self.config.gpu_poll_interval, 1.0))
+            await asyncio.sleep(max(self.config.gpu_poll_interval, MIN_GPU_POLL))
+            self.gpu_polls += 1
             snapshot = await self.loop.run_in_executor(self.pool, self._discover)
-            self.refresh_gpus(snapshot)
+            try:
+                self.refresh_gpus(snapshot)
+            except Exception:  # the poll must survive a failed write or a bad snapshot
+                log.exception("GPU refresh failed")
             self.drain()
 
     async def _prune_history(self) -> None:
@@ -303,6 +362,7 @@ class Runtime:
                 1 for s in slots if s.allowed and not s.unmanaged and s.index not in busy
             ),
             "gpu_backend": self.gpu_backend.name if self.gpu_backend else None,
+            "gpu_polls": self.gpu_polls,
             "jobs": {s.value: n for s, n in _count(self.engine).items()},
         }
 
@@ -362,18 +422,7 @@ class Runtime:
         if verb == "reload":
             return self.reload()
         if verb == "set-gpus":
-            spec = data.get("gpus")
-            if not isinstance(spec, str):
-                raise InvalidInput("gpus", repr(spec), "all, 0,2 or 0-3")
-            allowed = parse_index_set(spec, "gpus")
-            known = {s.index for s in self.engine.gpu_slots}
-            bad = sorted(set(allowed or []) - known)
-            if bad:
-                raise InvalidInput("gpus", spec, f"indices among {sorted(known) or 'none'}")
-            with self.store.tx():
-                self.store.set_setting("allowed_gpus", allowed)
-            self.refresh_gpus(self.gpu_snapshot)
-            return {"allowed": allowed}
+            return self._set_gpus(data)
         if verb == "gpu-process":
             return self._gpu_process(data)
         if verb == "set-limit":
@@ -393,20 +442,39 @@ class Runtime:
         kept = {k: getattr(self.config, k) for k in fixed}
         self.config = dataclasses.replace(fresh, **kept)
         self.engine.config = self.config
-        self.engine.memory_mb = self.config.memory_mb
+        self.engine.memory_mb = memory_limit(self.config)
         self._apply_gpu_config()
         self.refresh_gpus(self.gpu_snapshot)
         self.drain()
         log.info("configuration reloaded%s", f" (restart needed for: {ignored})" if ignored else "")
         return {"reloaded": True, "needs_restart": ignored}
 
+    def _set_gpus(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Restrict the GPUs gflow hands out (stored: it outlives a restart)."""
+        spec = data.get("gpus")
+        if not isinstance(spec, str):
+            raise InvalidInput("gpus", repr(spec), "all, 0,2 or 0-3")
+        allowed = parse_index_set(spec, "gpus")
+        known = sorted(s.index for s in self.engine.gpu_slots)
+        bad = sorted(set(allowed or []) - set(known))
+        if bad:
+            have = ",".join(map(str, known)) if known else "none"
+            raise Refused(f"no GPU {','.join(map(str, bad))} on this machine (GPUs: {have})")
+        with self.store.tx():
+            self.store.set_setting("allowed_gpus", allowed)
+        self.refresh_gpus(self.gpu_snapshot)
+        return {"allowed": allowed}
+
     def _gpu_process(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``gctl gpu-process``: foreign processes to ignore when placing jobs (stored)."""
         action = data.get("action")
         ignored = [list(x) for x in self.store.setting("ignored_gpu_procs") or []]
         if action in ("ignore", "unignore"):
             gpu, pid = data.get("gpu"), data.get("pid")
             if not isinstance(gpu, int) or not isinstance(pid, int):
                 raise InvalidInput("gpu/pid", f"{gpu}/{pid}", "whole numbers")
+            if action == "ignore" and gpu not in {s.index for s in self.engine.gpu_slots}:
+                raise Refused(f"no GPU {gpu} on this machine")
             ignored = [x for x in ignored if x != [gpu, pid]]
             if action == "ignore":
                 ignored.append([gpu, pid])
@@ -492,17 +560,52 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
+MIN_GPU_POLL = 0.1
+
+
+def memory_limit(config: DaemonConfig) -> int | None:
+    """Host memory (MB) gflow hands out to ``--memory`` jobs: configured, else all RAM."""
+    return config.memory_mb or proc.total_memory_mb()
+
+
+def _stat_fields(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            data = fh.read()
+    except OSError:
+        return []
+    return data[data.rfind(")") + 2 :].split()
+
+
 def _is_foreign(pid: int, ours: set[int]) -> bool:
+    """True if ``pid`` is alive and not a process of one of gflow's jobs.
+
+    A job's processes are in the session its main process leads, or descend from it
+    (a process that started its own session is still found by its parents). A process
+    that is gone, a zombie, or invisible here counts as not foreign: it holds nothing.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    try:
-        return os.getsid(pid) not in ours
-    except OSError:
-        return True
+    fields = _stat_fields(pid)
+    if fields[:1] == ["Z"]:
+        return False
+    with contextlib.suppress(OSError):
+        if os.getsid(pid) in ours:
+            return False
+    current = pid
+    for _ in range(64):
+        if current in ours:
+            return False
+        parent = fields[1] if len(fields) > 1 else ""
+        if not parent.isdigit() or int(parent) <= 1:
+            break
+        current = int(parent)
+        fields = _stat_fields(current)
+    return True
 
 
 def _count(engine: Engine) -> dict[State, int]:

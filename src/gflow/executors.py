@@ -65,6 +65,8 @@ class LaunchSpec:
     memory_mb: int | None = None
     run_as: RunAs | None = None
     gpu_ids: tuple[int, ...] = ()
+    cgroup: Path | None = None
+    """The job's cgroup v2 directory, made with ``memory.max`` before the job starts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +113,23 @@ def render_command(words: tuple[str, ...], script: str | None) -> str:
     return " ".join(quote_word(w) for w in words)
 
 
-def job_script(command: str, workdir: str, conda_env: str | None, memory_mb: int | None) -> str:
+def job_script(
+    command: str,
+    workdir: str,
+    conda_env: str | None,
+    memory_mb: int | None,
+    *,
+    rlimit: bool = True,
+) -> str:
+    """The bash script of one job.
+
+    ``memory_mb`` with ``rlimit`` sets ``ulimit -d`` (RLIMIT_DATA, in KiB): it caps the
+    memory a job writes to, while address space merely reserved (CUDA reserves tens of
+    GiB) does not count, as it would with RLIMIT_AS. Without ``rlimit`` the limit is the
+    job's cgroup's business."""
     lines = ["#!/bin/bash", f"cd -- {shlex.quote(workdir)} || exit 1"]
-    if memory_mb:
-        lines.append(f"ulimit -v {memory_mb * 1024} 2>/dev/null")
+    if memory_mb and rlimit:
+        lines.append(f"ulimit -d {memory_mb * 1024} 2>/dev/null")
     if conda_env:
         env = shlex.quote(conda_env)
         lines += [
@@ -145,6 +160,7 @@ def write_run_dir(spec: LaunchSpec) -> None:
     (spec.run_dir / "env").write_text(env_file(spec.env))
     (spec.run_dir / "job.sh").write_text(spec.script)
     (spec.run_dir / "gpus").write_text(",".join(map(str, spec.gpu_ids)))
+    _write_cgroup(spec)
     fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     os.close(fd)
     if spec.run_as is not None:
@@ -165,6 +181,21 @@ def _read_small(path: Path) -> tuple[str, float] | None:
         return None
     finally:
         os.close(fd)
+
+
+def _write_cgroup(spec: LaunchSpec) -> None:
+    """Create the job's memory cgroup and tell the wrapper to join it (file ``cgroup``)."""
+    if spec.cgroup is None or not spec.memory_mb:
+        return
+    from gflow.cgroup import create_job_cgroup
+
+    try:
+        create_job_cgroup(spec.cgroup, spec.memory_mb)
+    except OSError as exc:
+        raise LaunchError(
+            f"cannot create memory cgroup {spec.cgroup} for job {spec.job_id}: {exc.strerror}"
+        ) from exc
+    (spec.run_dir / "cgroup").write_text(f"{spec.cgroup}\n")
 
 
 def read_result(run_dir: Path) -> tuple[int, float] | None:

@@ -74,6 +74,7 @@ def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
         pid=pid,
         pid_start=proc.start_time(pid) if alive and pid else None,
         executor=engine.executor_name,
+        memory_enforcement=engine.memory_enforcement(job),
     )
     if alive and pid is not None:
         engine.outbox.append(Watch(job.id, pid))

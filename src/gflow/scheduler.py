@@ -2,10 +2,19 @@
 
 Order is priority (higher first), then submission order. GPUs are handed out
 exclusively (``--gpus N``) or shared by declared memory (``--shared --gpu-memory``),
-never both on one card. The first GPU job that cannot start becomes the head: later
-jobs may only jump ahead of it (backfill) when they cannot delay it — they end before
-the head could start anyway (known time limits), or they use GPUs the head would not
-need.
+never both on one card. A card with foreign (non-gflow) processes is skipped by
+exclusive jobs; shared jobs may use the memory those processes leave free.
+
+The first GPU job that cannot start becomes the *head*, and is protected the way EASY
+backfill protects it: from the time limits of the jobs holding cards, the scheduler
+works out the *shadow time* (when enough cards will be free for the head at the
+latest) and which cards the head may take by then. A later job may jump ahead only if
+it cannot delay the head: its own time limit ends by the shadow time, or it uses only
+cards the head will not need (spare cards at the shadow time, or cards the head can
+never use). When a holder's end is unknown (no time limit) the shadow time is unknown
+too, and only cards the head cannot use are open to others. A head that cannot start
+on the cards gflow may use at all (restriction, foreign processes) protects nothing: it
+waits for something outside the scheduler, and idling the machine would not help it.
 """
 
 from __future__ import annotations
@@ -52,35 +61,45 @@ class Plan:
     reasons: dict[int, str] = field(default_factory=dict)
 
 
+def expected_end(job: Job, now: float) -> float:
+    """When ``job`` ends at the latest (its time limit); ``inf`` when it has none."""
+    if job.time_limit is None:
+        return math.inf
+    started = job.start_time if job.start_time is not None else now
+    return started + job.time_limit
+
+
 @dataclass(slots=True)
 class _Usage:
     """GPU and memory use by running (and just-planned) jobs."""
 
     exclusive: dict[int, int] = field(default_factory=dict)
     shared_mib: dict[int, int] = field(default_factory=dict)
+    holds: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
     memory_mb: int = 0
     running: int = 0
     per_group: dict[int, int] = field(default_factory=dict)
 
-    def add(self, job: Job, gpu_ids: Sequence[int]) -> None:
+    def add(self, job: Job, gpu_ids: Sequence[int], now: float) -> None:
+        end = expected_end(job, now)
+        mib = (job.gpu_memory_mb or 0) if job.shared else 0
         for g in gpu_ids:
             if job.shared:
-                self.shared_mib[g] = self.shared_mib.get(g, 0) + (job.gpu_memory_mb or 0)
+                self.shared_mib[g] = self.shared_mib.get(g, 0) + mib
             else:
                 self.exclusive[g] = job.id
+            self.holds.setdefault(g, []).append((end, mib))
         self.memory_mb += job.memory_mb or 0
         self.running += 1
         if job.group_id is not None:
             self.per_group[job.group_id] = self.per_group.get(job.group_id, 0) + 1
 
+    def busy(self, index: int) -> bool:
+        return index in self.exclusive or index in self.shared_mib
+
 
 def _idle(slot: GpuSlot, use: _Usage) -> bool:
-    return (
-        slot.allowed
-        and not slot.unmanaged
-        and slot.index not in use.exclusive
-        and slot.index not in use.shared_mib
-    )
+    return slot.allowed and not slot.unmanaged and not use.busy(slot.index)
 
 
 def _shared_room(slot: GpuSlot, use: _Usage) -> int:
@@ -90,26 +109,33 @@ def _shared_room(slot: GpuSlot, use: _Usage) -> int:
 
 
 def pick_gpus(
-    job: Job, gpus: Sequence[GpuSlot], use: _Usage, strategy: str, rng: random.Random
+    job: Job,
+    gpus: Sequence[GpuSlot],
+    use: _Usage,
+    strategy: str,
+    rng: random.Random,
+    avoid: frozenset[int] = frozenset(),
 ) -> tuple[int, ...] | None:
-    """The cards ``job`` would get now, or None when they are not free."""
+    """The cards ``job`` would get now, or None when they are not free.
+
+    Exclusive jobs take idle cards (lowest index first, or at random); shared jobs pack
+    onto the fullest card that still has room. Cards in ``avoid`` (those a protected
+    head job needs) are taken last.
+    """
     if job.gpus == 0:
         return ()
     if job.shared:
         need = job.gpu_memory_mb or 0
         fits = [s for s in gpus if _shared_room(s, use) >= need]
-        fits.sort(key=lambda s: (-use.shared_mib.get(s.index, 0), s.index))
-        chosen = fits[: job.gpus]
+        fits.sort(key=lambda s: (s.index in avoid, -use.shared_mib.get(s.index, 0), s.index))
     else:
-        free = [s for s in gpus if _idle(s, use)]
-        chosen = (
-            rng.sample(free, job.gpus)
-            if strategy == "random" and len(free) >= job.gpus
-            else free[: job.gpus]
-        )
-    if len(chosen) < job.gpus:
+        fits = [s for s in gpus if _idle(s, use)]
+        if strategy == "random":
+            rng.shuffle(fits)
+        fits.sort(key=lambda s: s.index in avoid)
+    if len(fits) < job.gpus:
         return None
-    return tuple(sorted(s.index for s in chosen))
+    return tuple(sorted(s.index for s in fits[: job.gpus]))
 
 
 @dataclass(slots=True)
@@ -118,46 +144,55 @@ class _Head:
 
     job_id: int
     shadow: float
+    protected: frozenset[int]
     extra: int
+    lost: set[int] = field(default_factory=set)
 
-
-def _expected_end(job: Job) -> float:
-    if job.time_limit is None or job.start_time is None:
-        return math.inf
-    return job.start_time + job.time_limit
-
-
-def _make_head(
-    job: Job, running: Sequence[Job], gpus: Sequence[GpuSlot], use: _Usage, now: float
-) -> _Head | None:
-    usable = [s for s in gpus if s.allowed]
-    if job.gpus > len(usable):
-        return None
-    free = sum(1 for s in usable if _idle(s, use))
-    if free >= job.gpus:
-        return _Head(job.id, now, free - job.gpus)
-    release: dict[int, float] = {}
-    for r in running:
-        for g in r.gpu_ids:
-            release[g] = max(release.get(g, now), _expected_end(r))
-    for when in sorted(release[g] for g in release if _frees_for_head(g, gpus)):
-        if math.isinf(when):
-            break
-        free += 1
-        if free >= job.gpus:
-            return _Head(job.id, when, free - job.gpus)
-    return _Head(job.id, math.inf, 0)
-
-
-def _frees_for_head(index: int, gpus: Sequence[GpuSlot]) -> bool:
-    return any(s.index == index and s.allowed and not s.unmanaged for s in gpus)
-
-
-def _may_backfill(job: Job, gpu_ids: Sequence[int], head: _Head, use: _Usage, now: float) -> bool:
-    if job.time_limit is not None and now + job.time_limit <= head.shadow:
+    def admit(self, job: Job, gpu_ids: Sequence[int], now: float) -> bool:
+        """May ``job`` start on ``gpu_ids`` without delaying the head? Books what it uses."""
+        if job.time_limit is not None and now + job.time_limit <= self.shadow < math.inf:
+            return True
+        touched = {g for g in gpu_ids if g in self.protected and g not in self.lost}
+        if len(touched) > self.extra:
+            return False
+        self.extra -= len(touched)
+        self.lost |= touched
         return True
-    fresh = [g for g in gpu_ids if g not in use.shared_mib]
-    return len(fresh) <= head.extra
+
+
+def _ready_at(job: Job, slot: GpuSlot, use: _Usage, now: float) -> float | None:
+    """When ``slot`` could take ``job`` as far as time limits say (None: not as things are)."""
+    if not slot.allowed:
+        return None
+    holds = sorted(use.holds.get(slot.index, []))
+    if not job.shared:
+        if slot.unmanaged:
+            return None
+        return max((end for end, _ in holds), default=now)
+    need = job.gpu_memory_mb or 0
+    room = slot.total_mib - slot.foreign_mib
+    if room < need:
+        return None
+    if slot.index in use.exclusive:
+        return max(end for end, _ in holds)
+    room -= use.shared_mib.get(slot.index, 0)
+    when = now
+    for end, mib in holds:
+        if room >= need:
+            break
+        room, when = room + mib, end
+    return when
+
+
+def _make_head(job: Job, gpus: Sequence[GpuSlot], use: _Usage, now: float) -> _Head | None:
+    ready = {s.index: t for s in gpus if (t := _ready_at(job, s, use, now)) is not None}
+    if len(ready) < job.gpus:
+        return None
+    shadow = sorted(ready.values())[job.gpus - 1]
+    if math.isinf(shadow):
+        return _Head(job.id, shadow, frozenset(ready), 0)
+    protected = frozenset(g for g, t in ready.items() if t <= shadow)
+    return _Head(job.id, shadow, protected, len(protected) - job.gpus)
 
 
 def plan(
@@ -172,39 +207,48 @@ def plan(
 ) -> Plan:
     """Decide which ``candidates`` (runnable, best first) start now.
 
-    ``running`` are the jobs holding resources (running or being launched).
+    ``running`` are the jobs holding resources (running or being launched). Every
+    candidate that does not start gets a reason: ``Resources`` (the running-job cap),
+    ``JobGroupLimit``, ``WaitingForMemory``, ``WaitingForGpu``, or ``Priority`` (it
+    would fit, but it would delay the head job).
     """
     rng = rng or random.Random()
     use = _Usage()
     for job in running:
-        use.add(job, job.gpu_ids)
+        use.add(job, job.gpu_ids, now)
     out = Plan()
     head: _Head | None = None
     for job in candidates:
-        if res.max_running is not None and use.running >= res.max_running:
-            out.reasons[job.id] = Reason.RESOURCES
+        reason = _blocked(job, use, res, group_limits)
+        if reason is not None:
+            out.reasons[job.id] = reason
             continue
-        limit = group_limits.get(job.group_id or 0)
-        if limit is not None and use.per_group.get(job.group_id or 0, 0) >= limit:
-            out.reasons[job.id] = Reason.GROUP_LIMIT
-            continue
-        if res.memory_mb is not None and use.memory_mb + (job.memory_mb or 0) > res.memory_mb:
-            out.reasons[job.id] = Reason.MEMORY
-            continue
-        gpu_ids = pick_gpus(job, res.gpus, use, strategy, rng)
+        avoid = head.protected if head is not None else frozenset()
+        gpu_ids = pick_gpus(job, res.gpus, use, strategy, rng, avoid)
         if gpu_ids is None:
             out.reasons[job.id] = Reason.GPU
             if head is None:
-                head = _make_head(job, running, res.gpus, use, now)
+                head = _make_head(job, res.gpus, use, now)
             continue
-        if job.gpus and head is not None and not _may_backfill(job, gpu_ids, head, use, now):
+        if gpu_ids and head is not None and not head.admit(job, gpu_ids, now):
             out.reasons[job.id] = Reason.PRIORITY
             continue
-        if head is not None and job.gpus:
-            head.extra -= len([g for g in gpu_ids if g not in use.shared_mib])
-        use.add(job, gpu_ids)
+        use.add(job, gpu_ids, now)
         out.starts.append(Start(job.id, gpu_ids))
     return out
+
+
+def _blocked(job: Job, use: _Usage, res: Resources, group_limits: Mapping[int, int]) -> str | None:
+    """Why ``job`` cannot start for reasons other than GPUs, or None."""
+    if res.max_running is not None and use.running >= res.max_running:
+        return Reason.RESOURCES
+    if job.group_id is not None:
+        limit = group_limits.get(job.group_id)
+        if limit is not None and use.per_group.get(job.group_id, 0) >= limit:
+            return Reason.GROUP_LIMIT
+    if res.memory_mb is not None and use.memory_mb + (job.memory_mb or 0) > res.memory_mb:
+        return Reason.MEMORY
+    return None
 
 
 def sort_key(job: Job) -> tuple[int, int]:

@@ -163,3 +163,11 @@ def test_job_runs_in_its_own_session(gflow: Gflow) -> None:
     assert gflow.wait(job) == 0
     sid = int(gflow.log(job).strip())
     assert sid != os.getsid(0)
+
+
+def test_a_background_child_does_not_hold_the_job_open(gflow: Gflow) -> None:
+    pidfile = gflow.work / "bg.pid"
+    job = gflow.submit("sh", "-c", f"sleep 300 & echo $! > {pidfile}; echo started")
+    assert gflow.wait(job, timeout=20) == 0
+    assert gflow.log(job) == "started\n"
+    gflow.until(lambda: not _alive(int(pidfile.read_text())), what="the leftover to be killed")

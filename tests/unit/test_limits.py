@@ -10,13 +10,24 @@ from gflow.scheduler import GpuSlot, Resources, plan, sort_key
 
 
 def make_job(job_id: int, group: int | None, gpus: int, priority: int) -> Job:
-    return Job(id=job_id, uid=0, user="u", name=f"j{job_id}", command=("true",), workdir="/",
-               submit_time=0.0, group_id=group, gpus=gpus, priority=priority)
+    return Job(
+        id=job_id,
+        uid=0,
+        user="u",
+        name=f"j{job_id}",
+        command=("true",),
+        workdir="/",
+        submit_time=0.0,
+        group_id=group,
+        gpus=gpus,
+        priority=priority,
+    )
 
 
 jobs_strategy = st.lists(
     st.tuples(st.sampled_from([None, 1, 2, 3]), st.integers(0, 2), st.integers(0, 255)),
-    min_size=1, max_size=40,
+    min_size=1,
+    max_size=40,
 )
 
 
@@ -29,8 +40,11 @@ jobs_strategy = st.lists(
     ends=st.lists(st.integers(0, 10_000), max_size=60),
 )
 def test_limits_hold_through_any_sequence_of_job_ends(
-    specs: list[tuple[int | None, int, int]], limits: dict[int, int], max_running: int | None,
-    gpu_count: int, ends: list[int],
+    specs: list[tuple[int | None, int, int]],
+    limits: dict[int, int],
+    max_running: int | None,
+    gpu_count: int,
+    ends: list[int],
 ) -> None:
     waiting = [make_job(i + 1, g, min(n, gpu_count), p) for i, (g, n, p) in enumerate(specs)]
     res = Resources(tuple(GpuSlot(i, 24576) for i in range(gpu_count)), None, max_running)
