@@ -9,12 +9,33 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any
 
-from gflow.config import SOCKET_NAME, SYSTEM_RUNTIME, Paths, resolve_paths
 from gflow.errors import DaemonUnavailable, GflowError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gflow.config import Paths
+
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~,@")
+SOCKET_NAME = "gflowd.sock"
+SYSTEM_SOCKET = "/run/gflow/gflowd.sock"
+
+
+def default_sockets() -> list[str]:
+    """Where gflowd listens, most specific first, as :func:`gflow.config.resolve_paths` says.
+
+    Computed with ``os.path`` alone: importing ``gflow.config`` (``pathlib``,
+    ``dataclasses``) would double the start-up time of every command.
+    """
+    home = os.environ.get("GFLOW_HOME")
+    if home:
+        return [os.path.join(os.path.abspath(os.path.expanduser(home)), SOCKET_NAME)]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = os.path.join(runtime, "gflow") if runtime else f"/tmp/gflow-{os.getuid()}"
+    own = os.path.join(base, SOCKET_NAME)
+    return [own] if own == SYSTEM_SOCKET else [own, SYSTEM_SOCKET]
 
 
 class RemoteError(GflowError):
@@ -39,21 +60,32 @@ class Client:
     def __init__(
         self, paths: Paths | None = None, config: str | None = None, timeout: float = 60.0
     ) -> None:
-        self.paths = paths or resolve_paths(config)
+        self._paths = paths
         self.config = config
         self.timeout = timeout
 
+    @property
+    def paths(self) -> Paths:
+        if self._paths is None:
+            from gflow.config import resolve_paths
+
+            self._paths = resolve_paths(self.config)
+        return self._paths
+
+    def _sockets(self) -> list[str]:
+        if self._paths is None:
+            return default_sockets()
+        own = str(self._paths.socket)
+        fallback = not os.environ.get("GFLOW_HOME") and own != SYSTEM_SOCKET
+        return [own, SYSTEM_SOCKET] if fallback else [own]
+
     def _connect(self) -> socket.socket:
         errors = []
-        candidates = [self.paths.socket]
-        system = SYSTEM_RUNTIME / SOCKET_NAME
-        if not os.environ.get("GFLOW_HOME") and system != self.paths.socket:
-            candidates.append(system)
-        for path in candidates:
+        for path in self._sockets():
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
             try:
-                sock.connect(str(path))
+                sock.connect(path)
                 return sock
             except OSError as exc:
                 sock.close()

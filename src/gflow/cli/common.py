@@ -1,6 +1,7 @@
 """What every command-line tool shares: exit codes, error printing, tables, colour.
 
-Kept free of heavy imports: the tools start in tens of milliseconds.
+Kept free of heavy imports (no ``typing``, ``shutil``, ``datetime``, ``gflow.config``):
+every tool pays for what is imported here, and ``gqueue`` runs under ``watch``.
 """
 
 from __future__ import annotations
@@ -8,15 +9,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
 
-from gflow.errors import DaemonUnavailable, GflowError, InvalidInput
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130
 
 STATE_COLORS = {
     "R": "\033[1;32m",
@@ -28,36 +31,90 @@ STATE_COLORS = {
     "TO": "\033[4;35m",
 }
 RESET = "\033[0m"
+DAEMON_HINT = "Hint: gflowd is not running; start it with: gflowd up"
+
+
+class UsageError(Exception):
+    """A bad command line; printed as one line with a pointer to the help, exit status 2."""
+
+    def __init__(self, message: str, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.prog = prog
 
 
 def run(prog: str, main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> NoReturn:
     """Run a tool's ``main`` and turn every error into one line and an exit status."""
+    sys.exit(call(prog, main, argv))
+
+
+def call(prog: str, main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> int:
+    """``main(argv)`` with the product's error printing; returns the exit status."""
+    from gflow.errors import DaemonUnavailable, GflowError, InvalidInput
+
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = main(args)
+        return main(args)
+    except UsageError as exc:
+        return fail(f"{exc} (see: {exc.prog or prog} --help)", EXIT_USAGE, prog)
     except InvalidInput as exc:
-        print(f"{prog}: error: {exc.message}", file=sys.stderr)
-        code = EXIT_USAGE
+        return fail(exc.message, EXIT_USAGE, prog)
     except DaemonUnavailable as exc:
-        print(
-            f"{prog}: {exc.message}\nHint: gflowd is not running; start it with: gflowd up",
-            file=sys.stderr,
-        )
-        code = EXIT_UNAVAILABLE
+        return fail(f"{exc.message}\n{DAEMON_HINT}", EXIT_UNAVAILABLE, prog)
     except GflowError as exc:
-        print(f"Error: {exc.message}", file=sys.stderr)
         code = EXIT_USAGE if getattr(exc, "kind", "") == "invalid" else EXIT_REFUSED
+        return fail(exc.message, code, prog)
     except KeyboardInterrupt:
-        code = 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        code = EXIT_OK
-    sys.exit(code)
+        return EXIT_OK
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}", EXIT_REFUSED, prog)
+    except Exception as exc:  # the tool's boundary: one line, never a traceback
+        if os.environ.get("GFLOW_DEBUG"):
+            raise
+        text = f"internal error: {type(exc).__name__}: {exc} (GFLOW_DEBUG=1 shows the traceback)"
+        return fail(text, EXIT_REFUSED, prog)
+
+
+def fail(message: str, code: int, prog: str) -> int:
+    """Print ``prog: error: message`` on stderr and return ``code``."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return code
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Raw epilogs (the examples), and the width found without importing ``shutil``."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 30, width: Any = None
+    ) -> None:
+        if width is None:
+            width = _terminal_width() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_width() -> int:
+    try:
+        return max(int(os.environ["COLUMNS"]), 40)
+    except (KeyError, ValueError):
+        pass
+    try:
+        return max(os.get_terminal_size(sys.__stdout__.fileno()).columns, 40)  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def epilog(examples: str) -> str:
+    lines = examples.strip("\n").splitlines()
+    head = "example:" if len(lines) == 1 else "examples:"
+    return head + "\n" + "\n".join("  " + ln for ln in lines)
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with examples in the help and the product's usage-error exit code."""
+    """argparse with examples in the help, and usage errors raised as :class:`UsageError`."""
 
     def __init__(
         self,
@@ -67,18 +124,49 @@ class Parser(argparse.ArgumentParser):
         **kw: Any,
     ) -> None:
         if examples:
-            lines = examples.strip().splitlines()
-            kw["epilog"] = "examples:\n" + "\n".join("  " + ln for ln in lines)
-        kw.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+            kw["epilog"] = epilog(examples)
+        kw.setdefault("formatter_class", HelpFormatter)
         super().__init__(prog=prog, description=description, **kw)
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        raise UsageError(message, self.prog)
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="configuration file to use")
+def subcommand(
+    sub: Any,
+    name: str,
+    help_text: str,
+    examples: str,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+) -> Parser:
+    """A subcommand parser with its own examples and ``--config``."""
+    parser: Parser = sub.add_parser(
+        name,
+        aliases=list(aliases),
+        help=help_text,
+        description=description or help_text[:1].upper() + help_text[1:] + ".",
+        examples=examples,
+    )
+    add_common(parser, sub=True)
+    return parser
+
+
+def add_common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
+    """``--config``; on a subcommand it must not reset a value given before the subcommand."""
+    default = argparse.SUPPRESS if sub else None
+    parser.add_argument("--config", metavar="PATH", default=default, help="configuration file")
+
+
+def add_completion(sub: Any, prog: str) -> None:
+    """The ``completion bash|zsh|fish`` subcommand of a tool with subcommands."""
+    comp = subcommand(
+        sub,
+        "completion",
+        "print a shell completion script",
+        f"source <({prog} completion bash)      # in ~/.bashrc",
+    )
+    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
 
 
 def client(args: argparse.Namespace) -> Any:
@@ -147,3 +235,10 @@ def clock(ts: float | None) -> str:
     import time
 
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def now_local() -> Any:
+    """The current time as an aware ``datetime`` (imports ``datetime`` only when needed)."""
+    import datetime
+
+    return datetime.datetime.now().astimezone()

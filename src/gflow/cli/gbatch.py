@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
-from pathlib import Path
-from typing import Any
 
-from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, add_common, run
+from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, UsageError, add_common, run
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXAMPLES = """
 gbatch python train.py --lr 0.01           run a command (in this directory, with this env)
@@ -19,26 +20,49 @@ gbatch --depends-on-all 3,4 python merge.py
 gbatch -d afterany:5 ./cleanup.sh          Slurm syntax;  -W depend=afterok:5  Moab syntax
 gbatch --array 1-10%2 python task.py --i '$GFLOW_ARRAY_TASK_ID'
 gbatch --param lr=0.1,0.01 --param bs=32,64 python train.py --lr {lr} --bs {bs}
+gbatch --dry-run -g 2 python train.py      show what would be submitted, submit nothing
+gbatch < job.sh                            a script on standard input
 gbatch new myjob                           write myjob.sh, a script template
+gbatch completion bash                     a shell completion script
 """
+
+DESCRIPTION = """\
+Submit a job: a command, or a script whose '# GFLOW' lines hold options.
+Everything after the first word that is not an option belongs to the job.
+Options on the command line win over '# GFLOW' and '#SBATCH' lines in the script.
+
+time:   HH:MM:SS, MM:SS, or a bare number of minutes (also D-HH:MM:SS, UNLIMITED)
+memory: 512 (MB), 1024M, 2G
+begin:  HH:MM[:SS], YYYY-MM-DD[THH:MM[:SS]], now+N[s|m|h|d], today, tomorrow"""
 
 TEMPLATE = """#!/bin/bash
-# gflow job script. Lines starting with "# GFLOW" are read by gbatch as options
-# (command-line flags win over them). Remove one "#" from "## GFLOW" to use a line.
+# gflow job script: submit it with  gbatch {name}
 #
-## GFLOW --name=my-job
-## GFLOW --gpus=1            # GPUs (default 0)
-## GFLOW --time=1:30:00      # time limit HH:MM:SS, MM:SS or minutes (default unlimited)
-## GFLOW --memory=4G         # host memory limit (default unlimited)
-## GFLOW --priority=20       # 0-255, higher runs first (default 10)
-## GFLOW --depends-on=123    # start after job 123 succeeds
-## GFLOW --conda-env=myenv   # activate this conda environment first
+# Lines starting with "# GFLOW" are read by gbatch as options; options given on the
+# command line win over them. Remove one "#" from a "## GFLOW" line to use it.
 #
-# gflow sets GFLOW_JOB_ID, GFLOW_JOB_NAME and CUDA_VISIBLE_DEVICES for the job.
+## GFLOW --name={stem}
+## GFLOW --gpus=1
+#   GPUs to allocate (default: 0)
+## GFLOW --time=1:30:00
+#   time limit: HH:MM:SS, MM:SS or minutes (default: unlimited)
+## GFLOW --memory=4G
+#   host memory limit: 512 (MB), 1024M, 2G (default: unlimited)
+## GFLOW --priority=20
+#   0-255, higher runs first (default: 10)
+## GFLOW --depends-on=123
+#   start after job 123 succeeds (also @, the previous submission)
+## GFLOW --conda-env=myenv
+#   activate this conda environment first (default: none)
+#
+# The job runs in the directory it was submitted from, with GFLOW_JOB_ID,
+# GFLOW_JOB_NAME and CUDA_VISIBLE_DEVICES set.
 
-echo "job $GFLOW_JOB_ID ($GFLOW_JOB_NAME) on GPUs: ${CUDA_VISIBLE_DEVICES:-none}"
+# --- Your script starts here ---
+echo "job $GFLOW_JOB_ID ($GFLOW_JOB_NAME) on $HOSTNAME, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}"
 """
 
+# Slurm options that mean the same here; any other #SBATCH option is reported and skipped.
 SBATCH_FLAGS = {
     "--job-name",
     "-J",
@@ -56,12 +80,15 @@ SBATCH_FLAGS = {
     "--hold",
     "-H",
 }
+SBATCH_SWITCHES = {"--hold", "-H"}
+DIRECTIVE_MARKERS = ("# GFLOW", "#GFLOW", "#SBATCH")
+DIRECTIVE_LINES = 500
 
 
 def build_parser() -> Parser:
     p = Parser(
         "gbatch",
-        "Submit a job: a command, or a script with '# GFLOW' option lines.",
+        DESCRIPTION,
         EXAMPLES,
         usage="gbatch [options] <script | command> [args...]\n"
         "       gbatch new NAME | gbatch completion bash|zsh|fish",
@@ -178,62 +205,107 @@ def build_parser() -> Parser:
     return p
 
 
+def new_parser() -> Parser:
+    p = Parser(
+        "gbatch new",
+        "Write NAME.sh, a job script template with commented '# GFLOW' option lines.",
+        "gbatch new train        writes train.sh; edit it, then: gbatch train.sh",
+    )
+    p.add_argument("name", metavar="NAME")
+    return p
+
+
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "new":
-        return _new(argv[1:])
-    if argv and argv[0] == "completion":
+    if argv[:1] == ["new"]:
+        return _new(new_parser().parse_args(argv[1:]).name)
+    if argv[:1] == ["completion"]:
         from gflow.cli.completion import completion_main
 
         return completion_main("gbatch", build_parser(), argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.command:
-        parser.error("a command or script to run is required")
-    script = _script_path(args.command[0])
+    if args.command[:1] == ["--"]:
+        args.command = args.command[1:]  # "gbatch -- new": a command named like a subcommand
+    script = _script_path(args.command[0]) if args.command else None
     if script is not None:
-        directives = _directives(script)
-        if directives:
-            args = parser.parse_args(argv, namespace=_parse_directives(parser, directives))
+        text = _read_script(script)
+    elif not args.command:
+        text = _stdin_script()
+        args.command = [text]
+    else:
+        text = None
+    if text is not None:
+        tokens = _directives(text)
+        if tokens:
+            _apply_directives(parser, args, tokens, str(script or "the script on stdin"))
     body = _request(args, script)
     from gflow.client import Client
 
     answer = Client(config=args.config).post("/v1/jobs", body)
     jobs = answer["jobs"]
     if answer.get("dry_run"):
-        print(f"Would submit {len(jobs)} job{'s' if len(jobs) != 1 else ''}:")
-        for job in jobs:
-            extra = f", task {job['task_id']}" if job["task_id"] is not None else ""
-            print(
-                f"  [{job['id']}] {job['name']}: {shlex.join(job['command'])} "
-                f"(GPUs: {job['gpus']}{extra})"
-            )
+        _print_dry_run(jobs)
         return EXIT_OK
     for job in jobs:
         print(f"Submitted batch job {job['id']} ({job['name']})")
     return EXIT_OK
 
 
-def _script_path(first: str) -> Path | None:
-    path = Path(first)
-    return path.absolute() if path.is_file() else None
+def _print_dry_run(jobs: list[dict[str, Any]]) -> None:
+    import shlex
+
+    print(f"Would submit {len(jobs)} batch job{'s' if len(jobs) != 1 else ''} (nothing submitted):")
+    for job in jobs:
+        extra = f", task {job['task_id']}" if job["task_id"] is not None else ""
+        words = job["command"]
+        shown = words[0] if len(words) == 1 else shlex.join(words)
+        if "\n" in shown:
+            shown = shown.strip().splitlines()[0] + " ..."
+        print(f"  [{job['id']}] {job['name']}: {shown} (GPUs: {job['gpus']}{extra})")
 
 
-def _directives(script: Path) -> list[str]:
-    """Options from ``# GFLOW`` (and mappable ``#SBATCH``) lines of a script."""
+def _script_path(first: str) -> str | None:
+    """The absolute path of ``first`` when it names a file (script form), else None."""
+    return os.path.abspath(first) if os.path.isfile(first) else None
+
+
+def _read_script(path: str) -> str | None:
     try:
-        lines = script.read_text(errors="replace").splitlines()[:500]
+        with open(path, "rb") as fh:
+            head = fh.read(256 * 1024)
     except OSError:
-        return []
+        return None
+    if b"\0" in head[:4096]:
+        return None  # a binary program, not a script: no directives
+    return head.decode(errors="replace")
+
+
+def _stdin_script() -> str:
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("a command or script to run is required")
+    text = sys.stdin.read()
+    if not text.strip():
+        raise UsageError("a command or script to run is required (standard input was empty)")
+    return text
+
+
+def _directives(text: str) -> list[str]:
+    """Options from the ``# GFLOW`` (and mappable ``#SBATCH``) lines of a script."""
+    import shlex
+
     tokens: list[str] = []
     ignored: list[str] = []
-    for line in lines:
+    for line in text.splitlines()[:DIRECTIVE_LINES]:
         stripped = line.strip()
-        for marker in ("# GFLOW", "#GFLOW", "#SBATCH"):
+        for marker in DIRECTIVE_MARKERS:
             if stripped.startswith(marker):
+                rest = stripped[len(marker) :]
+                if rest[:1] not in ("", " ", "\t"):
+                    break  # e.g. "# GFLOWS": not a directive
                 try:
-                    words = shlex.split(stripped[len(marker) :], comments=True)
+                    words = shlex.split(rest, comments=True)
                 except ValueError:
-                    words = stripped[len(marker) :].split()
+                    words = rest.split()
                 if marker == "#SBATCH":
                     words, skipped = _sbatch(words)
                     ignored += skipped
@@ -253,28 +325,31 @@ def _sbatch(words: list[str]) -> tuple[list[str], list[str]]:
     i = 0
     while i < len(words):
         flag = words[i].split("=", 1)[0]
-        takes_value = "=" not in words[i] and flag not in ("--hold", "-H")
+        takes_value = "=" not in words[i] and flag not in SBATCH_SWITCHES
         group = words[i : i + (2 if takes_value and i + 1 < len(words) else 1)]
         (kept if flag in SBATCH_FLAGS else skipped).extend(group)
         i += len(group)
     return kept, skipped
 
 
-def _parse_directives(parser: Parser, tokens: list[str]) -> argparse.Namespace:
+def _apply_directives(
+    parser: Parser, args: argparse.Namespace, tokens: list[str], where: str
+) -> None:
+    """Fill every option not given on the command line from the script's directives."""
     try:
-        ns, extra = parser.parse_known_args([*tokens, "true"])
-    except SystemExit:
-        raise _directive_error(" ".join(tokens)) from None
-    if extra:
-        raise _directive_error(" ".join(extra))
-    del ns.command
-    return ns
-
-
-def _directive_error(text: str) -> Exception:
-    from gflow.errors import InvalidInput
-
-    return InvalidInput("script directive", text, "gbatch options such as --gpus=1 --time=10")
+        found = parser.parse_args(tokens)
+    except UsageError as exc:
+        raise UsageError(f"in the '# GFLOW'/'#SBATCH' lines of {where}: {exc}") from None
+    if found.command:
+        raise UsageError(
+            f"in the '# GFLOW' lines of {where}: unexpected word {found.command[0]!r} "
+            "(expected options such as --gpus=1 --time=10)"
+        )
+    for dest, value in vars(found).items():
+        if dest in ("command", "config"):
+            continue
+        if getattr(args, dest) == parser.get_default(dest):
+            setattr(args, dest, value)
 
 
 def _gpus(text: str | None) -> int:
@@ -288,10 +363,11 @@ def _gpus(text: str | None) -> int:
     return parse_nonneg_int(value, "--gpus")
 
 
-def _request(args: argparse.Namespace, script: Path | None) -> dict[str, Any]:
-    import datetime
-
-    from gflow import deps, parse
+def _dependency(args: argparse.Namespace) -> dict[str, Any] | None:
+    given = args.depends_on or args.depends_on_all or args.depends_on_any or args.moab
+    if not given and not args.no_auto_cancel:
+        return None  # no dependency: spare the import of the dependency parser
+    from gflow import deps
 
     dep = deps.from_gflow(
         None, args.depends_on_all, args.depends_on_any, auto_cancel=not args.no_auto_cancel
@@ -300,15 +376,28 @@ def _request(args: argparse.Namespace, script: Path | None) -> dict[str, Any]:
         dep = dep.merge(deps.parse_dependency(text))
     for text in args.moab or []:
         dep = dep.merge(deps.parse_moab(text))
+    return dep.to_json()
+
+
+def _request(args: argparse.Namespace, script: str | None) -> dict[str, Any]:
+    from gflow import parse
+
     conda = args.conda_env
     if conda is None and script is None:
         conda = os.environ.get("CONDA_DEFAULT_ENV") or None
-    command = [str(script), *args.command[1:]] if script else list(args.command)
-    params = [list(parse.parse_param(p)) for p in args.param or []]
-    now = datetime.datetime.now().astimezone()
-    body: dict[str, Any] = {
+    command = [script, *args.command[1:]] if script else list(args.command)
+    if args.shared and not args.gpu_memory:
+        raise UsageError("--shared needs --gpu-memory SIZE (the GPU memory the job uses)")
+    begin_at = None
+    if args.begin:
+        from gflow.cli.common import now_local
+
+        begin_at = parse.parse_begin(args.begin, now_local())
+    if args.array:
+        parse.parse_array_spec(args.array)
+    return {
         "command": command,
-        "script": str(script) if script else None,
+        "script": script,
         "workdir": os.getcwd(),
         "env": dict(os.environ),
         "name": args.name,
@@ -320,13 +409,13 @@ def _request(args: argparse.Namespace, script: Path | None) -> dict[str, Any]:
         "memory_mb": parse.parse_memory_mb(args.memory, "--memory") if args.memory else None,
         "time_limit": parse.parse_time_limit(args.time) if args.time else None,
         "priority": parse.parse_priority(args.priority) if args.priority is not None else 10,
-        "begin_at": parse.parse_begin(args.begin, now) if args.begin else None,
+        "begin_at": begin_at,
         "conda_env": conda,
         "project": args.project,
         "auto_close": True if args.auto_close else None,
-        "dependency": dep.to_json(),
+        "dependency": _dependency(args),
         "array": args.array,
-        "params": params,
+        "params": [list(parse.parse_param(p)) for p in args.param or []],
         "param_rows": parse.read_param_file(args.param_file) if args.param_file else [],
         "name_template": args.name_template,
         "max_concurrent": parse.parse_nonneg_int(args.max_concurrent, "--max-concurrent")
@@ -339,21 +428,20 @@ def _request(args: argparse.Namespace, script: Path | None) -> dict[str, Any]:
         "hold": args.hold,
         "dry_run": args.dry_run,
     }
-    if args.array:
-        parse.parse_array_spec(args.array)
-    return body
 
 
-def _new(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: gbatch new NAME", file=sys.stderr)
-        return 2
-    path = Path(argv[0] if argv[0].endswith(".sh") else argv[0] + ".sh")
-    if path.exists():
-        print(f"Error: {path} already exists", file=sys.stderr)
+def _new(name: str) -> int:
+    if not name or name.startswith("-"):
+        raise UsageError(f"invalid name {name!r}: expected a file name such as train")
+    path = name if name.endswith(".sh") else name + ".sh"
+    stem = os.path.basename(path)[:-3] or "job"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+    except FileExistsError:
+        print(f"gbatch: error: {path} already exists", file=sys.stderr)
         return EXIT_REFUSED
-    path.write_text(TEMPLATE)
-    path.chmod(0o755)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(TEMPLATE.format(name=path, stem=stem))
     print(f"Wrote {path}; edit it, then: gbatch {path}")
     return EXIT_OK
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gflow.cli.common import EXIT_OK, Parser, add_common, client, run
+import sys
+
+from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, add_common, client, run
 
 EXAMPLES = """
 gcancel 42                   one job
@@ -10,12 +12,17 @@ gcancel 1,2,3   gcancel 1-5   gcancel 1,3,5-7
 gcancel @                    my most recent submission
 gcancel 12_3                 task 3 of array 12 (gcancel 12 cancels the whole array)
 gcancel --dry-run 1          what would be cancelled, and which dependents it strands
+gcancel completion bash      a shell completion script
 """
 
 
 def build_parser() -> Parser:
     p = Parser(
-        "gcancel", "Cancel jobs. Dependents are cancelled too unless --no-auto-cancel.", EXAMPLES
+        "gcancel",
+        "Cancel jobs. Queued jobs that depend on them are cancelled too (reason\n"
+        "DependencyFailed:<id>), unless they were submitted with --no-auto-cancel.",
+        EXAMPLES,
+        usage="gcancel [--dry-run] IDS\n       gcancel completion bash|zsh|fish",
     )
     add_common(p)
     p.add_argument("--dry-run", action="store_true", help="only show what would happen")
@@ -31,6 +38,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     ids = ",".join(args.ids)
     answer = client(args).post("/v1/jobs/cancel", {"ids": ids, "dry_run": args.dry_run})
+    code = EXIT_OK
     for job in answer["jobs"]:
         action = job["action"]
         if args.dry_run:
@@ -41,8 +49,9 @@ def main(argv: list[str]) -> int:
         elif action == "stopping":
             print(f"Job {job['id']} is being stopped (SIGINT, then SIGTERM, then SIGKILL).")
         else:
-            print(f"Job {job['id']} not cancelled: {action}.")
-    return EXIT_OK
+            print(f"gcancel: error: job {job['id']} not cancelled: {action}", file=sys.stderr)
+            code = EXIT_REFUSED
+    return code
 
 
 def entry() -> None:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
-from gflow.cli.common import EXIT_OK, Parser, add_common, client, run
+from gflow.cli.common import (
+    EXIT_OK,
+    Parser,
+    UsageError,
+    add_common,
+    add_completion,
+    client,
+    run,
+    subcommand,
+)
 
 if TYPE_CHECKING:
     from gflow.client import Client
@@ -24,18 +32,32 @@ def build_parser() -> Parser:
     p = Parser("gctl", "Change the scheduler's runtime settings.", EXAMPLES)
     add_common(p)
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
-    sub.add_parser("show-gpus", help="allowed/restricted state of each GPU")
-    sg = sub.add_parser("set-gpus", help="restrict the GPUs gflow may hand out")
+    subcommand(sub, "show-gpus", "allowed/restricted state of each GPU", "gctl show-gpus")
+    sg = subcommand(
+        sub,
+        "set-gpus",
+        "restrict the GPUs gflow may hand out",
+        "gctl set-gpus 0,2\ngctl set-gpus all             lift the restriction",
+    )
     sg.add_argument("gpus", metavar="all|0,2|0-3")
-    sl = sub.add_parser("set-limit", help="max running jobs of an array or sweep")
+    sl = subcommand(
+        sub,
+        "set-limit",
+        "max running jobs of an array or sweep",
+        "gctl set-limit 12 4          at most 4 tasks of job 12's group at once (0: no limit)",
+    )
     sl.add_argument("job", metavar="JOB_OR_GROUP", type=int)
     sl.add_argument("limit", metavar="N", type=int)
-    gp = sub.add_parser("gpu-process", help="ignore foreign GPU processes")
+    gp = subcommand(
+        sub,
+        "gpu-process",
+        "ignore foreign GPU processes",
+        "gctl gpu-process ignore --gpu 0 --pid 4242\ngctl gpu-process list",
+    )
     gp.add_argument("action", choices=["ignore", "unignore", "list"])
     gp.add_argument("--gpu", type=int)
     gp.add_argument("--pid", type=int)
-    comp = sub.add_parser("completion", help="print a shell completion script")
-    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
+    add_completion(sub, "gctl")
     return p
 
 
@@ -47,18 +69,7 @@ def main(argv: list[str]) -> int:
         return print_completion("gctl", build_parser(), args.shell)
     api = client(args)
     if args.cmd == "show-gpus":
-        info = api.post("/v1/admin/show-gpus", {})
-        for g in info["gpus"]:
-            notes = [] if g["allowed"] else ["restricted"]
-            if g["jobs"]:
-                notes.append("jobs " + ",".join(str(j["id"]) for j in g["jobs"]))
-            if g["foreign_pids"]:
-                notes.append("unmanaged pid " + ",".join(map(str, g["foreign_pids"])))
-            busy = "in_use" if g["jobs"] or g["foreign_pids"] else "available"
-            print("\t".join([str(g["index"]), busy, *notes]))
-        if not info["gpus"]:
-            print("No GPUs.")
-        return EXIT_OK
+        return _show_gpus(api)
     if args.cmd == "set-gpus":
         allowed = api.post("/v1/admin/set-gpus", {"gpus": args.gpus})["allowed"]
         if allowed is None:
@@ -74,10 +85,24 @@ def main(argv: list[str]) -> int:
     return _gpu_process(api, args)
 
 
+def _show_gpus(api: Client) -> int:
+    from gflow.cli.common import table
+    from gflow.cli.ginfo import gpu_use
+
+    gpus = api.post("/v1/admin/show-gpus", {})["gpus"]
+    if not gpus:
+        print("No GPUs.")
+        return EXIT_OK
+    rows = [
+        [str(g["index"]), "allowed" if g["allowed"] else "restricted", gpu_use(g)] for g in gpus
+    ]
+    print(table(["GPU", "ACCESS", "STATE"], rows))
+    return EXIT_OK
+
+
 def _gpu_process(api: Client, args: argparse.Namespace) -> int:
     if args.action != "list" and (args.gpu is None or args.pid is None):
-        print("gctl: error: --gpu and --pid are required", file=sys.stderr)
-        return 2
+        raise UsageError(f"gctl gpu-process {args.action} needs --gpu N and --pid PID")
     out = api.post(
         "/v1/admin/gpu-process",
         {"action": args.action, "gpu": args.gpu, "pid": args.pid},

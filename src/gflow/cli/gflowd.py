@@ -7,7 +7,17 @@ import os
 import sys
 import time
 
-from gflow.cli.common import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, Parser, add_common, hms, run
+from gflow.cli.common import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    Parser,
+    add_common,
+    add_completion,
+    hms,
+    run,
+    subcommand,
+)
 from gflow.config import DEFAULT_CONFIG, Paths, resolve_paths
 from gflow.errors import DaemonUnavailable, GflowError
 
@@ -25,11 +35,23 @@ def build_parser() -> Parser:
     add_common(p)
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
-    init = sub.add_parser("init", help="write a default configuration file")
+    init = subcommand(
+        sub,
+        "init",
+        "write a default configuration file",
+        "gflowd init --yes\ngflowd init --force          overwrite an existing file",
+    )
     init.add_argument("--yes", "-y", action="store_true", help="do not ask")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    up_examples = {
+        "up": "gflowd up\ngflowd up --gpus 0,1 --gpu-allocation-strategy random",
+        "restart": "gflowd restart               stop, then start (running jobs keep running)",
+    }
     for name, aliases in (("up", ["start"]), ("restart", [])):
-        up = sub.add_parser(name, aliases=aliases, help=f"{name} the daemon")
+        up = subcommand(sub, name, f"{name} the daemon", up_examples[name], aliases)
+        up.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="-v info, -vv debug"
+        )
         up.add_argument("--foreground", action="store_true", help="stay in the foreground")
         up.add_argument("--gpus", metavar="SPEC", help="GPUs to hand out: all, 0,2 or 0-3")
         up.add_argument("--gpu-allocation-strategy", choices=["sequential", "random"])
@@ -40,16 +62,36 @@ def build_parser() -> Parser:
             help="run as the machine-wide daemon for all users (root only)",
         )
         up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
-    sub.add_parser("down", aliases=["stop"], help="stop the daemon (jobs keep running)")
-    sub.add_parser("status", help="show whether the daemon runs, and how")
-    sub.add_parser("reload", help="re-read the configuration file")
-    doc = sub.add_parser("doctor", help="check the installation; --repair fixes what it safely can")
+    subcommand(
+        sub,
+        "down",
+        "stop the daemon (jobs keep running)",
+        "gflowd down                  running jobs keep running; gflowd up adopts them",
+        ["stop"],
+    )
+    subcommand(sub, "status", "show whether the daemon runs, and how", "gflowd status")
+    subcommand(
+        sub,
+        "reload",
+        "re-read the configuration file",
+        "gflowd reload                after editing gflow.toml",
+    )
+    doc = subcommand(
+        sub,
+        "doctor",
+        "check the installation; --repair fixes what it safely can",
+        "gflowd doctor\ngflowd down && gflowd doctor --repair",
+    )
     doc.add_argument("--repair", action="store_true", help="repair (gflowd must be stopped)")
-    svc = sub.add_parser("service", help="write or remove a systemd unit for gflowd")
+    svc = subcommand(
+        sub,
+        "service",
+        "write or remove a systemd unit for gflowd",
+        "gflowd service install && systemctl --user enable --now gflowd",
+    )
     svc.add_argument("action", choices=["install", "uninstall"])
     svc.add_argument("--system", action="store_true", help="the machine-wide unit (root)")
-    comp = sub.add_parser("completion", help="print a shell completion script")
-    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
+    add_completion(sub, "gflowd")
     return p
 
 
@@ -80,8 +122,10 @@ def main(argv: list[str]) -> int:
     if cmd == "reload":
         from gflow.client import Client
 
-        Client(paths).post("/v1/admin/reload", {})
+        answer = Client(paths).post("/v1/admin/reload", {})
         print("gflowd reloaded its configuration.")
+        if answer["needs_restart"]:
+            print(f"A restart (gflowd restart) is needed for: {', '.join(answer['needs_restart'])}")
         return EXIT_OK
     from gflow.cli.completion import print_completion
 
@@ -100,7 +144,7 @@ def _doctor(paths: Paths, repair: bool) -> int:
 def _init(paths: Paths, force: bool) -> int:
     target = paths.config_file
     if target.exists() and not force:
-        print(f"Error: {target} already exists (use --force to overwrite)", file=sys.stderr)
+        print(f"gflowd: error: {target} already exists (use --force to overwrite)", file=sys.stderr)
         return EXIT_REFUSED
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(DEFAULT_CONFIG)
@@ -123,7 +167,7 @@ def _up(paths: Paths, args: argparse.Namespace) -> int:
     from gflow.config import load_daemon_config
 
     if args.system and os.getuid() != 0:
-        print("Error: the system daemon must be started by root", file=sys.stderr)
+        print("gflowd: error: the system daemon must be started by root", file=sys.stderr)
         return EXIT_REFUSED
     config = load_daemon_config(paths, _overrides(args))
     if args.foreground:
@@ -132,7 +176,7 @@ def _up(paths: Paths, args: argparse.Namespace) -> int:
         return run_daemon(paths, config, ready=args.ready_fd, foreground=True)
     pid = _running_pid(paths)
     if pid is not None:
-        print(f"Error: gflowd is already running (pid {pid})", file=sys.stderr)
+        print(f"gflowd: error: gflowd is already running (pid {pid})", file=sys.stderr)
         return EXIT_REFUSED
     return _spawn(paths, args)
 
@@ -178,7 +222,7 @@ def _spawn(paths: Paths, args: argparse.Namespace) -> int:
         print(f"gflowd started (pid {proc.pid}).")
         return EXIT_OK
     reason = answer.removeprefix("error: ") or f"see {paths.daemon_log}"
-    print(f"Error: gflowd did not start: {reason}", file=sys.stderr)
+    print(f"gflowd: error: gflowd did not start: {reason}", file=sys.stderr)
     return EXIT_REFUSED
 
 

@@ -9,13 +9,20 @@ from gflow.cli.common import EXIT_OK, Parser, add_common, client, run, table
 EXAMPLES = """
 ginfo                        one line per GPU: state and the jobs holding it
 ginfo -o json                the same, as JSON
+ginfo completion bash        a shell completion script (also zsh, fish)
 """
 
 
 def gpu_state(gpu: dict[str, Any]) -> str:
     """idle, allocated to job N (name), shared by jobs ..., unmanaged (...), restricted."""
-    if not gpu["allowed"]:
-        return "restricted (gctl set-gpus)"
+    use = gpu_use(gpu)
+    if gpu["allowed"]:
+        return use
+    return "restricted (gctl set-gpus)" + ("" if use == "idle" else f"; {use}")
+
+
+def gpu_use(gpu: dict[str, Any]) -> str:
+    """What holds a GPU: idle, allocated to job N (name), shared by jobs ..., unmanaged."""
     jobs = gpu["jobs"]
     parts = []
     if jobs and jobs[0]["shared"]:

@@ -6,19 +6,22 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
 
 from gflow.cli.common import (
     EXIT_OK,
     EXIT_REFUSED,
     Parser,
+    UsageError,
     add_common,
+    add_completion,
     client,
     clock,
     hms,
     limit_text,
     memory_text,
+    now_local,
     run,
+    subcommand,
 )
 
 EXAMPLES = """
@@ -32,6 +35,10 @@ gjob wait 5 && echo ok       block until job 5 ends; exit status = the job's
 gjob close-sessions -s Finished
 """
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 WAIT_CODES = {"Timeout": 124, "Cancelled": 125}
 
 
@@ -40,38 +47,53 @@ def build_parser() -> Parser:
     add_common(p)
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
-    def cmd(
-        name: str, help_text: str, example: str, aliases: tuple[str, ...] = ()
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(
-            name,
-            aliases=list(aliases),
-            help=help_text,
-            epilog=f"example:\n  {example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_common(sp)
-        return sp
-
-    show = cmd("show", "all details of jobs", "gjob show 5,6", ("s",))
-    show.add_argument("ids", metavar="IDS")
-    log = cmd("log", "print a job's output", "gjob log 5 --last 50", ("l",))
+    show = subcommand(sub, "show", "all details of jobs", "gjob show 5,6   gjob show @", ["s"])
+    show.add_argument("ids", metavar="IDS", help="42, 1,2,3, 1-5, @, @~1")
+    log = subcommand(
+        sub,
+        "log",
+        "print a job's output",
+        "gjob log 5 --last 50\ngjob log @ --follow          until my latest job ends",
+        ["l"],
+    )
     log.add_argument("id", metavar="JOB")
-    log.add_argument("-f", "--first", type=int, metavar="N", help="only the first N lines")
-    log.add_argument("-l", "--last", type=int, metavar="N", help="only the last N lines")
+    log.add_argument("-f", "--first", type=_count, metavar="N", help="only the first N lines")
+    log.add_argument("-l", "--last", type=_count, metavar="N", help="only the last N lines")
     log.add_argument("--follow", action="store_true", help="keep printing until the job ends")
     log.add_argument("--path", action="store_true", help="print the log file's path only")
-    att = cmd("attach", "attach to a job's tmux session", "gjob attach 5", ("a",))
+    att = subcommand(
+        sub, "attach", "attach to a job's tmux session", "gjob attach 5   (detach: Ctrl-b d)", ["a"]
+    )
     att.add_argument("id", metavar="JOB")
-    hold = cmd("hold", "keep queued jobs from starting", "gjob hold 7,8", ("h",))
+    hold = subcommand(sub, "hold", "keep queued jobs from starting", "gjob hold 7,8", ["h"])
     hold.add_argument("ids", metavar="IDS")
-    rel = cmd("release", "let held jobs start again", "gjob release 7 --at now+1h", ("r",))
+    rel = subcommand(
+        sub,
+        "release",
+        "let held jobs start again",
+        "gjob release 7\ngjob release 7 --at 22:00       not before 10 pm (also now+1h)",
+        ["r"],
+    )
     rel.add_argument("ids", metavar="IDS")
-    rel.add_argument("--at", metavar="WHEN", help="not before this time")
-    upd = cmd("update", "change waiting jobs", "gjob update 7 --time 2:00:00 --gpus 1", ("u",))
+    rel.add_argument("--at", metavar="WHEN", help="not before HH:MM, YYYY-MM-DD[THH:MM], now+N")
+    upd = subcommand(
+        sub,
+        "update",
+        "change queued or held jobs",
+        "gjob update 7 --time-limit 2:00:00 --gpus 1\n"
+        "gjob update 7 --depends-on-all 3,4\n"
+        "gjob update 7 --command python train.py --lr 0.1   (--command comes last)",
+        ["u"],
+    )
     upd.add_argument("ids", metavar="IDS")
     _job_options(upd, update=True)
-    redo = cmd("redo", "submit a finished job again", "gjob redo 5 --gpus 2 --cascade")
+    redo = subcommand(
+        sub,
+        "redo",
+        "submit an ended job again as a new job",
+        "gjob redo 5 --gpus 2\n"
+        "gjob redo 5 --cascade        also redo the jobs its failure cancelled",
+    )
     redo.add_argument("id", metavar="JOB")
     _job_options(redo, update=False)
     redo.add_argument("--clear-deps", action="store_true", help="drop its dependencies")
@@ -80,35 +102,65 @@ def build_parser() -> Parser:
         action="store_true",
         help="also redo the jobs its failure cancelled, wired to the new jobs",
     )
-    close = cmd(
-        "close-sessions", "close tmux sessions of ended jobs", "gjob close-sessions -a", ("close",)
+    close = subcommand(
+        sub,
+        "close-sessions",
+        "close tmux sessions of ended jobs",
+        "gjob close-sessions -s Finished\ngjob close-sessions -a",
+        ["close"],
     )
     close.add_argument("-a", "--all", action="store_true", help="every ended job")
     close.add_argument("-j", "--jobs", metavar="IDS")
-    close.add_argument("-s", "--states", metavar="LIST", help="e.g. Finished,Failed")
+    close.add_argument("-s", "--states", metavar="LIST", help="e.g. Finished,Failed or CD,F")
     close.add_argument("-p", "--pattern", metavar="GLOB", help="job names matching a pattern")
-    wait = cmd("wait", "block until jobs end; exit status is the job's", "gjob wait 5,6")
+    wait = subcommand(
+        sub,
+        "wait",
+        "block until jobs end; the exit status is the job's",
+        "gjob wait 5 && echo ok\ngjob wait 5,6 --timeout 600",
+    )
     wait.add_argument("ids", metavar="IDS")
     wait.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long")
-    comp = sub.add_parser("completion", help="print a shell completion script")
-    comp.add_argument("shell", choices=["bash", "zsh", "fish"])
+    add_completion(sub, "gjob")
     return p
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected a whole number >= 0")
+    return int(text)
+
+
 def _job_options(p: argparse.ArgumentParser, update: bool) -> None:
-    p.add_argument("-g", "--gpus", metavar="N")
-    p.add_argument("-p", "--priority", metavar="0-255")
-    p.add_argument("-t", "--time", "--time-limit", dest="time", metavar="TIME")
-    p.add_argument("-m", "--memory", "--memory-limit", dest="memory", metavar="SIZE")
-    p.add_argument("--gpu-memory", metavar="SIZE")
-    p.add_argument("-d", "--depends-on", dest="depends_on", action="append", metavar="DEP")
-    p.add_argument("--depends-on-all", metavar="IDS")
-    p.add_argument("--depends-on-any", metavar="IDS")
-    p.add_argument("--no-auto-cancel", action="store_true")
+    p.add_argument("-g", "--gpus", metavar="N", help="GPUs")
+    p.add_argument("-p", "--priority", metavar="0-255", help="higher runs first")
+    p.add_argument(
+        "-t", "--time", "--time-limit", dest="time", metavar="TIME", help="HH:MM:SS, MM:SS or MM"
+    )
+    p.add_argument(
+        "-m",
+        "--memory",
+        "--memory-limit",
+        dest="memory",
+        metavar="SIZE",
+        help="host memory: 512 (MB), 1024M, 2G",
+    )
+    p.add_argument("--gpu-memory", metavar="SIZE", help="GPU memory per GPU, e.g. 8G")
+    p.add_argument(
+        "-d",
+        "--depends-on",
+        dest="depends_on",
+        action="append",
+        metavar="DEP",
+        help="replaces the dependencies: a job, or Slurm form afterok:1:2",
+    )
+    p.add_argument("--depends-on-all", metavar="IDS", help="after all of them succeed")
+    p.add_argument("--depends-on-any", metavar="IDS", help="after any one of them succeeds")
+    p.add_argument("--no-auto-cancel", action="store_true", help="with the options above")
     if update:
         p.add_argument("-n", "--name", metavar="NAME")
         p.add_argument("-c", "--conda-env", metavar="ENV")
-        p.add_argument("--begin", metavar="WHEN")
+        p.add_argument("--begin", metavar="WHEN", help="not before this time")
         p.add_argument("--max-retries", metavar="N")
         p.add_argument("--command", nargs=argparse.REMAINDER, help="new command (last option)")
 
@@ -245,9 +297,7 @@ def _describe(j: dict[str, Any], now: float) -> str:
 def _one(args: argparse.Namespace, text: str) -> dict[str, Any]:
     jobs = client(args).get("/v1/show", ids=text)["jobs"]
     if len(jobs) != 1:
-        from gflow.errors import InvalidInput
-
-        raise InvalidInput("job", text, "exactly one job id")
+        raise UsageError(f"invalid job {text!r}: expected exactly one job (42, @ or @~1)")
     job: dict[str, Any] = jobs[0]
     return job
 
@@ -261,10 +311,14 @@ def _log(args: argparse.Namespace) -> int:
         with open(job["log"], "rb") as fh:
             data = fh.read()
     except FileNotFoundError:
-        print(f"Log for job {job['id']} is not available (it has not started).", file=sys.stderr)
+        print(
+            f"gjob: error: the log of job {job['id']} is not available "
+            f"(state {job['state']}; a log appears when the job starts)",
+            file=sys.stderr,
+        )
         return EXIT_REFUSED
     except PermissionError:
-        print(f"Error: cannot read {job['log']}: permission denied", file=sys.stderr)
+        print(f"gjob: error: cannot read {job['log']}: permission denied", file=sys.stderr)
         return EXIT_REFUSED
     lines = data.decode(errors="replace").splitlines(keepends=True)
     if args.first is not None:
@@ -298,9 +352,9 @@ def _follow(args: argparse.Namespace, job: dict[str, Any], offset: int) -> int:
 
 def _attach(args: argparse.Namespace) -> int:
     job = _one(args, args.id)
-    if job["executor"] != "tmux":
+    if job["executor"] != "tmux" or not job["tmux_socket"]:
         print(
-            f"Error: job {job['id']} does not run under tmux (executor "
+            f"gjob: error: job {job['id']} does not run under tmux (executor "
             f"{job['executor'] or 'none yet'}); use: gjob log {job['id']} --follow",
             file=sys.stderr,
         )
@@ -308,8 +362,12 @@ def _attach(args: argparse.Namespace) -> int:
     argv = ["tmux", "-S", job["tmux_socket"], "attach-session", "-t", f"={job['session']}"]
     if os.environ.get("TMUX"):
         argv[3:4] = ["switch-client"]
-    print(f"Attaching to tmux session '{job['session']}' for job {job['id']}...")
-    os.execvp("tmux", argv)
+    print(f"Attaching to tmux session '{job['session']}' for job {job['id']}...", flush=True)
+    try:
+        os.execvp("tmux", argv)
+    except OSError as exc:
+        print(f"gjob: error: cannot run tmux: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_REFUSED
 
 
 # ------------------------------------------------------------ control
@@ -318,7 +376,14 @@ def _attach(args: argparse.Namespace) -> int:
 def _report(answer: dict[str, Any], verb: str) -> int:
     for job in answer["jobs"]:
         print(f"Job {job['id']} {verb}.")
-    return EXIT_OK
+    return _errors(answer)
+
+
+def _errors(answer: dict[str, Any]) -> int:
+    """Jobs the daemon skipped (wrong state): one line each, and a non-zero exit."""
+    for message in answer.get("errors", []):
+        print(f"gjob: error: {message}", file=sys.stderr)
+    return EXIT_REFUSED if answer.get("errors") else EXIT_OK
 
 
 def _hold(args: argparse.Namespace) -> int:
@@ -328,19 +393,15 @@ def _hold(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     at = None
     if args.at:
-        import datetime
-
         from gflow.parse import parse_begin
 
-        at = parse_begin(args.at, datetime.datetime.now().astimezone())
+        at = parse_begin(args.at, now_local())
     answer = client(args).post("/v1/jobs/release", {"ids": args.ids, "at": at})
     suffix = f" (not before {clock(at)})" if at else ""
     return _report(answer, "released back to the queue" + suffix)
 
 
 def _changes(args: argparse.Namespace, update: bool) -> dict[str, Any]:
-    import datetime
-
     from gflow import deps, parse
 
     out: dict[str, Any] = {}
@@ -367,25 +428,27 @@ def _changes(args: argparse.Namespace, update: bool) -> dict[str, Any]:
         if args.conda_env is not None:
             out["conda_env"] = args.conda_env or None
         if args.begin is not None:
-            now = datetime.datetime.now().astimezone()
-            out["begin_at"] = parse.parse_begin(args.begin, now)
+            out["begin_at"] = parse.parse_begin(args.begin, now_local())
         if args.max_retries is not None:
             out["max_retries"] = parse.parse_nonneg_int(args.max_retries, "--max-retries")
-        if args.command:
-            out["command"] = args.command
+        command = args.command or []
+        if command[:1] == ["--"]:
+            command = command[1:]
+        if command:
+            out["command"] = command
     return out
 
 
 def _update(args: argparse.Namespace) -> int:
     changes = _changes(args, update=True)
     if not changes:
-        from gflow.errors import InvalidInput
-
-        raise InvalidInput("gjob update", args.ids, "at least one option to change (see --help)")
+        raise UsageError(
+            "nothing to update: give at least one option such as --gpus 1", "gjob update"
+        )
     answer = client(args).post("/v1/jobs/update", {"ids": args.ids, "changes": changes})
     for job in answer["jobs"]:
         print(f"Job {job['id']} updated: {', '.join(job['fields'])}.")
-    return EXIT_OK
+    return _errors(answer)
 
 
 def _redo(args: argparse.Namespace) -> int:
@@ -403,9 +466,9 @@ def _redo(args: argparse.Namespace) -> int:
 
 def _close(args: argparse.Namespace) -> int:
     if not (args.all or args.jobs or args.states or args.pattern):
-        from gflow.errors import InvalidInput
-
-        raise InvalidInput("close-sessions", "(no filter)", "-a, -j IDS, -s STATES or -p GLOB")
+        raise UsageError(
+            "no filter given: use -a, -j IDS, -s STATES or -p GLOB", "gjob close-sessions"
+        )
     api = client(args)
     ids = None
     if args.jobs or args.pattern:
@@ -416,6 +479,9 @@ def _close(args: argparse.Namespace) -> int:
 
             jobs = [j for j in jobs if fnmatch.fnmatch(j["name"], args.pattern)]
         ids = [j["id"] for j in jobs]
+        if not ids:
+            print("gjob close-sessions: no matching jobs", file=sys.stderr)
+            return EXIT_OK
     states = None
     if args.states:
         from gflow.model import State
@@ -432,12 +498,15 @@ def _wait(args: argparse.Namespace) -> int:
     api = client(args)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     while True:
-        left = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
-        answer = api.get("/v1/wait", ids=args.ids, timeout=left)
+        left = 30.0 if deadline is None else min(30.0, deadline - time.monotonic())
+        answer = api.get("/v1/wait", ids=args.ids, timeout=max(left, 0.01))
         if answer["done"]:
             break
         if deadline is not None and time.monotonic() >= deadline:
-            print("gjob wait: timed out", file=sys.stderr)
+            print(
+                f"gjob: error: timed out after {args.timeout:g}s; jobs still active",
+                file=sys.stderr,
+            )
             return 124
     for job in answer["jobs"]:
         if job["state"] != "Finished":

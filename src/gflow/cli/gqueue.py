@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 from gflow.cli.common import (
     EXIT_OK,
     Parser,
+    UsageError,
     add_common,
     client,
     color_state,
     hms,
     limit_text,
     memory_text,
+    now_local,
     run,
     table,
     use_color,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 EXAMPLES = """
 gqueue                       my queued, held and running jobs
@@ -30,6 +35,7 @@ gqueue -j 5 -f ST | tail -n 1
 gqueue -s Failed --since 1d -f JOBID,NAME,REASON
 gqueue -u all -g             everyone's jobs, grouped by state
 gqueue -w --interval 5       redraw every 5 seconds until Ctrl-C
+gqueue completion bash       a shell completion script (also zsh, fish)
 """
 
 DEFAULT_FIELDS = ["JOBID", "NAME", "ST", "TIME", "NODES", "NODELIST(REASON)"]
@@ -89,6 +95,7 @@ SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "time": lambda j: (j["start_time"] or 0, j["id"]),
     "name": lambda j: (j["name"], j["id"]),
     "gpus": lambda j: (j["gpus"], j["id"]),
+    "nodes": lambda j: (j["gpus"], j["id"]),
     "priority": lambda j: (-j["priority"], j["id"]),
 }
 
@@ -120,7 +127,9 @@ def build_parser() -> Parser:
     p.add_argument("-t", "--tree", action="store_true", help="dependency tree")
     p.add_argument("-T", "--tmux", action="store_true", help="only jobs with a tmux session")
     p.add_argument("-w", "--watch", action="store_true", help="redraw until Ctrl-C")
-    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
+    p.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="for -w (default 2)"
+    )
     p.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
     p.add_argument("-e", "--expand", action="store_true", help="one row per array task")
     return p
@@ -132,23 +141,32 @@ def main(argv: list[str]) -> int:
 
         return completion_main("gqueue", build_parser(), argv[1:])
     args = build_parser().parse_args(argv)
+    if not 0.1 <= args.interval <= 86400:
+        raise UsageError(f"invalid --interval {args.interval:g}: expected 0.1 to 86400 seconds")
     fields = _fields(args.format)
     query = _query(args, fields)
     api = client(args)
     if not args.watch:
         print(render(args, fields, api.get("/v1/jobs", **query)))
         return EXIT_OK
+    return _watch(args, fields, query, api)
+
+
+def _watch(args: Any, fields: list[str], query: dict[str, Any], api: Any) -> int:
+    """Redraw every ``--interval`` seconds (in place on a terminal) until Ctrl-C."""
+    clear = "\033[H\033[2J" if sys.stdout.isatty() else ""
     try:
         while True:
             text = render(args, fields, api.get("/v1/jobs", **query))
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             sys.stdout.write(
-                f"\033[2J\033[H{stamp}  (every {args.interval:g}s, Ctrl-C to stop)\n\n{text}\n"
+                f"{clear}{stamp}  (every {args.interval:g}s, Ctrl-C to stop)\n\n{text}\n"
             )
             sys.stdout.flush()
             time.sleep(args.interval)
     except KeyboardInterrupt:
-        print()
+        if clear:
+            print()
         return EXIT_OK
 
 
@@ -178,11 +196,9 @@ def _query(args: Any, fields: list[str]) -> dict[str, Any]:
     users = args.user or ("all" if args.jobs else "me")
     since = None
     if args.since:
-        import datetime
-
         from gflow.parse import parse_since
 
-        since = parse_since(args.since, datetime.datetime.now().astimezone())
+        since = parse_since(args.since, now_local())
     limit = args.limit if args.sort == "id" and not args.tree else None
     deps = "1" if "DEPENDENCY" in fields or args.tree else None
     return {
@@ -314,19 +330,23 @@ def _csv(fields: list[str], rows: list[list[str]]) -> str:
 
 
 def _with_sessions(jobs: list[dict[str, Any]], args: Any) -> list[dict[str, Any]]:
+    """Only the jobs whose tmux session is still open (none with the process executor)."""
     import subprocess
 
-    from gflow.config import resolve_paths
-
-    sock = resolve_paths(args.config).runtime_dir / "tmux.sock"
-    done = subprocess.run(
-        ["tmux", "-S", str(sock), "list-sessions", "-F", "#{session_name}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    alive = set(done.stdout.split())
-    return [j for j in jobs if j["session"] in alive]
+    alive: dict[str, set[str]] = {}
+    for sock in {j["tmux_socket"] for j in jobs if j.get("tmux_socket")}:
+        try:
+            done = subprocess.run(
+                ["tmux", "-S", sock, "list-sessions", "-F", "#{session_name}"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        alive[sock] = set(done.stdout.split())
+    return [j for j in jobs if j["session"] in alive.get(j.get("tmux_socket") or "", ())]
 
 
 def entry() -> None:

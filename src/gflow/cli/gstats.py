@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
 
-from gflow.cli.common import EXIT_OK, Parser, add_common, client, clock, hms, run
+from gflow.cli.common import EXIT_OK, Parser, add_common, client, clock, hms, now_local, run
 
 EXAMPLES = """
 gstats                       my jobs, all time
 gstats --since 7d            the last week
 gstats --all-users -o json   everyone, as JSON
+gstats completion bash       a shell completion script (also zsh, fish)
 """
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATES = ["Finished", "Failed", "Cancelled", "Timeout", "Running", "Queued", "Hold"]
 
@@ -19,8 +24,8 @@ def build_parser() -> Parser:
     p = Parser("gstats", "Usage statistics of finished and active jobs.", EXAMPLES)
     add_common(p)
     p.add_argument("-u", "--user", metavar="USERS", help="users (default: you), or all")
-    p.add_argument("-a", "--all-users", action="store_true")
-    p.add_argument("--since", metavar="WHEN", help="1h, 7d, today or an ISO date/time")
+    p.add_argument("-a", "--all-users", action="store_true", help="every user's jobs")
+    p.add_argument("-t", "--since", metavar="WHEN", help="1h, 7d, today or an ISO date/time")
     p.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
     return p
 
@@ -33,15 +38,23 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     since = None
     if args.since:
-        import datetime
-
         from gflow.parse import parse_since
 
-        since = parse_since(args.since, datetime.datetime.now().astimezone())
+        since = parse_since(args.since, now_local())
     users = "all" if args.all_users else (args.user or "me")
     stats = client(args).get("/v1/stats", users=users, since=since)
-    print(render(stats, args.output, users))
+    shown = _login() if users == "me" else users
+    print(render(stats, args.output, shown))
     return EXIT_OK
+
+
+def _login() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 def render(s: dict[str, Any], output: str, users: str) -> str:

@@ -1,0 +1,198 @@
+"""The command-line tools start fast and explain themselves.
+
+Imports are checked in a fresh interpreter (``sys.modules``), never by timing; every
+parser and sub-parser is walked for an example in its help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from gflow.cli import completion
+from gflow.cli.common import Parser, UsageError, call
+
+TOOLS = ("gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats", "gflowd")
+# What no client may pay for at start-up: the daemon's stack and the heavy stdlib parts.
+HEAVY = ("aiohttp", "asyncio", "http.client", "gflow.api", "gflow.daemon", "gflow.engine")
+# What the hot path (gqueue on an empty queue) also avoids.
+HOT_AVOIDED = (
+    *HEAVY,
+    "typing",
+    "datetime",
+    "dataclasses",
+    "pathlib",
+    "shutil",
+    "gflow.config",
+    "gflow.parse",
+)
+
+
+def _modules_after(code: str, tmp_path: Path) -> set[str]:
+    env = {**os.environ, "GFLOW_HOME": str(tmp_path), "NO_COLOR": "1"}
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_importing_a_tool_does_not_import_the_daemon_stack(tool: str, tmp_path: Path) -> None:
+    loaded = _modules_after(f"import gflow.cli.{tool}", tmp_path)
+    assert not loaded & set(HEAVY)
+
+
+def _fake_gflowd(home: Path) -> threading.Thread:
+    """Answer one request on ``home/gflowd.sock`` with an empty job list."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(home / "gflowd.sock"))
+    server.listen(1)
+    server.settimeout(60)
+
+    def serve() -> None:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                body = b'{"jobs": [], "now": 0}'
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+                conn.sendall(head.encode() + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_gqueue_hot_path_imports_little(tmp_path: Path) -> None:
+    """``gqueue`` on an empty queue, and ``gqueue --help``, import only what they need."""
+    server = _fake_gflowd(tmp_path)
+    run_main = (
+        "from gflow.cli import gqueue\n"
+        "from gflow.cli.common import call\n"
+        "assert call('gqueue', gqueue.main, []) == 0\n"
+    )
+    assert not _modules_after(run_main, tmp_path) & set(HOT_AVOIDED)
+    server.join(10)
+    show_help = (
+        "from gflow.cli import gqueue\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    gqueue.build_parser().format_help()\n"
+    )
+    assert not _modules_after(show_help, tmp_path) & set(HOT_AVOIDED)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"GFLOW_HOME": "/tmp/some where/../home"},
+        {"GFLOW_HOME": "~/gf"},
+        {"XDG_RUNTIME_DIR": "/run/user/1234"},
+        {},
+    ],
+)
+def test_client_socket_path_agrees_with_config(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gflow.client import default_sockets
+    from gflow.config import resolve_paths
+
+    for key in ("GFLOW_HOME", "XDG_RUNTIME_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    expected = os.path.normpath(resolve_paths().socket)
+    assert os.path.normpath(default_sockets()[0]) == expected
+
+
+# ------------------------------------------------------------ help and parsers
+
+
+def _walk(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found += _walk(sub)
+    return found
+
+
+def _all_parsers() -> list[argparse.ArgumentParser]:
+    parsers: list[argparse.ArgumentParser] = []
+    for tool in TOOLS:
+        module = importlib.import_module(f"gflow.cli.{tool}")
+        parsers += _walk(module.build_parser())
+        parsers.append(completion.completion_parser(tool))
+    from gflow.cli.gbatch import new_parser
+
+    parsers.append(new_parser())
+    return parsers
+
+
+def test_every_command_and_subcommand_help_has_an_example() -> None:
+    parsers = _all_parsers()
+    assert len(parsers) > 30
+    for parser in parsers:
+        text = parser.format_help()
+        assert "example" in text, parser.prog
+        assert isinstance(parser, Parser), parser.prog
+
+
+def test_every_tool_takes_config_before_and_after_a_subcommand() -> None:
+    from gflow.cli.gjob import build_parser
+
+    assert build_parser().parse_args(["--config", "a.toml", "show", "1"]).config == "a.toml"
+    assert build_parser().parse_args(["show", "1", "--config", "b.toml"]).config == "b.toml"
+
+
+def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from gflow.cli import gqueue
+
+    assert call("gqueue", gqueue.main, ["--limit", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "'x'" in err and "gqueue --help" in err
+
+
+def test_an_unexpected_exception_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def boom(argv: list[str]) -> int:
+        raise RuntimeError("surprise")
+
+    assert call("gtest", boom, []) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gtest: error: internal error: RuntimeError: surprise")
+    assert err.count("\n") == 1
+
+
+def test_parser_error_raises_instead_of_exiting() -> None:
+    parser = Parser("gtest", "test", "gtest 1")
+    parser.add_argument("n", type=int)
+    with pytest.raises(UsageError, match="invalid int value"):
+        parser.parse_args(["x"])
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+@pytest.mark.parametrize("shell", completion.SHELLS)
+def test_completion_scripts(tool: str, shell: str, tmp_path: Path) -> None:
+    module = importlib.import_module(f"gflow.cli.{tool}")
+    text = completion.script(tool, module.build_parser(), shell, ["completion"])
+    assert tool in text and "config" in text
+    if shell == "bash":
+        path = tmp_path / "c.bash"
+        path.write_text(text)
+        subprocess.run(["bash", "-n", str(path)], check=True)
