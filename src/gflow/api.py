@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import commands
+from gflow import admin, commands
 from gflow.deps import remaining_text
 from gflow.engine import Caller
 from gflow.errors import Forbidden, GflowError, InvalidInput
@@ -269,11 +269,11 @@ class Api:
 
     async def health(self, request: web.Request) -> web.Response:
         self.caller(request)
-        return self.done(self.rt.status())
+        return self.done(admin.status(self.rt))
 
     async def info(self, request: web.Request) -> web.Response:
         self.caller(request)
-        return self.done(self.rt.info())
+        return self.done(admin.info(self.rt))
 
     async def shutdown(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
@@ -286,13 +286,13 @@ class Api:
         caller = self.caller(request)
         data = await self.body(request)
         verb = request.match_info["verb"]
-        return self.done(await self.rt.admin(verb, data, caller))
+        return self.done(await admin.handle(self.rt, verb, data, caller))
 
     async def stats(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         q = request.query
         return self.done(
-            self.rt.stats(self._uids(q.get("users", "me"), caller), _float(q, "since"))
+            admin.stats(self.rt, self._uids(q.get("users", "me"), caller), _float(q, "since"))
         )
 
     def app(self) -> web.Application:

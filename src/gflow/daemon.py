@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import hmac
@@ -25,26 +24,16 @@ from typing import Any
 
 from aiohttp import web
 
-from gflow import __version__, proc
+from gflow import __version__, admin, proc
 from gflow.api import Api
 from gflow.cgroup import detect as detect_cgroups
-from gflow.config import DaemonConfig, Paths, load_daemon_config
-from gflow.engine import Caller, CloseSession, Ended, Engine, Launch, Signal, Watch
-from gflow.errors import Forbidden, GflowError, InvalidInput, Refused
-from gflow.executors import (
-    Launched,
-    LaunchError,
-    TmuxExecutor,
-    make_executor,
-    read_pid,
-    read_result,
-)
-from gflow.gpu import GpuBackend, GpuInfo, select_backend
+from gflow.config import DaemonConfig, Paths
+from gflow.engine import CloseSession, Ended, Engine, Launch, Signal, Watch
+from gflow.errors import Forbidden, GflowError
+from gflow.executors import Launched, LaunchError, TmuxExecutor, make_executor, read_result
+from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
-from gflow.model import State
-from gflow.parse import parse_index_set
 from gflow.recovery import recover
-from gflow.scheduler import GpuSlot
 from gflow.store import open_store
 
 log = logging.getLogger("gflow.daemon")
@@ -60,12 +49,9 @@ class Runtime:
         self.store = open_store(paths.db)
         self.executor = make_executor(config.executor, paths.runtime_dir)
         self.engine = Engine(self.store, paths, config, executor_name=self.executor.name)
-        self.engine.memory_mb = memory_limit(config)
+        self.engine.memory_mb = admin.memory_limit(config)
+        self.gpus = GpuWatch(paths, config, self.store, self.engine)
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="gflow-launch")
-        fake = config.fake_gpus or None
-        self.gpu_backend: GpuBackend | None = select_backend(fake, paths.fake_procs_file)
-        self.gpu_snapshot: list[GpuInfo] = []
-        self.gpu_polls = 0
         self.waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -79,20 +65,20 @@ class Runtime:
         self.loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.stop)
-        self._apply_gpu_config()
-        self.refresh_gpus(self._discover())
+        self.gpus.apply_config(self.config)
+        self.gpus.refresh(self.gpus.discover())
         self.engine.cgroups = detect_cgroups()
         if self.system:
             self.engine.identity = functools.lru_cache(maxsize=256)(run_as)
         recover(self.engine, time.time())
-        self.refresh_gpus(self.gpu_snapshot)  # now that re-adopted jobs' processes are known
+        self.gpus.refresh()  # now that re-adopted jobs' processes are known
         if self.engine.cgroups is not None:
             self.engine.cgroups.prune({j.id for j in self.engine.jobs.values()})
         self.drain()
         runner = web.AppRunner(Api(self).app(), access_log=None, handle_signals=False)
         await runner.setup()
         await self._listen(runner)
-        if self.gpu_backend is not None:
+        if self.gpus.backend is not None:
             self._spawn(self._poll_gpus())
         if self.config.history_days:
             self._spawn(self._prune_history())
@@ -209,13 +195,21 @@ class Runtime:
         code = proc.reap(pid) if child else None
         result = read_result(self.paths.run_dir / str(job_id))
         now = time.time()
-        self._recheck_foreign()
+        self.gpus.recheck_foreign()
         if result is None:
             self.engine.job_exited(job_id, code, now)
         else:
             self.engine.job_exited(job_id, result[0], now, end_time=min(result[1], now))
         self._drop_cgroup(job_id)
         self.drain()
+
+    def _drop_cgroup(self, job_id: int, tries: int = 20) -> None:
+        """Remove an ended job's memory cgroup once its last processes have left it."""
+        cgroups = self.engine.cgroups
+        if cgroups is None or cgroups.remove(job_id) or tries <= 0:
+            return
+        assert self.loop is not None
+        self.loop.call_later(0.5, self._drop_cgroup, job_id, tries - 1)
 
     def _rearm(self) -> None:
         assert self.loop is not None
@@ -243,82 +237,7 @@ class Runtime:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*futs), timeout)
 
-    # ------------------------------------------------------------ GPUs
-
-    def _apply_gpu_config(self) -> None:
-        """A ``gpus`` setting given in the configuration, environment or ``gflowd up --gpus``
-        replaces the stored restriction (``all`` lifts it); left unset, the stored one
-        (from ``gctl set-gpus``) stays."""
-        if self.config.gpus is None:
-            return
-        allowed = parse_index_set(self.config.gpus, "gpus")
-        with self.store.tx():
-            self.store.set_setting("allowed_gpus", allowed)
-
-    def _discover(self) -> list[GpuInfo]:
-        if self.gpu_backend is None:
-            return []
-        try:
-            return self.gpu_backend.discover()
-        except GflowError as exc:
-            log.error("GPU discovery failed: %s", exc.message)
-        except Exception:
-            log.exception("GPU discovery failed")
-        return self.gpu_snapshot
-
-    def refresh_gpus(self, snapshot: list[GpuInfo]) -> None:
-        """Take a new GPU snapshot: which cards exist, may be used, and hold foreign processes."""
-        self.gpu_snapshot = snapshot
-        self.engine.set_gpus(self._slots(), time.time())
-
-    def _slots(self) -> tuple[GpuSlot, ...]:
-        allowed = self.store.setting("allowed_gpus")
-        ignored = {(int(g), int(p)) for g, p in self.store.setting("ignored_gpu_procs") or []}
-        ours = self._our_pids()
-        slots = []
-        for gpu in self.gpu_snapshot:
-            foreign = [
-                p
-                for p in gpu.processes
-                if (gpu.index, p.pid) not in ignored and _is_foreign(p.pid, ours)
-            ]
-            slots.append(
-                GpuSlot(
-                    gpu.index,
-                    gpu.memory_total_mib,
-                    sum(p.used_mib for p in foreign),
-                    tuple(p.pid for p in foreign),
-                    allowed is None or gpu.index in allowed,
-                )
-            )
-        return tuple(slots)
-
-    def _our_pids(self) -> set[int]:
-        """The main pids of gflow's jobs, including those still being launched."""
-        ours = {j.pid for j in self.engine.jobs.values() if j.pid}
-        for job_id in self.engine.launching:
-            pid = read_pid(self.paths.run_dir / str(job_id))
-            if pid is not None:
-                ours.add(pid)
-        return ours
-
-    def _recheck_foreign(self) -> None:
-        """Forget foreign processes of the last snapshot that have ended since.
-
-        A job's end frees its GPUs at once; this makes sure no process counted as foreign
-        by the last poll (for instance one of that very job's, seen while it started)
-        keeps its card blocked until the next poll.
-        """
-        if any(s.foreign_pids for s in self.engine.gpu_slots):
-            self.engine.gpu_slots = self._slots()
-
-    def _drop_cgroup(self, job_id: int, tries: int = 20) -> None:
-        """Remove an ended job's memory cgroup once its last processes have left it."""
-        cgroups = self.engine.cgroups
-        if cgroups is None or cgroups.remove(job_id) or tries <= 0:
-            return
-        assert self.loop is not None
-        self.loop.call_later(0.5, self._drop_cgroup, job_id, tries - 1)
+    # ------------------------------------------------------------ periodic work
 
     async def _poll_gpus(self) -> None:
         """Look for foreign GPU processes every ``gpu_poll_interval`` seconds, and only then.
@@ -327,11 +246,11 @@ class Runtime:
         """
         assert self.loop is not None
         while True:
-            await asyncio.sleep(max(self.config.gpu_poll_interval, MIN_GPU_POLL))
-            self.gpu_polls += 1
-            snapshot = await self.loop.run_in_executor(self.pool, self._discover)
+            await asyncio.sleep(max(self.config.gpu_poll_interval, MIN_POLL))
+            self.gpus.polls += 1
+            snapshot = await self.loop.run_in_executor(self.pool, self.gpus.discover)
             try:
-                self.refresh_gpus(snapshot)
+                self.gpus.refresh(snapshot)
             except Exception:  # the poll must survive a failed write or a bad snapshot
                 log.exception("GPU refresh failed")
             self.drain()
@@ -344,185 +263,7 @@ class Runtime:
                 log.info("pruned %d finished jobs older than %s days", removed, days)
             await asyncio.sleep(3600)
 
-    # ------------------------------------------------------------ views
-
-    def status(self) -> dict[str, Any]:
-        slots = self.engine.gpu_slots
-        busy = {g for j in self.engine.holding() for g in j.gpu_ids}
-        return {
-            "pid": os.getpid(),
-            "version": __version__,
-            "uptime": time.time() - self.started,
-            "executor": self.executor.name,
-            "database": str(self.paths.db),
-            "socket": str(self.paths.socket),
-            "system": self.system,
-            "gpus_total": len(slots),
-            "gpus_available": sum(
-                1 for s in slots if s.allowed and not s.unmanaged and s.index not in busy
-            ),
-            "gpu_backend": self.gpu_backend.name if self.gpu_backend else None,
-            "gpu_polls": self.gpu_polls,
-            "jobs": {s.value: n for s, n in _count(self.engine).items()},
-        }
-
-    def info(self) -> dict[str, Any]:
-        holders: dict[int, list[dict[str, Any]]] = {}
-        for job in self.engine.holding():
-            for g in job.gpu_ids:
-                holders.setdefault(g, []).append(
-                    {
-                        "id": job.id,
-                        "name": job.name,
-                        "shared": job.shared,
-                        "gpu_memory_mb": job.gpu_memory_mb,
-                    }
-                )
-        by_index = {g.index: g for g in self.gpu_snapshot}
-        gpus = []
-        for slot in self.engine.gpu_slots:
-            snap = by_index.get(slot.index)
-            gpus.append(
-                {
-                    "index": slot.index,
-                    "name": snap.name if snap else "?",
-                    "uuid": snap.uuid if snap else "",
-                    "memory_total_mib": slot.total_mib,
-                    "memory_used_mib": snap.memory_used_mib if snap else 0,
-                    "allowed": slot.allowed,
-                    "foreign_pids": list(slot.foreign_pids),
-                    "foreign_mib": slot.foreign_mib,
-                    "jobs": holders.get(slot.index, []),
-                }
-            )
-        return {
-            "gpus": gpus,
-            "status": self.status(),
-            "memory_mb": self.engine.memory_mb,
-            "executor": self.executor.name,
-        }
-
-    def stats(self, uids: tuple[int, ...], since: float | None) -> dict[str, Any]:
-        from gflow.stats import summarize
-
-        summary = summarize(self.store.stats_rows(uids, since), time.time())
-        summary["since"] = since
-        return summary
-
-    # ------------------------------------------------------------ admin verbs
-
-    async def admin(self, verb: str, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        now = time.time()
-        if verb == "show-gpus":
-            return self.info()
-        if verb == "close-sessions":
-            return await self._close_sessions(data, caller)
-        if self.system and not caller.admin and verb != "set-limit":
-            raise Forbidden(f"gctl {verb} is for administrators of the system gflowd")
-        if verb == "reload":
-            return self.reload()
-        if verb == "set-gpus":
-            return self._set_gpus(data)
-        if verb == "gpu-process":
-            return self._gpu_process(data)
-        if verb == "set-limit":
-            return self._set_limit(data, caller, now)
-        if verb == "prune":
-            days = data.get("older_than_days", self.config.history_days)
-            if not isinstance(days, (int, float)) or isinstance(days, bool) or days < 0:
-                raise InvalidInput("older_than_days", repr(days), "a number of days >= 0")
-            return {"removed": self.store.prune(now - days * 86400)}
-        raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
-
-    def reload(self) -> dict[str, Any]:
-        """Re-read the configuration; what only a restart can change is reported, not applied."""
-        fresh = load_daemon_config(self.paths)
-        fixed = ("executor", "tcp", "host", "port", "system", "fake_gpus")
-        ignored = [k for k in fixed if getattr(fresh, k) != getattr(self.config, k)]
-        kept = {k: getattr(self.config, k) for k in fixed}
-        self.config = dataclasses.replace(fresh, **kept)
-        self.engine.config = self.config
-        self.engine.memory_mb = memory_limit(self.config)
-        self._apply_gpu_config()
-        self.refresh_gpus(self.gpu_snapshot)
-        self.drain()
-        log.info("configuration reloaded%s", f" (restart needed for: {ignored})" if ignored else "")
-        return {"reloaded": True, "needs_restart": ignored}
-
-    def _set_gpus(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Restrict the GPUs gflow hands out (stored: it outlives a restart)."""
-        spec = data.get("gpus")
-        if not isinstance(spec, str):
-            raise InvalidInput("gpus", repr(spec), "all, 0,2 or 0-3")
-        allowed = parse_index_set(spec, "gpus")
-        known = sorted(s.index for s in self.engine.gpu_slots)
-        bad = sorted(set(allowed or []) - set(known))
-        if bad:
-            have = ",".join(map(str, known)) if known else "none"
-            raise Refused(f"no GPU {','.join(map(str, bad))} on this machine (GPUs: {have})")
-        with self.store.tx():
-            self.store.set_setting("allowed_gpus", allowed)
-        self.refresh_gpus(self.gpu_snapshot)
-        return {"allowed": allowed}
-
-    def _gpu_process(self, data: dict[str, Any]) -> dict[str, Any]:
-        """``gctl gpu-process``: foreign processes to ignore when placing jobs (stored)."""
-        action = data.get("action")
-        ignored = [list(x) for x in self.store.setting("ignored_gpu_procs") or []]
-        if action in ("ignore", "unignore"):
-            gpu, pid = data.get("gpu"), data.get("pid")
-            if not isinstance(gpu, int) or not isinstance(pid, int):
-                raise InvalidInput("gpu/pid", f"{gpu}/{pid}", "whole numbers")
-            if action == "ignore" and gpu not in {s.index for s in self.engine.gpu_slots}:
-                raise Refused(f"no GPU {gpu} on this machine")
-            ignored = [x for x in ignored if x != [gpu, pid]]
-            if action == "ignore":
-                ignored.append([gpu, pid])
-            with self.store.tx():
-                self.store.set_setting("ignored_gpu_procs", ignored or None)
-            self.refresh_gpus(self.gpu_snapshot)
-        elif action != "list":
-            raise InvalidInput("action", str(action), "ignore, unignore or list")
-        return {"ignored": ignored}
-
-    def _set_limit(self, data: dict[str, Any], caller: Caller, now: float) -> dict[str, Any]:
-        job_id, limit = data.get("job"), data.get("limit")
-        if not isinstance(job_id, int) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInput("set-limit", f"{job_id} {limit}", "a job or group id and N >= 0")
-        job = self.engine.require(job_id)
-        self.engine.check_owner(job, caller)
-        if job.group_id is None:
-            raise InvalidInput("job", str(job_id), "a job that belongs to an array or sweep")
-        with self.store.tx():
-            self.store.set_group_limit(job.group_id, limit or None)
-        if limit:
-            self.engine.group_limits[job.group_id] = limit
-        else:
-            self.engine.group_limits.pop(job.group_id, None)
-        self.engine.schedule(now)
-        members = self.store.group_members(job.group_id)
-        return {"group": job.group_id, "limit": limit or None, "jobs": len(members)}
-
-    async def _close_sessions(self, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        if not isinstance(self.executor, TmuxExecutor):
-            return {"closed": [], "note": "the process executor has no sessions"}
-        ids = data.get("ids")
-        states = data.get("states") or []
-        assert self.loop is not None
-        alive = await self.loop.run_in_executor(self.pool, self.executor.sessions, None)
-        wanted = []
-        for name in alive:
-            job = self.engine.job(int(name.split("-", 1)[1])) if name[6:].isdigit() else None
-            if job is None or job.state is State.RUNNING or job.uid != caller.uid:
-                continue
-            if ids and job.id not in ids:
-                continue
-            if states and job.state.value not in states:
-                continue
-            wanted.append(job.id)
-        for job_id in wanted:
-            await self.loop.run_in_executor(self.pool, self.executor.close_session, job_id, None)
-        return {"closed": wanted}
+    # ------------------------------------------------------------ for the API
 
     def tmux_socket(self, uid: int) -> str | None:
         if not isinstance(self.executor, TmuxExecutor):
@@ -558,61 +299,6 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
-
-
-MIN_GPU_POLL = 0.1
-
-
-def memory_limit(config: DaemonConfig) -> int | None:
-    """Host memory (MB) gflow hands out to ``--memory`` jobs: configured, else all RAM."""
-    return config.memory_mb or proc.total_memory_mb()
-
-
-def _stat_fields(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            data = fh.read()
-    except OSError:
-        return []
-    return data[data.rfind(")") + 2 :].split()
-
-
-def _is_foreign(pid: int, ours: set[int]) -> bool:
-    """True if ``pid`` is alive and not a process of one of gflow's jobs.
-
-    A job's processes are in the session its main process leads, or descend from it
-    (a process that started its own session is still found by its parents). A process
-    that is gone, a zombie, or invisible here counts as not foreign: it holds nothing.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    fields = _stat_fields(pid)
-    if fields[:1] == ["Z"]:
-        return False
-    with contextlib.suppress(OSError):
-        if os.getsid(pid) in ours:
-            return False
-    current = pid
-    for _ in range(64):
-        if current in ours:
-            return False
-        parent = fields[1] if len(fields) > 1 else ""
-        if not parent.isdigit() or int(parent) <= 1:
-            break
-        current = int(parent)
-        fields = _stat_fields(current)
-    return True
-
-
-def _count(engine: Engine) -> dict[State, int]:
-    out: dict[State, int] = {}
-    for job in engine.jobs.values():
-        out[job.state] = out.get(job.state, 0) + 1
-    return out
 
 
 # ------------------------------------------------------------ entry point
@@ -703,7 +389,3 @@ class ReadyPipe:
 
     def fail(self, exc: BaseException) -> None:
         self.send("error: " + (exc.message if isinstance(exc, GflowError) else str(exc)))
-
-
-def socket_path(paths: Paths) -> Path:
-    return paths.socket

@@ -23,6 +23,14 @@ def start_time(pid: int) -> int | None:
         return None
 
 
+def parent_pid(pid: int) -> int | None:
+    fields = _stat(pid)
+    try:
+        return int(fields[1])
+    except (IndexError, ValueError):
+        return None
+
+
 def is_zombie(pid: int) -> bool:
     fields = _stat(pid)
     return bool(fields) and fields[0] == b"Z"

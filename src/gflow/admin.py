@@ -1,0 +1,184 @@
+"""What the daemon reports about itself, and the runtime controls (``gctl``, ``gflowd``)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gflow import __version__, proc
+from gflow.config import DaemonConfig, load_daemon_config
+from gflow.engine import Caller
+from gflow.errors import Forbidden, InvalidInput
+from gflow.executors import TmuxExecutor
+from gflow.model import State
+from gflow.stats import summarize
+
+if TYPE_CHECKING:
+    from gflow.daemon import Runtime
+
+log = logging.getLogger("gflow.admin")
+
+RESTART_ONLY = ("executor", "tcp", "host", "port", "system", "fake_gpus")
+
+
+def memory_limit(config: DaemonConfig) -> int | None:
+    """Host memory (MB) gflow hands out to ``--memory`` jobs: configured, else all RAM."""
+    return config.memory_mb or proc.total_memory_mb()
+
+
+def status(rt: Runtime) -> dict[str, Any]:
+    slots = rt.engine.gpu_slots
+    busy = {g for j in rt.engine.holding() for g in j.gpu_ids}
+    counts: dict[str, int] = {}
+    for job in rt.engine.jobs.values():
+        counts[job.state.value] = counts.get(job.state.value, 0) + 1
+    return {
+        "pid": os.getpid(),
+        "version": __version__,
+        "uptime": time.time() - rt.started,
+        "executor": rt.executor.name,
+        "database": str(rt.paths.db),
+        "socket": str(rt.paths.socket),
+        "system": rt.system,
+        "gpus_total": len(slots),
+        "gpus_available": sum(
+            1 for s in slots if s.allowed and not s.unmanaged and s.index not in busy
+        ),
+        "gpu_backend": rt.gpus.backend.name if rt.gpus.backend else None,
+        "gpu_polls": rt.gpus.polls,
+        "jobs": counts,
+    }
+
+
+def info(rt: Runtime) -> dict[str, Any]:
+    """GPUs (with the jobs and foreign processes holding them) and the daemon's status."""
+    holders: dict[int, list[dict[str, Any]]] = {}
+    for job in rt.engine.holding():
+        for g in job.gpu_ids:
+            holders.setdefault(g, []).append(
+                {
+                    "id": job.id,
+                    "name": job.name,
+                    "shared": job.shared,
+                    "gpu_memory_mb": job.gpu_memory_mb,
+                }
+            )
+    by_index = {g.index: g for g in rt.gpus.snapshot}
+    gpus = []
+    for slot in rt.engine.gpu_slots:
+        snap = by_index.get(slot.index)
+        gpus.append(
+            {
+                "index": slot.index,
+                "name": snap.name if snap else "?",
+                "uuid": snap.uuid if snap else "",
+                "memory_total_mib": slot.total_mib,
+                "memory_used_mib": snap.memory_used_mib if snap else 0,
+                "allowed": slot.allowed,
+                "foreign_pids": list(slot.foreign_pids),
+                "foreign_mib": slot.foreign_mib,
+                "jobs": holders.get(slot.index, []),
+            }
+        )
+    return {
+        "gpus": gpus,
+        "status": status(rt),
+        "memory_mb": rt.engine.memory_mb,
+        "executor": rt.executor.name,
+    }
+
+
+def stats(rt: Runtime, uids: tuple[int, ...], since: float | None) -> dict[str, Any]:
+    summary = summarize(rt.store.stats_rows(uids, since), time.time())
+    summary["since"] = since
+    return summary
+
+
+async def handle(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """One ``/v1/admin/<verb>`` request. On a system daemon most verbs are for admins."""
+    if verb == "show-gpus":
+        return info(rt)
+    if verb == "close-sessions":
+        return await close_sessions(rt, data, caller)
+    if verb == "set-limit":
+        return set_limit(rt, data, caller)
+    if rt.system and not caller.admin:
+        raise Forbidden(f"gctl {verb} is for administrators of the system gflowd")
+    if verb == "reload":
+        return reload(rt)
+    if verb == "set-gpus":
+        return rt.gpus.set_allowed(data)
+    if verb == "gpu-process":
+        return rt.gpus.ignore(data)
+    if verb == "prune":
+        days = data.get("older_than_days", rt.config.history_days)
+        if not isinstance(days, (int, float)) or isinstance(days, bool) or days < 0:
+            raise InvalidInput("older_than_days", repr(days), "a number of days >= 0")
+        return {"removed": rt.store.prune(time.time() - days * 86400)}
+    raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
+
+
+def reload(rt: Runtime) -> dict[str, Any]:
+    """Re-read the configuration; what only a restart can change is reported, not applied."""
+    fresh = load_daemon_config(rt.paths)
+    ignored = [k for k in RESTART_ONLY if getattr(fresh, k) != getattr(rt.config, k)]
+    rt.config = dataclasses.replace(fresh, **{k: getattr(rt.config, k) for k in RESTART_ONLY})
+    rt.engine.config = rt.config
+    rt.engine.memory_mb = memory_limit(rt.config)
+    rt.gpus.apply_config(rt.config)
+    rt.gpus.refresh()
+    rt.drain()
+    log.info("configuration reloaded%s", f" (restart needed for: {ignored})" if ignored else "")
+    return {"reloaded": True, "needs_restart": ignored}
+
+
+def set_limit(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl set-limit``: at most N running jobs of an array or sweep (0: no limit)."""
+    job_id, limit = data.get("job"), data.get("limit")
+    if not isinstance(job_id, int) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInput("set-limit", f"{job_id} {limit}", "a job or group id and N >= 0")
+    job = rt.engine.require(job_id)
+    rt.engine.check_owner(job, caller)
+    if job.group_id is None:
+        raise InvalidInput("job", str(job_id), "a job that belongs to an array or sweep")
+    with rt.store.tx():
+        rt.store.set_group_limit(job.group_id, limit or None)
+    if limit:
+        rt.engine.group_limits[job.group_id] = limit
+    else:
+        rt.engine.group_limits.pop(job.group_id, None)
+    rt.engine.schedule(time.time())
+    members = rt.store.group_members(job.group_id)
+    return {"group": job.group_id, "limit": limit or None, "jobs": len(members)}
+
+
+async def close_sessions(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """Close the tmux sessions of the caller's ended jobs (by ids and/or states)."""
+    executor = rt.executor
+    if not isinstance(executor, TmuxExecutor):
+        return {"closed": [], "note": "the process executor has no sessions"}
+    ids = data.get("ids")
+    states = data.get("states") or []
+    run_as = rt.engine.identity(caller.uid)
+    loop = asyncio.get_running_loop()
+    alive = await loop.run_in_executor(rt.pool, executor.sessions, run_as)
+    wanted = []
+    for name in alive:
+        number = name.removeprefix("gflow-")
+        job = rt.engine.job(int(number)) if number.isdigit() else None
+        if job is None or job.state is State.RUNNING or job.uid != caller.uid:
+            continue
+        if ids is not None and job.id not in ids:
+            continue
+        if states and job.state.value not in states:
+            continue
+        wanted.append(job.id)
+    for job_id in wanted:
+        await loop.run_in_executor(rt.pool, executor.close_session, job_id, run_as)
+    return {"closed": wanted}
