@@ -16,9 +16,9 @@ import random
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from gflow import scheduler
+from gflow.actions import Action, Caller, CloseSession, Ended, Launch, Signal, Watch
 from gflow.cgroup import CgroupMemory
 from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
@@ -27,51 +27,6 @@ from gflow.executors import LaunchSpec, RunAs, job_script, render_command
 from gflow.model import Job, Reason, State, transition
 from gflow.scheduler import GpuSlot, Resources
 from gflow.store import Store
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking, as the kernel reported it (SO_PEERCRED), not as the client claims."""
-
-    uid: int
-    gid: int
-    user: str
-    admin: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    job_id: int
-    spec: LaunchSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    job_id: int
-    pid: int
-    signum: int
-
-
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """Watch an already-running process (re-adopted after a restart)."""
-
-    job_id: int
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class CloseSession:
-    job_id: int
-    run_as: RunAs | None
-
-
-@dataclass(frozen=True, slots=True)
-class Ended:
-    job_id: int
-
-
-Action = Launch | Signal | Watch | CloseSession | Ended
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
@@ -609,10 +564,6 @@ class _Guard:
         if exc is not None:
             self.engine.outbox.clear()
             self.engine.load()
-
-
-def run_dir(paths: Paths, job_id: int) -> Path:
-    return paths.run_dir / str(job_id)
 
 
 __all__ = [

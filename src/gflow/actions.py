@@ -1,0 +1,55 @@
+"""What the engine asks the runtime to do, and who asks the engine.
+
+The engine never touches processes: it leaves these actions in its outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gflow.executors import LaunchSpec, RunAs
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, as the kernel reported it (SO_PEERCRED), not as the client claims."""
+
+    uid: int
+    gid: int
+    user: str
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    job_id: int
+    spec: LaunchSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    job_id: int
+    pid: int
+    signum: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Watch an already-running process (re-adopted after a restart)."""
+
+    job_id: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSession:
+    job_id: int
+    run_as: RunAs | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    job_id: int
+
+
+Action = Launch | Signal | Watch | CloseSession | Ended
