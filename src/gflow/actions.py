@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gflow.executors import LaunchSpec, RunAs
+from gflow.executors import RunAs
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +22,10 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class Launch:
+    """Start this job on these GPUs (the runtime asks for its LaunchSpec when it is its turn)."""
+
     job_id: int
-    spec: LaunchSpec
+    gpu_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)

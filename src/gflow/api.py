@@ -95,6 +95,111 @@ def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
     return data
 
 
+PAGE = 2000
+
+
+def _remaining(job: Job, rt: Runtime) -> str:
+    if job.deps.is_empty or not job.state.is_waiting:
+        return "-"
+    return remaining_text(job.deps, rt.engine.views(job.deps.parents()), time.time())
+
+
+def compact_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
+    """The fields a listing shows (``gqueue``'s columns, tree and folding)."""
+    reason = job.reason
+    if job.state is State.QUEUED and reason is None:
+        reason = rt.engine.reasons.get(job.id)
+    out: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "user": job.user,
+        "uid": job.uid,
+        "state": job.state.value,
+        "st": job.state.code,
+        "reason": reason,
+        "exit_code": job.exit_code,
+        "gpus": job.gpus,
+        "gpu_ids": list(job.gpu_ids),
+        "submit_time": job.submit_time,
+        "start_time": job.start_time,
+        "end_time": job.end_time,
+        "time_limit": job.time_limit,
+        "memory_mb": job.memory_mb,
+        "priority": job.priority,
+        "project": job.project,
+        "group_id": job.group_id,
+        "task_id": job.task_id,
+        "parents": sorted(job.deps.parents()),
+        "command": list(job.command),
+        "session": job.session,
+    }
+    if deps:
+        out["remaining"] = _remaining(job, rt)
+    return out
+
+
+def row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
+    """:func:`compact_json` straight from a listing row (no Job object for history)."""
+    (
+        job_id,
+        name,
+        user,
+        uid,
+        state,
+        reason,
+        exit_code,
+        gpus,
+        gpu_ids,
+        submit,
+        start,
+        end,
+        limit,
+        memory,
+        priority,
+        project,
+        group,
+        task,
+        dep_text,
+        command,
+    ) = row
+    live = rt.engine.jobs.get(job_id)
+    if live is not None:
+        return compact_json(live, rt, deps=deps)
+    parents: list[int] = []
+    if dep_text:
+        data = json.loads(dep_text)
+        parents = sorted(
+            {int(p) for key in ("clauses", "on_pool") for c in data[key] for p in c[1]}
+        )
+    out: dict[str, Any] = {
+        "id": job_id,
+        "name": name,
+        "user": user,
+        "uid": uid,
+        "state": state,
+        "st": State(state).code,
+        "reason": reason,
+        "exit_code": exit_code,
+        "gpus": gpus,
+        "gpu_ids": [int(g) for g in gpu_ids.split(",")] if gpu_ids else [],
+        "submit_time": submit,
+        "start_time": start,
+        "end_time": end,
+        "time_limit": limit,
+        "memory_mb": memory,
+        "priority": priority,
+        "project": project,
+        "group_id": group,
+        "task_id": task,
+        "parents": parents,
+        "command": json.loads(command),
+        "session": f"gflow-{job_id}",
+    }
+    if deps:
+        out["remaining"] = "-"
+    return out
+
+
 class Api:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -158,10 +263,12 @@ class Api:
         caller = self.caller(request)
         req = SubmitRequest.from_json(await self.body(request))
         jobs = commands.submit(self.rt.engine, req, caller, time.time())
-        out = [job_json(j, self.rt) for j in jobs]
-        return self.done({"jobs": out, "dry_run": req.dry_run}, 200 if req.dry_run else 201)
+        if req.dry_run:
+            return self.done({"jobs": [job_json(j, self.rt) for j in jobs], "dry_run": True})
+        out = [{"id": j.id, "name": j.name, "state": j.state.value} for j in jobs]
+        return self.done({"jobs": out, "dry_run": False}, 201)
 
-    async def list_jobs(self, request: web.Request) -> web.Response:
+    async def list_jobs(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)
         q = request.query
         flt = JobFilter(
@@ -174,14 +281,41 @@ class Api:
             limit=_int(q, "limit"),
         )
         deps = q.get("deps") == "1"
+        compact = q.get("view") == "compact"
         active = {s.value for s in ACTIVE_STATES}
         if flt.states and set(flt.states) <= active:
             jobs = flt.pick(sorted(self.rt.engine.jobs.values(), key=lambda j: j.id))
+        elif compact and (flt.limit is None or flt.limit > 0):
+            return await self._stream(request, flt, deps)
         else:
             jobs = self.rt.engine.store.query(flt)
-        return self.done(
-            {"jobs": [job_json(j, self.rt, deps=deps) for j in jobs], "now": time.time()}
-        )
+        view = compact_json if compact else job_json
+        return self.done({"jobs": [view(j, self.rt, deps=deps) for j in jobs], "now": time.time()})
+
+    async def _stream(self, request: web.Request, flt: JobFilter, deps: bool) -> web.StreamResponse:
+        """A long listing, page by page: memory stays flat and events keep flowing."""
+        self.rt.drain()
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(b'{"now": %.6f, "jobs": [' % time.time())
+        after, left, sep = 0, flt.limit, b""
+        while left is None or left > 0:
+            size = PAGE if left is None else min(PAGE, left)
+            rows = self.rt.engine.store.query_rows(flt, after, size)
+            if not rows:
+                break
+            chunk = b",".join(json.dumps(row_json(r, self.rt, deps)).encode() for r in rows)
+            await resp.write(sep + chunk)
+            sep = b","
+            after = rows[-1][0]
+            left = None if left is None else left - len(rows)
+            if len(rows) < size:
+                break
+            await asyncio.sleep(0)
+        await resp.write(b"]}")
+        await resp.write_eof()
+        return resp
 
     def _uids(self, text: str, caller: Caller) -> tuple[int, ...]:
         names = _csv(text)

@@ -1,14 +1,14 @@
 """The one client module: HTTP/1.1 + JSON to gflowd over its Unix socket (or loopback TCP).
 
-Deliberately tiny and stdlib-only (``socket`` and ``json``): every CLI call pays for
+Deliberately tiny and stdlib-only (``_socket`` and ``json``): every CLI call pays for
 what is imported here, and users run ``gqueue`` under ``watch``.
 """
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
-import socket
 
 from gflow.errors import DaemonUnavailable, GflowError
 
@@ -79,10 +79,10 @@ class Client:
         fallback = not os.environ.get("GFLOW_HOME") and own != SYSTEM_SOCKET
         return [own, SYSTEM_SOCKET] if fallback else [own]
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> _socket.socket:
         errors = []
         for path in self._sockets():
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
             try:
                 sock.connect(path)
@@ -95,7 +95,7 @@ class Client:
             return tcp
         raise DaemonUnavailable("cannot reach gflowd (" + "; ".join(errors[:1]) + ")")
 
-    def _tcp(self) -> socket.socket | None:
+    def _tcp(self) -> _socket.socket | None:
         if not self.paths.config_file.exists():
             return None
         from gflow.config import load_daemon_config
@@ -104,6 +104,8 @@ class Client:
         if not cfg.tcp:
             return None
         try:
+            import socket  # the full module only for TCP: it costs a few ms to import
+
             return socket.create_connection((cfg.host, cfg.port), timeout=self.timeout)
         except OSError:
             return None
@@ -128,7 +130,7 @@ class Client:
         ]
         if body is not None:
             head.append("Content-Type: application/json")
-        if sock.family == socket.AF_INET:
+        if sock.family == _socket.AF_INET:
             token = self._token()
             if token:
                 head.append(f"Authorization: Bearer {token}")
@@ -156,7 +158,7 @@ class Client:
         return self.request("POST", path, body=body)
 
 
-def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+def _read_response(sock: _socket.socket) -> tuple[int, bytes]:
     chunks = []
     while True:
         chunk = sock.recv(65536)
@@ -177,12 +179,16 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
 
 
 def _dechunk(data: bytes) -> bytes:
+    """Undo chunked transfer encoding (by offsets: a long listing has many chunks)."""
     out = []
-    while data:
-        size_line, _, rest = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0] or b"0", 16)
+    pos = 0
+    while pos < len(data):
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            break
+        size = int(data[pos:eol].split(b";")[0] or b"0", 16)
         if size == 0:
             break
-        out.append(rest[:size])
-        data = rest[size + 2 :]
+        out.append(data[eol + 2 : eol + 2 + size])
+        pos = eol + 2 + size + 2
     return b"".join(out)

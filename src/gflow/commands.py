@@ -108,7 +108,13 @@ def _before_targets(engine: Engine, resolved: graph.Resolved, caller: Caller) ->
 
 
 def _build(
-    engine: Engine, req: SubmitRequest, exp: Expansion, caller: Caller, first: int, now: float
+    engine: Engine,
+    req: SubmitRequest,
+    exp: Expansion,
+    caller: Caller,
+    first: int,
+    batch: int,
+    now: float,
 ) -> tuple[list[Job], graph.Resolved]:
     resolved = graph.resolve(
         req.dependency, caller.uid, engine, next_id=first, is_array=exp.is_group
@@ -139,6 +145,7 @@ def _build(
                 command=task.command,
                 workdir=req.workdir,
                 submit_time=now,
+                batch_id=batch,
                 state=state,
                 reason=Reason.HELD if req.hold else None,
                 script=req.script,
@@ -169,12 +176,12 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
     _check_resources(engine, req)
     exp = expand(req)
     first = engine.store.next_job_id()
-    jobs, resolved = _build(engine, req, exp, caller, first, now)
+    batch = engine.store.next_batch_id()
+    jobs, resolved = _build(engine, req, exp, caller, first, batch, now)
     if req.dry_run:
         return jobs
     with engine.guarded():
-        batch = engine.store.insert_batch(caller.uid, req.env, first, len(jobs), now)
-        jobs = [j.replace(batch_id=batch) for j in jobs]
+        engine.store.insert_batch(caller.uid, req.env, first, len(jobs), now, batch)
         engine.store.insert_jobs(jobs)
         engine.store.record_events([(j.id, None, j.state, j.reason) for j in jobs], now)
         if exp.is_group and exp.max_concurrent:

@@ -10,6 +10,7 @@ arguments.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import functools
@@ -28,7 +29,7 @@ from gflow import __version__, admin, proc
 from gflow.api import Api
 from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths
-from gflow.engine import CloseSession, Ended, Engine, Launch, Signal, Watch
+from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
 from gflow.errors import Forbidden, GflowError
 from gflow.executors import Launched, LaunchError, TmuxExecutor, make_executor, read_result
 from gflow.gpuwatch import MIN_POLL, GpuWatch
@@ -37,6 +38,8 @@ from gflow.recovery import recover
 from gflow.store import open_store
 
 log = logging.getLogger("gflow.daemon")
+
+MAX_IN_FLIGHT = 8  # launches handed to the worker threads at once
 
 
 class Runtime:
@@ -56,6 +59,12 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._launches: list[tuple[int, Future[Launched]]] = []
+        self._queued_launches: collections.deque[int] = collections.deque()
+        self._in_flight = 0
+        self._pump_pending = False
+        self._exits: list[Exited] = []
+        self._flush_pending = False
         self._stopping = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -132,9 +141,11 @@ class Runtime:
 
     def _do(self, action: object) -> None:
         if isinstance(action, Launch):
-            fut = self.pool.submit(self.executor.launch, action.spec)
-            job_id = action.job_id
-            fut.add_done_callback(lambda f: self._call_soon(self._launched, job_id, f))
+            self._queued_launches.append(action.job_id)
+            if not self._pump_pending:  # after the current request has been answered
+                self._pump_pending = True
+                assert self.loop is not None
+                self.loop.call_soon(self._pump)
         elif isinstance(action, Signal):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(action.pid, action.signum)
@@ -152,38 +163,26 @@ class Runtime:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(fn, *args)
 
+    def _pump(self) -> None:
+        """Hand planned launches to the workers, a few at a time, specs built just in time."""
+        self._pump_pending = False
+        while self._queued_launches and self._in_flight < MAX_IN_FLIGHT:
+            job_id = self._queued_launches.popleft()
+            spec = self.engine.next_launch(job_id, time.time())
+            if spec is None:
+                continue
+            self._in_flight += 1
+            fut = self.pool.submit(self.executor.launch, spec)
+            fut.add_done_callback(functools.partial(self._launch_done, job_id))
+
+    def _launch_done(self, job_id: int, fut: Future[Launched]) -> None:
+        """In a worker thread: hand the outcome back to the event loop."""
+        self._call_soon(self._launched, job_id, fut)
+
     def _launched(self, job_id: int, fut: Future[Launched]) -> None:
-        now = time.time()
-        try:
-            launched = fut.result()
-        except LaunchError as exc:
-            log.error("%s", exc.message)
-            self.engine.launch_failed(job_id, exc.message, now)
-        except Exception as exc:
-            log.exception("launch of job %s failed", job_id)
-            self.engine.launch_failed(job_id, f"{type(exc).__name__}: {exc}", now)
-        else:
-            pidfd = proc.open_pidfd(launched.pid)
-            started = _mtime(self.paths.run_dir / str(job_id) / "pid")
-            self.engine.job_started(
-                job_id,
-                launched.pid,
-                proc.start_time(launched.pid),
-                now,
-                started=min(started or now, now),
-            )
-            self._watch_fd(job_id, launched.pid, pidfd, launched.child)
-        self.drain()
-
-    def _watch(self, job_id: int, pid: int, child: bool) -> None:
-        self._watch_fd(job_id, pid, proc.open_pidfd(pid), child)
-
-    def _watch_fd(self, job_id: int, pid: int, pidfd: int | None, child: bool) -> None:
-        assert self.loop is not None
-        if pidfd is None:
-            self._exited(job_id, pid, None, child)
-        else:
-            self.loop.add_reader(pidfd, self._exited, job_id, pid, pidfd, child)
+        self._in_flight -= 1
+        self._launches.append((job_id, fut))
+        self._flush_soon()
 
     def _exited(self, job_id: int, pid: int, pidfd: int | None, child: bool) -> None:
         assert self.loop is not None
@@ -194,14 +193,66 @@ class Runtime:
             os.killpg(pid, signal.SIGKILL)  # leftovers of an ended job go with it, as in Slurm
         code = proc.reap(pid) if child else None
         result = read_result(self.paths.run_dir / str(job_id))
-        now = time.time()
-        self.gpus.recheck_foreign()
         if result is None:
-            self.engine.job_exited(job_id, code, now)
+            self._exits.append(Exited(job_id, code))
         else:
-            self.engine.job_exited(job_id, result[0], now, end_time=min(result[1], now))
-        self._drop_cgroup(job_id)
+            self._exits.append(Exited(job_id, result[0], min(result[1], time.time())))
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Process-start and -end events that arrive together share one transaction."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            assert self.loop is not None
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        launches, self._launches = self._launches, []
+        exits, self._exits = self._exits, []
+        now = time.time()
+        started, watches = [], []
+        for job_id, fut in launches:
+            try:
+                launched = fut.result()
+            except LaunchError as exc:
+                log.error("%s", exc.message)
+                self.engine.launch_failed(job_id, exc.message, now)
+                continue
+            except Exception as exc:
+                log.exception("launch of job %s failed", job_id)
+                self.engine.launch_failed(job_id, f"{type(exc).__name__}: {exc}", now)
+                continue
+            pidfd = proc.open_pidfd(launched.pid)
+            began = _mtime(self.paths.run_dir / str(job_id) / "pid")
+            started.append(
+                Started(job_id, launched.pid, proc.start_time(launched.pid), min(began or now, now))
+            )
+            watches.append((job_id, launched.pid, pidfd, launched.child))
+        if started:
+            try:
+                self.engine.jobs_started(started, now)
+            except GflowError as exc:  # recorded when they end, or by recovery after a restart
+                log.error("could not record job starts: %s", exc.message)
+        for watch in watches:
+            self._watch_fd(*watch)
+        if exits:
+            self.gpus.recheck_foreign()
+            self.engine.jobs_exited(exits, now)
+            for exited in exits:
+                self._drop_cgroup(exited.job_id)
         self.drain()
+        self._pump()
+
+    def _watch(self, job_id: int, pid: int, child: bool) -> None:
+        self._watch_fd(job_id, pid, proc.open_pidfd(pid), child)
+
+    def _watch_fd(self, job_id: int, pid: int, pidfd: int | None, child: bool) -> None:
+        assert self.loop is not None
+        if pidfd is None:
+            self._exited(job_id, pid, None, child)
+        else:
+            self.loop.add_reader(pidfd, self._exited, job_id, pid, pidfd, child)
 
     def _drop_cgroup(self, job_id: int, tries: int = 20) -> None:
         """Remove an ended job's memory cgroup once its last processes have left it."""

@@ -16,6 +16,7 @@ import random
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gflow import scheduler
 from gflow.actions import Action, Caller, CloseSession, Ended, Launch, Signal, Watch
@@ -29,6 +30,25 @@ from gflow.scheduler import GpuSlot, Resources
 from gflow.store import Store
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A job's process exists: its pid, start time in ticks, and when it began."""
+
+    job_id: int
+    pid: int | None
+    pid_start: int | None
+    started: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """A job's process ended with this exit code (None: unknown), at ``end_time``."""
+
+    job_id: int
+    exit_code: int | None
+    end_time: float | None = None
 
 
 @dataclass(order=True, slots=True)
@@ -58,6 +78,9 @@ class Engine:
         self.children: dict[int, set[int]] = {}
         self.evals: dict[int, Evaluation] = {}
         self.launching: dict[int, tuple[int, ...]] = {}
+        self.waiting: set[int] = set()
+        self._run_root = str(paths.run_dir)
+        self._log_root = str(paths.logs_dir)
         self.pending_cancel: set[int] = set()
         self.reasons: dict[int, str] = {}
         self.outbox: list[Action] = []
@@ -78,16 +101,21 @@ class Engine:
         self.jobs = {j.id: j for j in self.store.load_active()}
         self.children = {}
         self.evals = {}
+        self.waiting = set()
         for job in self.jobs.values():
             self._index(job)
         self.group_limits = self.store.group_limits()
 
     def _index(self, job: Job) -> None:
+        """Derived indexes: dependents per parent, and queued jobs not yet launching."""
+        if job.state is State.QUEUED and job.id not in self.launching:
+            self.waiting.add(job.id)
         if job.state.is_waiting and not job.deps.is_empty:
             for parent in job.deps.parents():
                 self.children.setdefault(parent, set()).add(job.id)
 
     def _unindex(self, job: Job) -> None:
+        self.waiting.discard(job.id)
         for parent in job.deps.parents():
             kids = self.children.get(parent)
             if kids is not None:
@@ -304,7 +332,7 @@ class Engine:
     def runnable(self, now: float) -> list[Job]:
         """Queued jobs whose dependencies and begin time allow a start; sets wait reasons."""
         out: list[Job] = []
-        for job_id in list(self.jobs):
+        for job_id in list(self.waiting):
             job = self.jobs.get(job_id)  # a cascade below may have ended it
             if job is None or job.state is not State.QUEUED or job_id in self.launching:
                 continue
@@ -368,10 +396,28 @@ class Engine:
         self.reasons.update(decided.reasons)
         for start in decided.starts:
             self.launching[start.job_id] = start.gpu_ids
+            self.waiting.discard(start.job_id)
             self.reasons[start.job_id] = Reason.LAUNCHING
-            self.outbox.append(
-                Launch(start.job_id, self.launch_spec(self.jobs[start.job_id], start.gpu_ids))
-            )
+            self.outbox.append(Launch(start.job_id, start.gpu_ids))
+
+    def next_launch(self, job_id: int, now: float) -> LaunchSpec | None:
+        """The spec to start a planned job with, or None if it must not start any more.
+
+        A job cancelled while it waited for its turn to launch is cancelled here, cleanly.
+        """
+        job = self.jobs.get(job_id)
+        if job is None or job.state is not State.QUEUED or job_id not in self.launching:
+            self.launching.pop(job_id, None)
+            return None
+        if job_id in self.pending_cancel:
+            self.pending_cancel.discard(job_id)
+            self.launching.pop(job_id, None)
+            with self.guarded():
+                self.move(job, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
+                self.settle_dependents([job_id], now)
+            self.schedule(now)
+            return None
+        return self.launch_spec(job, self.launching[job_id])
 
     def launch_spec(self, job: Job, gpu_ids: tuple[int, ...]) -> LaunchSpec:
         env = dict(self._batch_env(job.batch_id))
@@ -396,8 +442,8 @@ class Engine:
         )
         return LaunchSpec(
             job.id,
-            self.paths.run_dir / str(job.id),
-            self.paths.log_of(job.id),
+            Path(f"{self._run_root}/{job.id}"),
+            Path(f"{self._log_root}/{job.id}.log"),
             env,
             script,
             job.auto_close or self.config.auto_close,
@@ -430,33 +476,55 @@ class Engine:
     # ------------------------------------------------------------ process events
 
     def job_started(
-        self, job_id: int, pid: int, pid_start: int | None, now: float, started: float | None = None
+        self,
+        job_id: int,
+        pid: int | None,
+        pid_start: int | None,
+        now: float,
+        started: float | None = None,
     ) -> None:
         """The job's process exists (``started``: when it began, if known before ``now``)."""
-        job = self.jobs.get(job_id)
-        gpu_ids = self.launching.pop(job_id, ())
-        if job is None or job.state is not State.QUEUED:
-            return
+        self.jobs_started([Started(job_id, pid, pid_start, started)], now)
+
+    def jobs_started(self, starts: list[Started], now: float) -> None:
+        """Several processes exist: one transaction for all of them.
+
+        Each job stays marked as launching until the change is committed, so a failed
+        write can never make it look startable again.
+        """
+        waited_on = False
         with self.guarded():
-            job = self.move(
-                job,
-                State.RUNNING,
-                now,
-                start_time=started or now,
-                gpu_ids=gpu_ids,
-                pid=pid,
-                pid_start=pid_start,
-                executor=self.executor_name,
-                memory_enforcement=self.memory_enforcement(job),
-            )
-            self.reasons.pop(job_id, None)
-            if job.time_limit:
-                self.add_timer((started or now) + job.time_limit, "limit", job_id)
-            if job_id in self.pending_cancel:
-                self.pending_cancel.discard(job_id)
-                self.begin_stop(job, "cancel", now)
-            self.settle_dependents([job_id], now)
-        self.schedule(now)
+            for st in starts:
+                job = self.jobs.get(st.job_id)
+                if job is None or job.state is not State.QUEUED:
+                    continue
+                waited_on = waited_on or st.job_id in self.children
+                self._record_start(job, st, now)
+        for st in starts:
+            self.launching.pop(st.job_id, None)
+        if waited_on:  # only an "after" dependent can have become startable
+            self.schedule(now)
+
+    def _record_start(self, job: Job, st: Started, now: float) -> None:
+        began = st.started or now
+        job = self.move(
+            job,
+            State.RUNNING,
+            now,
+            start_time=began,
+            gpu_ids=self.launching.get(job.id, ()),
+            pid=st.pid,
+            pid_start=st.pid_start,
+            executor=self.executor_name,
+            memory_enforcement=self.memory_enforcement(job),
+        )
+        self.reasons.pop(job.id, None)
+        if job.time_limit:
+            self.add_timer(began + job.time_limit, "limit", job.id)
+        if job.id in self.pending_cancel:
+            self.pending_cancel.discard(job.id)
+            self.begin_stop(job, "cancel", now)
+        self.settle_dependents([job.id], now)
 
     def launch_failed(self, job_id: int, message: str, now: float) -> None:
         self.launching.pop(job_id, None)
@@ -472,11 +540,24 @@ class Engine:
     def job_exited(
         self, job_id: int, exit_code: int | None, now: float, end_time: float | None = None
     ) -> None:
-        job = self.jobs.get(job_id)
-        if job is None or job.state is not State.RUNNING:
-            return
+        self.jobs_exited([Exited(job_id, exit_code, end_time)], now)
+
+    def jobs_exited(self, exits: list[Exited], now: float) -> None:
+        """Several processes ended: one transaction, then one scheduling pass."""
+        unrecorded = [
+            Started(e.job_id, None, None, None)
+            for e in exits
+            if e.job_id in self.launching
+            and (job := self.jobs.get(e.job_id)) is not None
+            and job.state is State.QUEUED
+        ]
+        if unrecorded:  # their start could not be recorded when they began
+            self.jobs_started(unrecorded, now)
         with self.guarded():
-            self.finish(job, exit_code, now, end_time)
+            for e in exits:
+                job = self.jobs.get(e.job_id)
+                if job is not None and job.state is State.RUNNING:
+                    self.finish(job, e.exit_code, now, e.end_time)
         self.schedule(now)
 
     def finish(self, job: Job, exit_code: int | None, now: float, end_time: float | None) -> None:

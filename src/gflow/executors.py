@@ -176,7 +176,7 @@ def _read_small(path: Path) -> tuple[str, float] | None:
     except OSError:
         return None
     try:
-        return os.read(fd, 64).decode(errors="replace").strip(), os.fstat(fd).st_mtime
+        return os.read(fd, 64).decode(errors="replace"), os.fstat(fd).st_mtime
     except OSError:
         return None
     finally:
@@ -201,19 +201,19 @@ def _write_cgroup(spec: LaunchSpec) -> None:
 def read_result(run_dir: Path) -> tuple[int, float] | None:
     """The exit code the wrapper wrote, and when; None if it has not written one."""
     got = _read_small(run_dir / "result")
-    if got is None or not got[0].lstrip("-").isdigit():
+    if got is None or not got[0].endswith("\n") or not got[0].strip().lstrip("-").isdigit():
         return None
     return int(got[0]), got[1]
 
 
 def read_gpus(run_dir: Path) -> tuple[int, ...]:
     got = _read_small(run_dir / "gpus")
-    return tuple(int(x) for x in got[0].split(",") if x.isdigit()) if got else ()
+    return tuple(int(x) for x in got[0].strip().split(",") if x.isdigit()) if got else ()
 
 
 def read_pid(run_dir: Path) -> int | None:
     got = _read_small(run_dir / "pid")
-    return int(got[0]) if got and got[0].isdigit() else None
+    return int(got[0]) if got and got[0].strip().isdigit() else None
 
 
 class Executor(Protocol):
@@ -321,7 +321,6 @@ class TmuxExecutor:
     def launch(self, spec: LaunchSpec) -> Launched:
         write_run_dir(spec)
         name = f"gflow-{spec.job_id}"
-        self._run(["kill-session", "-t", f"={name}"], spec.run_as)
         cmd = [
             "new-session",
             "-d",
@@ -345,6 +344,9 @@ class TmuxExecutor:
         ]
         try:
             done = self._run(cmd, spec.run_as)
+            if done.returncode != 0 and "duplicate session" in done.stderr:
+                self._run(["kill-session", "-t", f"={name}"], spec.run_as)  # a stale one
+                done = self._run(cmd, spec.run_as)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise LaunchError(f"cannot start tmux for job {spec.job_id}: {exc}") from exc
         out = done.stdout.strip()

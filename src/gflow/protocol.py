@@ -7,6 +7,7 @@ a malformed request is always a 400 with a message and never a half-done change.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -136,6 +137,11 @@ class SubmitRequest:
     def from_json(cls, data: Any) -> SubmitRequest:
         if not isinstance(data, dict):
             raise InvalidInput("request body", repr(data)[:40], "a JSON object")
+        if "options" in data:
+            data = {
+                **{k: v for k, v in data.items() if k != "options"},
+                **typed_options(data["options"]),
+            }
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -220,3 +226,105 @@ def selector(data: Mapping[str, Any], key: str = "ids") -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 100_000:
         raise InvalidInput(key, repr(value)[:60], "job ids such as 42, 1,2,3, 1-5 or @")
     return value
+
+
+# ------------------------------------------------------------ options as typed
+
+OPTION_KEYS = frozenset(
+    {
+        "gpus",
+        "time",
+        "memory",
+        "gpu_memory",
+        "priority",
+        "begin",
+        "utc_offset",
+        "params",
+        "max_concurrent",
+        "max_retries",
+        "depends_on",
+        "depends_on_all",
+        "depends_on_any",
+        "moab",
+        "no_auto_cancel",
+    }
+)
+
+
+def _option_text(options: Mapping[str, Any], key: str) -> str | None:
+    value = options.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 100_000:
+        raise InvalidInput(f"--{key.replace('_', '-')}", repr(value)[:40], "text")
+    return value
+
+
+def _option_list(options: Mapping[str, Any], key: str) -> list[str]:
+    value = options.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"--{key.replace('_', '-')}", repr(value)[:40], "a list of texts")
+    return value
+
+
+def typed_options(options: Any) -> dict[str, Any]:
+    """Parse gbatch's options as the user typed them (``--time 1:30:00``, ``-d afterok:3``).
+
+    The client sends the text and the daemon parses it, so a submission costs the client
+    no parsing imports. The result holds the structured request fields.
+    """
+    from gflow import deps, parse
+
+    if not isinstance(options, dict):
+        raise InvalidInput("options", repr(options)[:40], "an object of option texts")
+    unknown = sorted(set(options) - OPTION_KEYS)
+    if unknown:
+        raise InvalidInput("option", unknown[0], f"one of {', '.join(sorted(OPTION_KEYS))}")
+    out: dict[str, Any] = {}
+    text = functools.partial(_option_text, options)
+    if (gpus := text("gpus")) is not None:
+        value = gpus.strip()
+        if value.lower().startswith("gpu:"):
+            value = value.rsplit(":", 1)[1]
+        out["gpus"] = parse.parse_nonneg_int(value, "--gpus")
+    if (limit := text("time")) is not None:
+        out["time_limit"] = parse.parse_time_limit(limit)
+    if (memory := text("memory")) is not None:
+        out["memory_mb"] = parse.parse_memory_mb(memory, "--memory")
+    if (gpu_memory := text("gpu_memory")) is not None:
+        out["gpu_memory_mb"] = parse.parse_memory_mb(gpu_memory, "--gpu-memory")
+    if (priority := text("priority")) is not None:
+        out["priority"] = parse.parse_priority(priority)
+    if (begin := text("begin")) is not None:
+        out["begin_at"] = parse.parse_begin(begin, _client_now(options.get("utc_offset")))
+    for key in ("max_concurrent", "max_retries"):
+        if (number := text(key)) is not None:
+            out[key] = parse.parse_nonneg_int(number, f"--{key.replace('_', '-')}")
+    params = _option_list(options, "params")
+    if params:
+        out["params"] = [list(parse.parse_param(p)) for p in params]
+    dep = deps.from_gflow(
+        None,
+        text("depends_on_all"),
+        text("depends_on_any"),
+        auto_cancel=not options.get("no_auto_cancel"),
+    )
+    for spec in _option_list(options, "depends_on"):
+        dep = dep.merge(deps.parse_dependency(spec))
+    for spec in _option_list(options, "moab"):
+        dep = dep.merge(deps.parse_moab(spec))
+    if not dep.is_empty or not dep.auto_cancel:
+        out["dependency"] = dep.to_json()
+    return out
+
+
+def _client_now(offset: Any) -> Any:
+    """Now, in the client's time zone (``--begin 22:00`` means the submitter's 22:00)."""
+    import datetime
+
+    if offset is None:
+        return datetime.datetime.now().astimezone()
+    if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > 86400:
+        raise InvalidInput("utc_offset", repr(offset), "seconds east of UTC")
+    zone = datetime.timezone(datetime.timedelta(seconds=offset))
+    return datetime.datetime.now(zone)

@@ -102,26 +102,78 @@ _FIELDS = [f.name for f in dataclasses.fields(Job)]
 _COLUMNS = ", ".join(_FIELDS)
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in _FIELDS)})"
 _BOOLS = {"shared", "auto_close", "retry_on_timeout"}
+LIST_COLUMNS = (
+    "id",
+    "name",
+    "user",
+    "uid",
+    "state",
+    "reason",
+    "exit_code",
+    "gpus",
+    "gpu_ids",
+    "submit_time",
+    "start_time",
+    "end_time",
+    "time_limit",
+    "memory_mb",
+    "priority",
+    "project",
+    "group_id",
+    "task_id",
+    "deps",
+    "command",
+)
 
 
-def _to_row(job: Job) -> tuple[Any, ...]:
-    values: list[Any] = []
-    for name in _FIELDS:
-        value = getattr(job, name)
-        if name == "state":
-            value = value.value
-        elif name == "command":
-            value = json.dumps(list(value))
-        elif name == "deps":
-            value = None if value.is_empty and not value.on_pool else json.dumps(value.to_json())
-        elif name == "params":
-            value = None if value is None else json.dumps(value)
-        elif name == "gpu_ids":
-            value = ",".join(map(str, value)) if value else None
-        elif name in _BOOLS:
-            value = int(value)
-        values.append(value)
-    return tuple(values)
+def _deps_json(deps: Dependency) -> str | None:
+    return None if deps.is_empty and not deps.on_pool else json.dumps(deps.to_json())
+
+
+def _to_row(j: Job) -> tuple[Any, ...]:
+    """A job as a row, in :data:`_FIELDS` order (written out: it runs for every job saved)."""
+    return (
+        j.id,
+        j.uid,
+        j.user,
+        j.name,
+        json.dumps(list(j.command)),
+        j.workdir,
+        j.submit_time,
+        j.batch_id,
+        j.state.value,
+        j.reason,
+        j.exit_code,
+        j.script,
+        j.gpus,
+        int(j.shared),
+        j.gpu_memory_mb,
+        j.memory_mb,
+        j.time_limit,
+        j.priority,
+        j.begin_at,
+        j.conda_env,
+        j.project,
+        int(j.auto_close),
+        _deps_json(j.deps),
+        j.dep_text,
+        j.group_id,
+        j.task_id,
+        None if j.params is None else json.dumps(j.params),
+        j.max_retries,
+        int(j.retry_on_timeout),
+        j.attempt,
+        j.retry_of,
+        j.redo_of,
+        j.start_time,
+        j.end_time,
+        ",".join(map(str, j.gpu_ids)) if j.gpu_ids else None,
+        j.pid,
+        j.pid_start,
+        j.executor,
+        j.stop_intent,
+        j.memory_enforcement,
+    )
 
 
 def _from_row(row: Sequence[Any]) -> Job:
@@ -268,12 +320,23 @@ class Store:
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='jobs'").fetchone()
         return (int(row[0]) if row else 0) + 1
 
+    def next_batch_id(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='batches'").fetchone()
+        return (int(row[0]) if row else 0) + 1
+
     def insert_batch(
-        self, uid: int, env: dict[str, str], first_job: int, count: int, now: float
+        self,
+        uid: int,
+        env: dict[str, str],
+        first_job: int,
+        count: int,
+        now: float,
+        batch_id: int | None = None,
     ) -> int:
         cur = self.db.execute(
-            "INSERT INTO batches (uid, submit_time, env, first_job, count) VALUES (?,?,?,?,?)",
-            (uid, now, json.dumps(env), first_job, count),
+            "INSERT INTO batches (id, uid, submit_time, env, first_job, count) "
+            "VALUES (?,?,?,?,?,?)",
+            (batch_id, uid, now, json.dumps(env), first_job, count),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -383,6 +446,17 @@ class Store:
             clauses.append("(submit_time >= ? OR end_time >= ? OR end_time IS NULL)")
             args.extend([flt.since, flt.since])
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def query_rows(self, flt: JobFilter, after: int = 0, size: int = 2000) -> list[tuple[Any, ...]]:
+        """One page of listing rows (:data:`LIST_COLUMNS`), ids above ``after``, in id order.
+
+        Paging keeps no statement open between pages, so the daemon can list a long
+        history in slices while it goes on handling events.
+        """
+        where, args = self._where(flt)
+        where = (where + " AND" if where else " WHERE") + " id > ?"
+        sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where} ORDER BY id LIMIT ?"
+        return self.db.execute(sql, [*args, after, size]).fetchall()
 
     def group_members(self, group_id: int) -> list[int]:
         rows = self.db.execute("SELECT id FROM jobs WHERE group_id=? ORDER BY id", (group_id,))

@@ -192,10 +192,9 @@ def table(
     paint: Callable[[int, str], str] | None = None,
 ) -> str:
     """Left-aligned columns as wide as their content, two spaces apart, no trailing blanks."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+    widths = [
+        max(len(h), max((len(row[i]) for row in rows), default=0)) for i, h in enumerate(headers)
+    ]
     lines = []
     for index, row in enumerate([list(headers), *map(list, rows)]):
         cells = []

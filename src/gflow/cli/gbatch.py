@@ -352,35 +352,13 @@ def _apply_directives(
             setattr(args, dest, value)
 
 
-def _gpus(text: str | None) -> int:
-    if text is None:
-        return 0
-    from gflow.parse import parse_nonneg_int
-
-    value = text.strip()
-    if value.lower().startswith("gpu:"):
-        value = value.rsplit(":", 1)[1]
-    return parse_nonneg_int(value, "--gpus")
-
-
-def _dependency(args: argparse.Namespace) -> dict[str, Any] | None:
-    given = args.depends_on or args.depends_on_all or args.depends_on_any or args.moab
-    if not given and not args.no_auto_cancel:
-        return None  # no dependency: spare the import of the dependency parser
-    from gflow import deps
-
-    dep = deps.from_gflow(
-        None, args.depends_on_all, args.depends_on_any, auto_cancel=not args.no_auto_cancel
-    )
-    for text in args.depends_on or []:
-        dep = dep.merge(deps.parse_dependency(text))
-    for text in args.moab or []:
-        dep = dep.merge(deps.parse_moab(text))
-    return dep.to_json()
-
-
 def _request(args: argparse.Namespace, script: str | None) -> dict[str, Any]:
-    from gflow import parse
+    """The submission: option values go as typed, the daemon parses them.
+
+    Nothing here imports a parser, so ``gbatch`` in a shell loop costs little more than
+    Python's start-up; a bad value comes back as a usage error naming the option.
+    """
+    import time
 
     conda = args.conda_env
     if conda is None and script is None:
@@ -388,45 +366,45 @@ def _request(args: argparse.Namespace, script: str | None) -> dict[str, Any]:
     command = [script, *args.command[1:]] if script else list(args.command)
     if args.shared and not args.gpu_memory:
         raise UsageError("--shared needs --gpu-memory SIZE (the GPU memory the job uses)")
-    begin_at = None
-    if args.begin:
-        from gflow.cli.common import now_local
+    options = {
+        "gpus": args.gpus,
+        "time": args.time,
+        "memory": args.memory,
+        "gpu_memory": args.gpu_memory,
+        "priority": args.priority,
+        "begin": args.begin,
+        "utc_offset": time.localtime().tm_gmtoff if args.begin else None,
+        "params": args.param or [],
+        "max_concurrent": args.max_concurrent,
+        "max_retries": args.max_retries,
+        "depends_on": args.depends_on or [],
+        "depends_on_all": args.depends_on_all,
+        "depends_on_any": args.depends_on_any,
+        "moab": args.moab or [],
+        "no_auto_cancel": args.no_auto_cancel,
+    }
+    rows: list[dict[str, str]] = []
+    if args.param_file:
+        from gflow.parse import read_param_file
 
-        begin_at = parse.parse_begin(args.begin, now_local())
-    if args.array:
-        parse.parse_array_spec(args.array)
+        rows = read_param_file(args.param_file)
     return {
         "command": command,
         "script": script,
         "workdir": os.getcwd(),
         "env": dict(os.environ),
         "name": args.name,
-        "gpus": _gpus(args.gpus),
         "shared": args.shared,
-        "gpu_memory_mb": parse.parse_memory_mb(args.gpu_memory, "--gpu-memory")
-        if args.gpu_memory
-        else None,
-        "memory_mb": parse.parse_memory_mb(args.memory, "--memory") if args.memory else None,
-        "time_limit": parse.parse_time_limit(args.time) if args.time else None,
-        "priority": parse.parse_priority(args.priority) if args.priority is not None else 10,
-        "begin_at": begin_at,
         "conda_env": conda,
         "project": args.project,
         "auto_close": True if args.auto_close else None,
-        "dependency": _dependency(args),
         "array": args.array,
-        "params": [list(parse.parse_param(p)) for p in args.param or []],
-        "param_rows": parse.read_param_file(args.param_file) if args.param_file else [],
+        "param_rows": rows,
         "name_template": args.name_template,
-        "max_concurrent": parse.parse_nonneg_int(args.max_concurrent, "--max-concurrent")
-        if args.max_concurrent
-        else None,
-        "max_retries": parse.parse_nonneg_int(args.max_retries, "--max-retries")
-        if args.max_retries
-        else 0,
         "retry_on_timeout": args.retry_on_timeout,
         "hold": args.hold,
         "dry_run": args.dry_run,
+        "options": {k: v for k, v in options.items() if v not in (None, [], False)},
     }
 
 

@@ -210,6 +210,7 @@ def _query(args: Any, fields: list[str]) -> dict[str, Any]:
         "since": since,
         "limit": limit,
         "deps": deps,
+        "view": None if args.output == "json" or args.tmux else "compact",
     }
 
 
