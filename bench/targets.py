@@ -374,7 +374,7 @@ def warm_bytecode() -> None:
     """Compile gflow and what it imports into the bench's bytecode cache once."""
     env = {**os.environ, "PYTHONPYCACHEPREFIX": str(PYCACHE)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    imports = "import gflow.daemon, " + ", ".join(
+    imports = "import gflow.daemon, gflow.client, gflow.parse, gflow.deps, " + ", ".join(
         f"gflow.cli.{tool}" for tool in ("gbatch", "gqueue", "gcancel", "gjob", "gflowd")
     )
     subprocess.run([sys.executable, "-c", imports], env=env, capture_output=True, check=False)
