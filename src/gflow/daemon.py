@@ -31,7 +31,14 @@ from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths
 from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
 from gflow.errors import Forbidden, GflowError
-from gflow.executors import Launched, LaunchError, TmuxExecutor, make_executor, read_result
+from gflow.executors import (
+    Launched,
+    LaunchError,
+    LaunchSpec,
+    TmuxExecutor,
+    make_executor,
+    read_result,
+)
 from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
 from gflow.recovery import recover
@@ -39,7 +46,7 @@ from gflow.store import open_store
 
 log = logging.getLogger("gflow.daemon")
 
-MAX_IN_FLIGHT = 8  # launches handed to the worker threads at once
+MAX_IN_FLIGHT = 8  # launch calls handed to the worker threads at once
 
 
 class Runtime:
@@ -59,7 +66,7 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._launches: list[tuple[int, Future[Launched]]] = []
+        self._launches: list[tuple[int, Launched | LaunchError]] = []
         self._queued_launches: collections.deque[int] = collections.deque()
         self._in_flight = 0
         self._pump_pending = False
@@ -164,24 +171,45 @@ class Runtime:
             self.loop.call_soon_threadsafe(fn, *args)
 
     def _pump(self) -> None:
-        """Hand planned launches to the workers, a few at a time, specs built just in time."""
+        """Hand planned launches to the workers, specs built just in time.
+
+        At most ``MAX_IN_FLIGHT`` calls are out at once; an executor that can start
+        several jobs in one call (tmux) gets them in batches of the same user.
+        """
         self._pump_pending = False
         while self._queued_launches and self._in_flight < MAX_IN_FLIGHT:
+            batch = self._next_batch()
+            if not batch:
+                continue
+            self._in_flight += 1
+            fut = self.pool.submit(self.executor.launch_many, batch)
+            fut.add_done_callback(functools.partial(self._launch_done, [s.job_id for s in batch]))
+
+    def _next_batch(self) -> list[LaunchSpec]:
+        batch: list[LaunchSpec] = []
+        while self._queued_launches and len(batch) < self.executor.batch:
             job_id = self._queued_launches.popleft()
             spec = self.engine.next_launch(job_id, time.time())
             if spec is None:
                 continue
-            self._in_flight += 1
-            fut = self.pool.submit(self.executor.launch, spec)
-            fut.add_done_callback(functools.partial(self._launch_done, job_id))
+            if batch and spec.run_as != batch[0].run_as:
+                self._queued_launches.appendleft(job_id)
+                break
+            batch.append(spec)
+        return batch
 
-    def _launch_done(self, job_id: int, fut: Future[Launched]) -> None:
-        """In a worker thread: hand the outcome back to the event loop."""
-        self._call_soon(self._launched, job_id, fut)
+    def _launch_done(self, job_ids: list[int], fut: Future[list[Launched | LaunchError]]) -> None:
+        """In a worker thread: hand the outcomes back to the event loop."""
+        self._call_soon(self._launched, job_ids, fut)
 
-    def _launched(self, job_id: int, fut: Future[Launched]) -> None:
+    def _launched(self, job_ids: list[int], fut: Future[list[Launched | LaunchError]]) -> None:
         self._in_flight -= 1
-        self._launches.append((job_id, fut))
+        try:
+            outcomes: list[Launched | LaunchError] = fut.result()
+        except Exception as exc:  # the whole call failed: every job of the batch did
+            log.exception("launching jobs %s failed", job_ids)
+            outcomes = [LaunchError(f"{type(exc).__name__}: {exc}") for _ in job_ids]
+        self._launches.extend(zip(job_ids, outcomes, strict=True))
         self._flush_soon()
 
     def _exited(self, job_id: int, pid: int, pidfd: int | None, child: bool) -> None:
@@ -212,16 +240,10 @@ class Runtime:
         exits, self._exits = self._exits, []
         now = time.time()
         started, watches = [], []
-        for job_id, fut in launches:
-            try:
-                launched = fut.result()
-            except LaunchError as exc:
-                log.error("%s", exc.message)
-                self.engine.launch_failed(job_id, exc.message, now)
-                continue
-            except Exception as exc:
-                log.exception("launch of job %s failed", job_id)
-                self.engine.launch_failed(job_id, f"{type(exc).__name__}: {exc}", now)
+        for job_id, launched in launches:
+            if isinstance(launched, LaunchError):
+                log.error("%s", launched.message)
+                self.engine.launch_failed(job_id, launched.message, now)
                 continue
             pidfd = proc.open_pidfd(launched.pid)
             began = _mtime(self.paths.run_dir / str(job_id) / "pid")
@@ -417,6 +439,10 @@ def run(
         asyncio.run(runtime.serve(pipe))
     except (GflowError, OSError) as exc:
         log.error("gflowd stopped on an error: %s", exc)
+        pipe.fail(exc)
+        raise
+    except Exception as exc:  # the daemon's boundary: say why, then show the traceback
+        log.exception("gflowd stopped on an unexpected error")
         pipe.fail(exc)
         raise
     finally:

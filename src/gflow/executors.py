@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -218,8 +219,11 @@ def read_pid(run_dir: Path) -> int | None:
 
 class Executor(Protocol):
     name: str
+    batch: int  # how many launches one call of launch_many may take
 
     def launch(self, spec: LaunchSpec) -> Launched: ...
+
+    def launch_many(self, specs: list[LaunchSpec]) -> list[Launched | LaunchError]: ...
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
 
@@ -233,10 +237,24 @@ def _ids(run_as: RunAs | None) -> tuple[int | None, int | None, list[int] | None
     return run_as.uid, run_as.gid, list(run_as.groups)
 
 
+def attempt(launch: Callable[[LaunchSpec], Launched], spec: LaunchSpec) -> Launched | LaunchError:
+    """One launch, its failure as a value (a batch reports each job's outcome)."""
+    try:
+        return launch(spec)
+    except LaunchError as exc:
+        return exc
+    except Exception as exc:  # one job's launch must not sink the others of its batch
+        return LaunchError(f"cannot start job {spec.job_id}: {type(exc).__name__}: {exc}")
+
+
 class ProcessExecutor:
     """Each job is a plain process group (``setsid``); output goes straight to the log."""
 
     name = "process"
+    batch = 1
+
+    def launch_many(self, specs: list[LaunchSpec]) -> list[Launched | LaunchError]:
+        return [attempt(self.launch, spec) for spec in specs]
 
     def launch(self, spec: LaunchSpec) -> Launched:
         write_run_dir(spec)
@@ -275,6 +293,7 @@ class TmuxExecutor:
     """
 
     name = "tmux"
+    batch = 16
 
     def __init__(self, runtime_dir: Path) -> None:
         self.runtime_dir = runtime_dir
@@ -318,14 +337,13 @@ class TmuxExecutor:
             extra_groups=groups,
         )
 
-    def launch(self, spec: LaunchSpec) -> Launched:
-        write_run_dir(spec)
-        name = f"gflow-{spec.job_id}"
-        cmd = [
+    @staticmethod
+    def _new_session(spec: LaunchSpec) -> list[str]:
+        return [
             "new-session",
             "-d",
             "-s",
-            name,
+            f"gflow-{spec.job_id}",
             "-x",
             "200",
             "-y",
@@ -342,6 +360,48 @@ class TmuxExecutor:
             str(spec.log_path),
             "tee",
         ]
+
+    def launch_many(self, specs: list[LaunchSpec]) -> list[Launched | LaunchError]:
+        """Several sessions in one tmux command (one client, one round trip to the server).
+
+        Specs must share one ``run_as``. If tmux stops part-way (a stale session of the
+        same name), the rest go one by one; a session that does exist is adopted, never
+        started twice.
+        """
+        if len(specs) == 1:
+            return [attempt(self.launch, specs[0])]
+        args: list[str] = []
+        for spec in specs:
+            write_run_dir(spec)
+            args += [*self._new_session(spec), ";"]
+        try:
+            done = self._run(args[:-1], specs[0].run_as)
+            pids = [int(x) for x in done.stdout.split() if x.isdigit()]
+        except (OSError, subprocess.TimeoutExpired):
+            pids = []
+        out: list[Launched | LaunchError] = [Launched(p, child=False) for p in pids[: len(specs)]]
+        for spec in specs[len(out) :]:
+            pid = self._pane_pid(spec)
+            out.append(Launched(pid, child=False) if pid else attempt(self.launch, spec))
+        return out
+
+    def _pane_pid(self, spec: LaunchSpec) -> int | None:
+        """The wrapper's pid if this job's session exists and runs its wrapper already."""
+        done = self._run(
+            ["display-message", "-p", "-t", f"=gflow-{spec.job_id}:", "#{pane_pid}"], spec.run_as
+        )
+        text = done.stdout.strip()
+        if done.returncode != 0 or not text.isdigit():
+            return None
+        pid = int(text)
+        from gflow.proc import cmdline_has
+
+        return pid if cmdline_has(pid, str(spec.run_dir)) else None
+
+    def launch(self, spec: LaunchSpec) -> Launched:
+        write_run_dir(spec)
+        name = f"gflow-{spec.job_id}"
+        cmd = self._new_session(spec)
         try:
             done = self._run(cmd, spec.run_as)
             if done.returncode != 0 and "duplicate session" in done.stderr:

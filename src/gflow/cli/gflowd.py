@@ -196,15 +196,17 @@ def _spawn(paths: Paths, args: argparse.Namespace) -> int:
             argv += [f"--{flag.replace('_', '-')}", value]
     if args.system:
         argv.append("--system")
-    proc = subprocess.Popen(
-        argv,
-        pass_fds=(write,),
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd="/",
-    )
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.daemon_log, "ab") as crashes:  # what the daemon prints if it cannot start
+        proc = subprocess.Popen(
+            argv,
+            pass_fds=(write,),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=crashes,
+            cwd="/",
+        )
     os.close(write)
     line = b""
     deadline = time.monotonic() + 30
