@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import __version__, proc
+from gflow import __version__, admin_quotas, admin_reservations, proc
 from gflow.config import DaemonConfig, load_daemon_config
 from gflow.engine import Caller
 from gflow.errors import Forbidden, InvalidInput
 from gflow.executors import TmuxExecutor
 from gflow.model import State
+from gflow.reservations import Calendar
 from gflow.stats import summarize
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ def info(rt: Runtime) -> dict[str, Any]:
                 }
             )
     by_index = {g.index: g for g in rt.gpus.snapshot}
+    now = time.time()
+    calendar = Calendar(rt.engine.reservations, now)
     gpus = []
     for slot in rt.engine.gpu_slots:
         snap = by_index.get(slot.index)
@@ -84,6 +87,7 @@ def info(rt: Runtime) -> dict[str, Any]:
                 "foreign_pids": list(slot.foreign_pids),
                 "foreign_mib": slot.foreign_mib,
                 "jobs": holders.get(slot.index, []),
+                "reservation": _next_window(calendar, slot.index, now),
             }
         )
     return {
@@ -92,6 +96,12 @@ def info(rt: Runtime) -> dict[str, Any]:
         "memory_mb": rt.engine.memory_mb,
         "executor": rt.executor.name,
     }
+
+
+def _next_window(calendar: Calendar, gpu: int, now: float) -> dict[str, Any] | None:
+    """The reservation open on ``gpu`` now, else the next one to open (None: none)."""
+    windows = calendar.by_gpu.get(gpu)  # live ones, by start: the first is open or next
+    return windows[0].to_json(now) if windows else None
 
 
 def stats(rt: Runtime, uids: tuple[int, ...], since: float | None) -> dict[str, Any]:
@@ -108,6 +118,10 @@ async def handle(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -
         return await close_sessions(rt, data, caller)
     if verb == "set-limit":
         return set_limit(rt, data, caller)
+    if verb == "quota":  # listing is open; changes are checked there
+        return admin_quotas.handle(rt.engine, data, caller, time.time())
+    if verb == "reserve":
+        return admin_reservations.handle(rt.engine, data, caller, time.time())
     if rt.system and not caller.admin:
         raise Forbidden(f"gctl {verb} is for administrators of the system gflowd")
     if verb == "reload":

@@ -6,10 +6,11 @@ A refused request changes nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from gflow import graph
+from gflow import graph, quotas
 from gflow.batch import Expansion, expand, random_name
 from gflow.deps import Clause, Dependency, DepRequest
 from gflow.engine import Caller, Engine
@@ -98,6 +99,12 @@ def _check_gpus(engine: Engine, gpus: int, gpu_memory_mb: int | None) -> None:
         raise Refused(f"--gpu-memory {wanted} on {gpus} GPU(s) can never fit: {where}")
 
 
+def _check_quota(engine: Engine, user: str, project: str | None, adding: int) -> None:
+    """Refuse jobs that would put the user or project over its ``max_queued_jobs``."""
+    if engine.quotas:
+        quotas.check_queued(engine.quotas, engine.waiting_jobs(), user, project, adding)
+
+
 def _before_targets(engine: Engine, resolved: graph.Resolved, caller: Caller) -> list[Job]:
     targets = []
     for _, target_id in resolved.before:
@@ -175,6 +182,7 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
     """Create the jobs of one ``gbatch`` call, all or none."""
     _check_resources(engine, req)
     exp = expand(req)
+    _check_quota(engine, caller.user, req.project, len(exp.tasks))
     first = engine.store.next_job_id()
     batch = engine.store.next_batch_id()
     jobs, resolved = _build(engine, req, exp, caller, first, batch, now)
@@ -461,6 +469,10 @@ def redo(
                 new = new.replace(deps=resolved.dependency, dep_text=overrides["dependency"].text)
             _check_resources(engine, new)
         new_jobs.append(new)
+    if engine.quotas:
+        owners = Counter((j.user, j.project) for j in new_jobs)
+        for (user, project), count in owners.items():
+            _check_quota(engine, user, project, count)
     out = Outcome()
     with engine.guarded():
         env = engine.store.batch_env(old.batch_id)

@@ -17,7 +17,16 @@ from gflow.config import Paths
 from gflow.errors import StoreError
 from gflow.store import SCHEMA_VERSION, Store
 
-TABLES = ("batches", "jobs", "events", "groups", "settings", "meta")
+TABLES = (
+    "batches",
+    "jobs",
+    "events",
+    "groups",
+    "settings",
+    "quotas",
+    "reservations",
+    "meta",
+)
 
 
 @dataclass(frozen=True, slots=True)

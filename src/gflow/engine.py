@@ -26,6 +26,8 @@ from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
 from gflow.errors import Conflict, Forbidden, NotFound, StoreError
 from gflow.executors import LaunchSpec, RunAs, job_script, render_command
 from gflow.model import Job, Reason, State, transition
+from gflow.quotas import QuotaTable
+from gflow.reservations import Reservation, next_changes
 from gflow.scheduler import GpuSlot, Resources
 from gflow.store import Store
 
@@ -86,6 +88,8 @@ class Engine:
         self.outbox: list[Action] = []
         self.gpu_slots: tuple[GpuSlot, ...] = ()
         self.group_limits: dict[int, int] = {}
+        self.quotas = QuotaTable()
+        self.reservations: tuple[Reservation, ...] = ()
         self.memory_mb: int | None = config.memory_mb
         self.cgroups: CgroupMemory | None = None
         self.rng = random.Random()
@@ -105,6 +109,8 @@ class Engine:
         for job in self.jobs.values():
             self._index(job)
         self.group_limits = self.store.group_limits()
+        self.quotas = QuotaTable(self.store.quotas())
+        self.reservations = tuple(self.store.reservations(live_after=0.0))
 
     def _index(self, job: Job) -> None:
         """Derived indexes: dependents per parent, and queued jobs not yet launching."""
@@ -282,7 +288,17 @@ class Engine:
                 self._fire(timer, now)
         self.schedule(now)
 
+    def arm_reservations(self, now: float, *only: Reservation) -> None:
+        """Re-plan exactly when windows open and close (``only`` these; else all live ones)."""
+        if not only:
+            self.reservations = tuple(r for r in self.reservations if r.end > now)
+        for when in next_changes(only or self.reservations, now):
+            self.add_timer(when, "replan", 0)
+
     def _fire(self, timer: _Timer, now: float) -> None:
+        if timer.kind == "replan":  # a reservation window opened or closed; tick() re-plans
+            self.reservations = tuple(r for r in self.reservations if r.end > now)
+            return
         job = self.jobs.get(timer.job_id)
         if job is None:
             return
@@ -372,7 +388,18 @@ class Engine:
         return kept
 
     def resources(self) -> Resources:
-        return Resources(self.gpu_slots, self.memory_mb, self.config.max_running)
+        return Resources(
+            self.gpu_slots,
+            self.memory_mb,
+            self.config.max_running,
+            self.quotas,
+            self.reservations,
+            2 * self.config.kill_grace,  # SIGINT, then SIGTERM and SIGKILL this far apart
+        )
+
+    def waiting_jobs(self) -> list[Job]:
+        """Queued and held jobs, except those being launched."""
+        return [j for j in self.jobs.values() if j.state.is_waiting and j.id not in self.launching]
 
     def holding(self) -> list[Job]:
         running = [j for j in self.jobs.values() if j.state is State.RUNNING]

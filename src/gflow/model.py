@@ -90,6 +90,8 @@ class Reason:
     BEGIN_TIME = "BeginTime"
     PRIORITY = "Priority"
     GROUP_LIMIT = "JobGroupLimit"
+    QUOTA = "Quota"
+    RESERVED = "Reserved"
     NEVER = "DependencyNeverSatisfied"
     HELD = "JobHeldUser"
     CANCELLED_BY_USER = "CancelledByUser"

@@ -41,6 +41,7 @@ _CLOCK_RE: Final = r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?"
 _DATE_RE: Final = (
     r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[Tt ]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?"
 )
+_DURATION_RE: Final = r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?"
 _PLACEHOLDER_RE: Final = r"\{\{|\}\}|(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}"
 
 _UNLIMITED: Final = frozenset({"UNLIMITED", "INFINITE"})
@@ -50,6 +51,7 @@ _REF_FORMS: Final = "a job id (1 or more), @, @~N or ARRAYID_TASKID"
 _ARRAY_FORMS: Final = "ids >= 0 as N, A-B or A-B:STEP, comma separated, optionally ending %MAX"
 _DATE_FORM: Final = "YYYY-MM-DD[THH:MM[:SS]]"
 _BEGIN_FORMS: Final = f"now, now+N[s|m|h|d|w], HH:MM[:SS], {_DATE_FORM}, today or tomorrow"
+_DURATION_FORMS: Final = "1h, 30m, 2h30m, 45s, 1d, HH:MM:SS or MINUTES (a bare number)"
 _SINCE_FORMS: Final = f"N[s|m|h|d|w] (e.g. 1h, 2d), today, yesterday or {_DATE_FORM}"
 _PARAM_FORMS: Final = "KEY=V1,V2,... with KEY matching [A-Za-z_][A-Za-z0-9_]*"
 
@@ -241,15 +243,51 @@ def _begin(s: str, now: datetime.datetime) -> float | None:
     return None if moment is None else moment.timestamp()
 
 
-def parse_begin(text: str, now: datetime.datetime) -> float:
+def parse_begin(text: str, now: datetime.datetime, field: str = "begin time") -> float:
     """Epoch seconds of a start time; wall-clock forms are read in ``now``'s frame."""
     try:
         result = _begin(text.strip(), now)
     except (ValueError, OverflowError, OSError) as exc:
-        raise _invalid("begin time", text, _BEGIN_FORMS) from exc
+        raise _invalid(field, text, _BEGIN_FORMS) from exc
     if result is None:
-        raise _invalid("begin time", text, _BEGIN_FORMS)
+        raise _invalid(field, text, _BEGIN_FORMS)
     return result
+
+
+def parse_when(text: str, now: datetime.datetime, field: str = "start time") -> float:
+    """:func:`parse_begin`'s forms, plus ISO 8601 with a zone (``2026-05-01T14:00:00Z``)."""
+    s = text.strip()
+    iso = s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s
+    try:
+        moment = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        moment = None
+    if moment is not None and moment.tzinfo is not None:
+        return moment.timestamp()
+    return parse_begin(text, now, field)
+
+
+def parse_duration(text: str, field: str = "duration") -> int:
+    """Seconds in ``1h``, ``30m``, ``2h30m``, ``45s``, ``1d``, ``HH:MM:SS`` or ``90`` (minutes)."""
+    s = text.strip().lower()
+    seconds: int | None = None
+    if ":" in s:
+        try:
+            seconds = parse_time_limit(s)
+        except InvalidInput:
+            seconds = None
+    elif s.isdigit():
+        minutes = _num(s)
+        seconds = None if minutes is None else minutes * 60
+    elif (match := re.fullmatch(_DURATION_RE, s)) and any(match.groups()):
+        parts = _nums(g or "0" for g in match.groups())
+        if parts is not None:
+            seconds = sum(p * w for p, w in zip(parts, (86400, 3600, 60, 1), strict=True))
+    if seconds is None:
+        raise _invalid(field, text, _DURATION_FORMS)
+    if not 0 < seconds <= _MAX_SECONDS:
+        raise _invalid(field, text, f"more than 0 and at most {_MAX_SECONDS // 86400} days")
+    return seconds
 
 
 def _since(s: str, now: datetime.datetime) -> float | None:

@@ -91,3 +91,4 @@ def _rearm(engine: Engine, now: float) -> None:
                 engine.add_timer(job.start_time + job.time_limit, "limit", job.id)
         elif job.begin_at is not None:
             engine.add_timer(job.begin_at, "begin", job.id)
+    engine.arm_reservations(now)

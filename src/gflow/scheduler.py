@@ -15,6 +15,12 @@ never use). When a holder's end is unknown (no time limit) the shadow time is un
 too, and only cards the head cannot use are open to others. A head that cannot start
 on the cards gflow may use at all (restriction, foreign processes) protects nothing: it
 waits for something outside the scheduler, and idling the machine would not help it.
+
+Quotas (:mod:`gflow.quotas`) hold a job back, with reason ``Quota``, when starting it
+would put its user or project over a running-jobs or running-GPUs limit; such a job
+never becomes the head, so it holds back nobody else. Reservations
+(:mod:`gflow.reservations`) close cards to other users' jobs around their windows; a
+job that only reservations keep off free cards waits with reason ``Reserved``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gflow.model import Job, Reason
+from gflow.quotas import QuotaTable, QuotaUse
+from gflow.reservations import Calendar, Reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,9 @@ class Resources:
     gpus: tuple[GpuSlot, ...] = ()
     memory_mb: int | None = None
     max_running: int | None = None
+    quotas: QuotaTable = field(default_factory=QuotaTable)
+    reservations: tuple[Reservation, ...] = ()
+    stop_grace: float = 0.0  # how long a job may outlive its time limit while stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,7 @@ class _Usage:
     memory_mb: int = 0
     running: int = 0
     per_group: dict[int, int] = field(default_factory=dict)
+    quota: QuotaUse | None = None
 
     def add(self, job: Job, gpu_ids: Sequence[int], now: float) -> None:
         end = expected_end(job, now)
@@ -93,6 +105,8 @@ class _Usage:
         self.running += 1
         if job.group_id is not None:
             self.per_group[job.group_id] = self.per_group.get(job.group_id, 0) + 1
+        if self.quota is not None:
+            self.quota.add(job)
 
     def busy(self, index: int) -> bool:
         return index in self.exclusive or index in self.shared_mib
@@ -108,6 +122,14 @@ def _shared_room(slot: GpuSlot, use: _Usage) -> int:
     return slot.total_mib - slot.foreign_mib - use.shared_mib.get(slot.index, 0)
 
 
+def _free(job: Job, gpus: Sequence[GpuSlot], use: _Usage) -> list[GpuSlot]:
+    """The cards with room for ``job`` now, reservations aside."""
+    if job.shared:
+        need = job.gpu_memory_mb or 0
+        return [s for s in gpus if _shared_room(s, use) >= need]
+    return [s for s in gpus if _idle(s, use)]
+
+
 def pick_gpus(
     job: Job,
     gpus: Sequence[GpuSlot],
@@ -115,24 +137,35 @@ def pick_gpus(
     strategy: str,
     rng: random.Random,
     avoid: frozenset[int] = frozenset(),
+    calendar: Calendar | None = None,
 ) -> tuple[int, ...] | None:
     """The cards ``job`` would get now, or None when they are not free.
 
     Exclusive jobs take idle cards (lowest index first, or at random); shared jobs pack
     onto the fullest card that still has room. Cards in ``avoid`` (those a protected
-    head job needs) are taken last.
+    head job needs) are taken last; with reservations, cards reserved for the job's user
+    come first and cards reserved for others last, and cards closed to it not at all.
     """
     if job.gpus == 0:
         return ()
+    fits = _free(job, gpus, use)
+    rank: dict[int, int] = {}
+    if calendar:
+        fits = [s for s in fits if calendar.open(job, s.index)]
+        rank = {s.index: calendar.rank(job, s.index) for s in fits}
     if job.shared:
-        need = job.gpu_memory_mb or 0
-        fits = [s for s in gpus if _shared_room(s, use) >= need]
-        fits.sort(key=lambda s: (s.index in avoid, -use.shared_mib.get(s.index, 0), s.index))
+        fits.sort(
+            key=lambda s: (
+                s.index in avoid,
+                rank.get(s.index, 1),
+                -use.shared_mib.get(s.index, 0),
+                s.index,
+            )
+        )
     else:
-        fits = [s for s in gpus if _idle(s, use)]
         if strategy == "random":
             rng.shuffle(fits)
-        fits.sort(key=lambda s: s.index in avoid)
+        fits.sort(key=lambda s: (s.index in avoid, rank.get(s.index, 1)))
     if len(fits) < job.gpus:
         return None
     return tuple(sorted(s.index for s in fits[: job.gpus]))
@@ -160,7 +193,17 @@ class _Head:
         return True
 
 
-def _ready_at(job: Job, slot: GpuSlot, use: _Usage, now: float) -> float | None:
+def _ready_at(
+    job: Job, slot: GpuSlot, use: _Usage, now: float, calendar: Calendar | None
+) -> float | None:
+    """When ``slot`` could take ``job`` (time limits and reservations; None: not as things are)."""
+    when = _freed_at(job, slot, use, now)
+    if when is None or not calendar:
+        return when
+    return calendar.earliest(job, slot.index, when)
+
+
+def _freed_at(job: Job, slot: GpuSlot, use: _Usage, now: float) -> float | None:
     """When ``slot`` could take ``job`` as far as time limits say (None: not as things are)."""
     if not slot.allowed:
         return None
@@ -184,8 +227,10 @@ def _ready_at(job: Job, slot: GpuSlot, use: _Usage, now: float) -> float | None:
     return when
 
 
-def _make_head(job: Job, gpus: Sequence[GpuSlot], use: _Usage, now: float) -> _Head | None:
-    ready = {s.index: t for s in gpus if (t := _ready_at(job, s, use, now)) is not None}
+def _make_head(
+    job: Job, gpus: Sequence[GpuSlot], use: _Usage, now: float, calendar: Calendar | None
+) -> _Head | None:
+    ready = {s.index: t for s in gpus if (t := _ready_at(job, s, use, now, calendar)) is not None}
     if len(ready) < job.gpus:
         return None
     shadow = sorted(ready.values())[job.gpus - 1]
@@ -209,13 +254,15 @@ def plan(
 
     ``running`` are the jobs holding resources (running or being launched). Every
     candidate that does not start gets a reason: ``Resources`` (the running-job cap),
-    ``JobGroupLimit``, ``WaitingForMemory``, ``WaitingForGpu``, or ``Priority`` (it
-    would fit, but it would delay the head job).
+    ``JobGroupLimit``, ``Quota``, ``WaitingForMemory``, ``WaitingForGpu``, ``Reserved``
+    (free cards exist, but reservations close them to it), or ``Priority`` (it would
+    fit, but it would delay the head job).
     """
     rng = rng or random.Random()
-    use = _Usage()
+    use = _Usage(quota=QuotaUse(res.quotas) if res.quotas else None)
     for job in running:
         use.add(job, job.gpu_ids, now)
+    calendar = Calendar(res.reservations, now, res.stop_grace) if res.reservations else None
     out = Plan()
     head: _Head | None = None
     for job in candidates:
@@ -224,11 +271,12 @@ def plan(
             out.reasons[job.id] = reason
             continue
         avoid = head.protected if head is not None else frozenset()
-        gpu_ids = pick_gpus(job, res.gpus, use, strategy, rng, avoid)
+        gpu_ids = pick_gpus(job, res.gpus, use, strategy, rng, avoid, calendar)
         if gpu_ids is None:
-            out.reasons[job.id] = Reason.GPU
+            reserved = bool(calendar) and len(_free(job, res.gpus, use)) >= job.gpus
+            out.reasons[job.id] = Reason.RESERVED if reserved else Reason.GPU
             if head is None:
-                head = _make_head(job, res.gpus, use, now)
+                head = _make_head(job, res.gpus, use, now, calendar)
             continue
         if gpu_ids and head is not None and not head.admit(job, gpu_ids, now):
             out.reasons[job.id] = Reason.PRIORITY
@@ -246,6 +294,8 @@ def _blocked(job: Job, use: _Usage, res: Resources, group_limits: Mapping[int, i
         limit = group_limits.get(job.group_id)
         if limit is not None and use.per_group.get(job.group_id, 0) >= limit:
             return Reason.GROUP_LIMIT
+    if use.quota is not None and use.quota.blocks(job):
+        return Reason.QUOTA
     if res.memory_mb is not None and use.memory_mb + (job.memory_mb or 0) > res.memory_mb:
         return Reason.MEMORY
     return None

@@ -22,8 +22,10 @@ from typing import Any
 from gflow.deps import Dependency
 from gflow.errors import StoreError
 from gflow.model import ACTIVE_STATES, Job, State
+from gflow.quotas import Limits, Quota
+from gflow.reservations import Reservation
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,7 +98,28 @@ CREATE TABLE groups (id INTEGER PRIMARY KEY, max_concurrent INTEGER);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+_SCHEMA_V2 = """
+CREATE TABLE quotas (
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    max_running_jobs INTEGER,
+    max_running_gpus INTEGER,
+    max_queued_jobs INTEGER,
+    PRIMARY KEY (scope, name)
+);
+CREATE TABLE reservations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user TEXT NOT NULL,
+    gpu_ids TEXT NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    created REAL NOT NULL,
+    cancelled REAL
+);
+CREATE INDEX reservations_end ON reservations(end);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 _FIELDS = [f.name for f in dataclasses.fields(Job)]
 _COLUMNS = ", ".join(_FIELDS)
@@ -187,6 +210,16 @@ def _from_row(row: Sequence[Any]) -> Job:
     for name in _BOOLS:
         data[name] = bool(data[name])
     return Job(**data)
+
+
+_RESERVATION = "id, user, gpu_ids, start, end, created, cancelled"
+
+
+def _reservation(row: Sequence[Any]) -> Reservation:
+    rid, user, gpus, start, end, created, cancelled = row
+    return Reservation(
+        rid, user, tuple(int(g) for g in gpus.split(",")), start, end, created, cancelled
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +562,62 @@ class Store:
             self.db.execute(
                 "INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value))
             )
+
+    # ------------------------------------------------------------ quotas and reservations
+
+    def quotas(self) -> list[Quota]:
+        rows = self.db.execute(
+            "SELECT scope, name, max_running_jobs, max_running_gpus, max_queued_jobs FROM quotas"
+        )
+        return [Quota(scope, name, Limits(a, b, c)) for scope, name, a, b, c in rows]
+
+    def put_quota(self, quota: Quota) -> None:
+        lim = quota.limits
+        self.db.execute(
+            "INSERT OR REPLACE INTO quotas VALUES (?, ?, ?, ?, ?)",
+            (
+                quota.scope,
+                quota.name,
+                lim.max_running_jobs,
+                lim.max_running_gpus,
+                lim.max_queued_jobs,
+            ),
+        )
+
+    def delete_quota(self, scope: str, name: str) -> bool:
+        cur = self.db.execute("DELETE FROM quotas WHERE scope=? AND name=?", (scope, name))
+        return cur.rowcount > 0
+
+    def reservations(self, *, live_after: float | None = None) -> list[Reservation]:
+        """All reservations by id; with ``live_after``, only uncancelled ones ending later."""
+        if live_after is None:
+            rows = self.db.execute(f"SELECT {_RESERVATION} FROM reservations ORDER BY id")
+        else:
+            rows = self.db.execute(
+                f"SELECT {_RESERVATION} FROM reservations "
+                "WHERE cancelled IS NULL AND end > ? ORDER BY id",
+                (live_after,),
+            )
+        return [_reservation(row) for row in rows]
+
+    def reservation(self, reservation_id: int) -> Reservation | None:
+        row = self.db.execute(
+            f"SELECT {_RESERVATION} FROM reservations WHERE id=?", (reservation_id,)
+        ).fetchone()
+        return _reservation(row) if row else None
+
+    def insert_reservation(
+        self, user: str, gpu_ids: Sequence[int], start: float, end: float, now: float
+    ) -> int:
+        cur = self.db.execute(
+            "INSERT INTO reservations (user, gpu_ids, start, end, created) VALUES (?,?,?,?,?)",
+            (user, ",".join(map(str, gpu_ids)), start, end, now),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def cancel_reservation(self, reservation_id: int, now: float) -> None:
+        self.db.execute("UPDATE reservations SET cancelled=? WHERE id=?", (now, reservation_id))
 
     # ------------------------------------------------------------ health
 

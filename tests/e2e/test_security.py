@@ -203,6 +203,31 @@ def test_runtime_controls_are_for_administrators(
     assert alice.run("gctl", "show-gpus").returncode == 0
 
 
+def test_quotas_and_reservations_are_set_by_administrators_and_bind_other_users(
+    system: Gflow, other_user: pwd.struct_passwd
+) -> None:
+    alice = AsUser(system, other_user)
+    for argv in (
+        ["quota", "set", "--user", USER, "--max-running-jobs", "5"],
+        ["quota", "remove", "--default-user"],
+        ["reserve", "create", "--user", USER, "--gpus", "1", "--start", "now", "--duration", "1h"],
+        ["reserve", "cancel", "1"],
+    ):
+        done = alice.run("gctl", *argv, check=False)
+        assert done.returncode == 1, argv
+        assert "administrator" in done.stderr and "Traceback" not in done.stderr
+    system.run("gctl", "quota", "set", "--user", USER, "--max-running-jobs", "0")
+    assert f"user             {USER}" in alice.run("gctl", "quota", "list").stdout
+    assert alice.run("gctl", "reserve", "list").stdout.strip() == "No reservations found."
+    theirs = alice.submit("true")
+    mine = system.submit("true")
+    assert system.wait(mine) == 0
+    rows = {j["id"]: j for j in system.queue_json("-u", "all")}
+    assert rows[theirs]["reason"] == "Quota"
+    system.run("gctl", "quota", "remove", "--user", USER)
+    assert system.wait(theirs) == 0
+
+
 def test_default_listing_is_your_own_jobs(system: Gflow, other_user: pwd.struct_passwd) -> None:
     alice = AsUser(system, other_user)
     mine = alice.submit("--hold", "true")

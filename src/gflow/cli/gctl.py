@@ -1,10 +1,12 @@
-"""gctl: runtime controls — which GPUs gflow hands out, group limits, foreign GPU processes."""
+"""gctl: runtime controls — which GPUs gflow hands out, group limits, foreign GPU processes,
+quotas and GPU reservations."""
 
 from __future__ import annotations
 
 import argparse
 from typing import TYPE_CHECKING
 
+from gflow.cli import gctl_quota, gctl_reserve
 from gflow.cli.common import (
     EXIT_OK,
     Parser,
@@ -25,6 +27,10 @@ gctl set-gpus 0,2            hand out only GPUs 0 and 2 (also: all, 0-3)
 gctl set-limit 12 4          at most 4 jobs of array/sweep 12 run at once (0 = no limit)
 gctl gpu-process ignore --gpu 0 --pid 4242
                              treat that foreign process as harmless for scheduling
+gctl quota set --user alice --max-running-gpus 2
+                             alice's running jobs hold at most 2 GPUs at once
+gctl reserve create --user bob --gpus 1 --start 14:00 --duration 2h
+                             one GPU for bob's jobs only, from 14:00 to 16:00
 """
 
 
@@ -57,6 +63,8 @@ def build_parser() -> Parser:
     gp.add_argument("action", choices=["ignore", "unignore", "list"])
     gp.add_argument("--gpu", type=int)
     gp.add_argument("--pid", type=int)
+    gctl_quota.add_parser(sub)
+    gctl_reserve.add_parser(sub)
     add_completion(sub, "gctl")
     return p
 
@@ -77,6 +85,10 @@ def main(argv: list[str]) -> int:
         else:
             print(f"GPU restriction updated: only GPUs {allowed} will be used.")
         return EXIT_OK
+    if args.cmd == "quota":
+        return gctl_quota.main(api, args)
+    if args.cmd == "reserve":
+        return gctl_reserve.main(api, args)
     if args.cmd == "set-limit":
         out = api.post("/v1/admin/set-limit", {"job": args.job, "limit": args.limit})
         limit = out["limit"] if out["limit"] is not None else "unlimited"

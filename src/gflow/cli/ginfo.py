@@ -34,7 +34,25 @@ def gpu_use(gpu: dict[str, Any]) -> str:
     if gpu["foreign_pids"]:
         pids = ",".join(map(str, gpu["foreign_pids"]))
         parts.append(f"unmanaged (pid {pids}, {gpu['foreign_mib']} MiB)")
-    return "; ".join(parts) or "idle"
+    text = "; ".join(parts) or "idle"
+    window = gpu.get("reservation")
+    return f"{text}; {reserved_text(window)}" if window else text
+
+
+def reserved_text(window: dict[str, Any]) -> str:
+    """``reserved for alice until 14:00`` (open now) or ``... from 14:00 to 16:00``."""
+    import time
+
+    def hm(ts: float) -> str:
+        at = time.localtime(ts)
+        clock = "%H:%M" if at.tm_sec == 0 else "%H:%M:%S"
+        same_day = at[:3] == time.localtime()[:3]
+        return time.strftime(clock if same_day else f"%Y-%m-%d {clock}", at)
+
+    who = f"reserved for {window['user']}"
+    if window["state"] == "active":
+        return f"{who} until {hm(window['end'])}"
+    return f"{who} from {hm(window['start'])} to {hm(window['end'])}"
 
 
 def build_parser() -> Parser:

@@ -1,0 +1,134 @@
+"""``/v1/admin/reserve``: create, list, get and cancel GPU reservations (``gctl reserve``).
+
+Anyone may list and get; creating and cancelling are for administrators (on a
+per-user daemon, its own user). A request that is refused changes nothing; one that
+is accepted is stored before the answer, arms timers for the window's start and end,
+and re-plans at once.
+"""
+
+from __future__ import annotations
+
+import math
+import pwd
+import time
+from typing import Any
+
+from gflow.engine import Caller, Engine
+from gflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
+from gflow.reservations import Reservation, clash, pick_cards
+
+PAST_GRACE = 60.0  # a start this recent still counts as "now" (the client parsed it)
+MAX_WINDOW = 366 * 86400.0
+
+
+def handle(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> dict[str, Any]:
+    action = data.get("action")
+    if action == "list":
+        found = engine.store.reservations(live_after=None if data.get("all") else now)
+        return {"reservations": [r.to_json(now) for r in found], "now": now}
+    if action not in ("get", "create", "cancel"):
+        raise InvalidInput("action", str(action), "create, list, get or cancel")
+    if action == "get":
+        return _require(engine, data.get("id")).to_json(now)
+    if not caller.admin:
+        raise Forbidden(f"gctl reserve {action} is for administrators of the system gflowd")
+    made = create(engine, data, now) if action == "create" else cancel(engine, data.get("id"), now)
+    engine.schedule(now)
+    return made.to_json(now)
+
+
+def _require(engine: Engine, rid: object) -> Reservation:
+    if not isinstance(rid, int) or isinstance(rid, bool):
+        raise InvalidInput("reservation id", repr(rid), "a whole number")
+    found = engine.store.reservation(rid)
+    if found is None:
+        raise NotFound(f"reservation {rid} not found")
+    return found
+
+
+def _number(data: dict[str, Any], key: str) -> float:
+    value = data.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise InvalidInput(key, repr(value), "a number of seconds")
+    return float(value)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def create(engine: Engine, data: dict[str, Any], now: float) -> Reservation:
+    user = data.get("user")
+    if not isinstance(user, str) or not user.strip():
+        raise InvalidInput("user", repr(user), "a user name")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise Refused(f"no user {user!r} on this machine") from None
+    start, duration = _number(data, "start"), _number(data, "duration")
+    if not 0 < duration <= MAX_WINDOW:
+        raise InvalidInput("duration", repr(duration), "more than 0 seconds and at most 366 days")
+    end = start + duration
+    if start < now - PAST_GRACE:
+        raise Refused(f"the window would start in the past ({_when(start)}); start now or later")
+    gpus = _cards(engine, data, start, end, now)
+    with engine.store.tx():
+        rid = engine.store.insert_reservation(user, gpus, start, end, now)
+    made = Reservation(rid, user, gpus, start, end, now)
+    engine.reservations = (*engine.reservations, made)
+    engine.arm_reservations(now, made)
+    return made
+
+
+def _cards(
+    engine: Engine, data: dict[str, Any], start: float, end: float, now: float
+) -> tuple[int, ...]:
+    """The cards to reserve: those named, or ``gpus`` free ones picked lowest index first."""
+    count, named = data.get("gpus"), data.get("gpu_ids")
+    if (count is None) == (named is None):
+        raise InvalidInput("gpus", f"{count}/{named}", "either a GPU count or GPU indices")
+    slots = engine.gpu_slots
+    if not slots:
+        raise Refused("this machine has no GPUs gflow can use")
+    known = sorted(s.index for s in slots)
+    existing = engine.store.reservations(live_after=now)
+    if named is not None:
+        if not isinstance(named, list) or not named or not all(type(g) is int for g in named):
+            raise InvalidInput("gpu_ids", repr(named), "a list of GPU indices")
+        bad = sorted(set(named) - set(known))
+        if bad:
+            have = ",".join(map(str, known))
+            raise Refused(f"no GPU {','.join(map(str, bad))} on this machine (GPUs: {have})")
+        gpus = tuple(sorted(set(named)))
+        other = clash(gpus, start, end, existing)
+        if other is not None:
+            both = sorted(set(gpus) & set(other.gpu_ids))
+            raise Conflict(
+                f"GPU {','.join(map(str, both))} is already reserved for {other.user} from "
+                f"{_when(other.start)} to {_when(other.end)} (reservation {other.id})"
+            )
+        return gpus
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise InvalidInput("gpus", repr(count), "a number of GPUs, 1 or more")
+    usable = [s.index for s in slots if s.allowed]
+    picked = pick_cards(usable, count, start, end, existing)
+    if picked is None:
+        spare = sum(1 for g in usable if clash([g], start, end, existing) is None)
+        raise Refused(
+            f"requested {count} GPUs but only {spare} of the {len(usable)} usable GPUs are "
+            "free of reservations in that window"
+        )
+    return picked
+
+
+def cancel(engine: Engine, rid: object, now: float) -> Reservation:
+    found = _require(engine, rid)
+    state = found.state(now)
+    if state in ("cancelled", "ended"):
+        raise Conflict(f"reservation {found.id} is already {state}")
+    with engine.store.tx():
+        engine.store.cancel_reservation(found.id, now)
+    engine.reservations = tuple(r for r in engine.reservations if r.id != found.id)
+    return Reservation(
+        found.id, found.user, found.gpu_ids, found.start, found.end, found.created, now
+    )
