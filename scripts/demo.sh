@@ -11,7 +11,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 work="$GFLOW_HOME/work"
 mkdir -p "$work"
 cd "$work"
-trap 'gflowd down >/dev/null 2>&1 || true' EXIT
+trap 'gflowd down >/dev/null 2>&1; tmux -S "$GFLOW_HOME/tmux.sock" kill-server 2>/dev/null || true' EXIT
 
 echo "== gflowd up (GFLOW_HOME=$GFLOW_HOME, fake GPUs $GFLOW_FAKE_GPUS)"
 gflowd up
