@@ -36,61 +36,36 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
-    eng = rt.engine
-    reason = job.reason
-    if job.state is State.QUEUED and reason is None:
-        reason = eng.reasons.get(job.id)
-    data: dict[str, Any] = {
-        "id": job.id,
-        "name": job.name,
-        "user": job.user,
-        "uid": job.uid,
-        "state": job.state.value,
-        "st": job.state.code,
-        "reason": reason,
-        "exit_code": job.exit_code,
-        "command": list(job.command),
-        "script": job.script,
-        "workdir": job.workdir,
-        "gpus": job.gpus,
-        "shared": job.shared,
-        "gpu_memory_mb": job.gpu_memory_mb,
-        "memory_mb": job.memory_mb,
-        "time_limit": job.time_limit,
-        "priority": job.priority,
-        "begin_at": job.begin_at,
-        "conda_env": job.conda_env,
-        "project": job.project,
-        "auto_close": job.auto_close,
-        "dependency": job.deps.slurm_text() or None,
-        "dep_text": job.dep_text,
-        "auto_cancel": job.deps.auto_cancel,
-        "any_of": job.deps.any_of,
-        "parents": sorted(job.deps.parents()),
-        "group_id": job.group_id,
-        "task_id": job.task_id,
-        "params": job.params,
-        "max_retries": job.max_retries,
-        "attempt": job.attempt,
-        "retry_of": job.retry_of,
-        "redo_of": job.redo_of,
-        "submit_time": job.submit_time,
-        "start_time": job.start_time,
-        "end_time": job.end_time,
-        "gpu_ids": list(job.gpu_ids),
-        "pid": job.pid,
-        "executor": job.executor,
-        "session": job.session,
-        "log": str(rt.paths.log_of(job.id)),
-        "memory_enforcement": job.memory_enforcement,
-        "stop_intent": job.stop_intent,
-        "tmux_socket": rt.tmux_socket(job.uid),
-    }
+    """Everything about a job (``gjob show``, ``gqueue -o json``): the listing fields and more."""
+    data = compact_json(job, rt, deps=deps)
+    data.update(
+        {
+            "script": job.script,
+            "workdir": job.workdir,
+            "shared": job.shared,
+            "gpu_memory_mb": job.gpu_memory_mb,
+            "begin_at": job.begin_at,
+            "conda_env": job.conda_env,
+            "auto_close": job.auto_close,
+            "dependency": job.deps.slurm_text() or None,
+            "dep_text": job.dep_text,
+            "auto_cancel": job.deps.auto_cancel,
+            "any_of": job.deps.any_of,
+            "params": job.params,
+            "max_retries": job.max_retries,
+            "attempt": job.attempt,
+            "retry_of": job.retry_of,
+            "redo_of": job.redo_of,
+            "pid": job.pid,
+            "executor": job.executor,
+            "log": str(rt.paths.log_of(job.id)),
+            "memory_enforcement": job.memory_enforcement,
+            "stop_intent": job.stop_intent,
+            "tmux_socket": rt.tmux_socket(job.uid),
+        }
+    )
     if deps and not job.deps.is_empty:
-        now = time.time()
-        views = eng.views(job.deps.parents())
-        data["remaining"] = remaining_text(job.deps, views, now) if job.state.is_waiting else "-"
-        ev = eng.evals.get(job.id)
+        ev = rt.engine.evals.get(job.id)
         data["pending"] = list(ev.pending) if ev and job.state.is_waiting else []
     return data
 

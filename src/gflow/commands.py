@@ -434,32 +434,7 @@ def redo(
         deps = Dependency() if (clear_deps and src is old) else src.deps
         for a, b in mapping.items():
             deps = deps.replace_parent(a, b)
-        new = Job(
-            id=new_id,
-            uid=src.uid,
-            user=src.user,
-            name=src.name,
-            command=src.command,
-            workdir=src.workdir,
-            submit_time=now,
-            script=src.script,
-            gpus=src.gpus,
-            shared=src.shared,
-            gpu_memory_mb=src.gpu_memory_mb,
-            memory_mb=src.memory_mb,
-            time_limit=src.time_limit,
-            priority=src.priority,
-            conda_env=src.conda_env,
-            project=src.project,
-            auto_close=src.auto_close,
-            deps=deps,
-            dep_text=src.dep_text,
-            params=src.params,
-            max_retries=src.max_retries,
-            retry_on_timeout=src.retry_on_timeout,
-            redo_of=src.id,
-            batch_id=src.batch_id,
-        )
+        new = src.again(new_id, now, deps=deps, redo_of=src.id, group_id=None, task_id=None)
         if src is old and overrides:
             new = new.replace(**{k: v for k, v in overrides.items() if k != "dependency"})
             if "dependency" in overrides:

@@ -610,35 +610,7 @@ class Engine:
         if not wants or job.attempt >= job.max_retries:
             return None
         new_id = self.store.next_job_id()
-        retry = Job(
-            id=new_id,
-            uid=job.uid,
-            user=job.user,
-            name=job.name,
-            command=job.command,
-            workdir=job.workdir,
-            submit_time=now,
-            batch_id=job.batch_id,
-            script=job.script,
-            gpus=job.gpus,
-            shared=job.shared,
-            gpu_memory_mb=job.gpu_memory_mb,
-            memory_mb=job.memory_mb,
-            time_limit=job.time_limit,
-            priority=job.priority,
-            conda_env=job.conda_env,
-            project=job.project,
-            auto_close=job.auto_close,
-            deps=job.deps,
-            dep_text=job.dep_text,
-            group_id=job.group_id,
-            task_id=job.task_id,
-            params=job.params,
-            max_retries=job.max_retries,
-            retry_on_timeout=job.retry_on_timeout,
-            attempt=job.attempt + 1,
-            retry_of=job.id,
-        )
+        retry = job.again(new_id, now, attempt=job.attempt + 1, retry_of=job.id)
         self.store.insert_jobs([retry])
         self.store.record_event(new_id, None, State.QUEUED, f"RetryOf:{job.id}", now)
         self.remember(retry)

@@ -172,6 +172,29 @@ class Job:
     def replace(self, **changes: Any) -> Job:
         return dataclasses.replace(self, **changes)
 
+    def again(self, new_id: int, now: float, **changes: Any) -> Job:
+        """A new Queued job with this one's request, as a retry or a redo makes it."""
+        return dataclasses.replace(self, id=new_id, submit_time=now, **{**_FRESH, **changes})
+
+
+_FRESH: dict[str, Any] = {
+    "state": State.QUEUED,
+    "reason": None,
+    "exit_code": None,
+    "begin_at": None,
+    "start_time": None,
+    "end_time": None,
+    "gpu_ids": (),
+    "pid": None,
+    "pid_start": None,
+    "executor": None,
+    "stop_intent": None,
+    "memory_enforcement": None,
+    "attempt": 0,
+    "retry_of": None,
+    "redo_of": None,
+}
+
 
 def can_transition(old: State, new: State) -> bool:
     return new in ALLOWED[old]
