@@ -227,8 +227,6 @@ class Executor(Protocol):
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
 
-    def session_alive(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
-
 
 def _ids(run_as: RunAs | None) -> tuple[int | None, int | None, list[int] | None]:
     """The uid, gid and groups to start a process with (None: stay as we are)."""
@@ -279,9 +277,6 @@ class ProcessExecutor:
         return Launched(proc.pid, child=True)
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
-        return False
-
-    def session_alive(self, job_id: int, run_as: RunAs | None = None) -> bool:
         return False
 
 
@@ -417,10 +412,6 @@ class TmuxExecutor:
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
         done = self._run(["kill-session", "-t", f"=gflow-{job_id}"], run_as)
-        return done.returncode == 0
-
-    def session_alive(self, job_id: int, run_as: RunAs | None = None) -> bool:
-        done = self._run(["has-session", "-t", f"=gflow-{job_id}"], run_as)
         return done.returncode == 0
 
     def sessions(self, run_as: RunAs | None = None) -> list[str]:

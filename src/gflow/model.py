@@ -164,11 +164,6 @@ class Job:
         """The tmux session name of this job (whether or not tmux runs it)."""
         return f"gflow-{self.id}"
 
-    def elapsed(self, now: float) -> float | None:
-        if self.start_time is None:
-            return None
-        return (self.end_time if self.end_time is not None else now) - self.start_time
-
     def replace(self, **changes: Any) -> Job:
         return dataclasses.replace(self, **changes)
 

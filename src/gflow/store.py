@@ -513,13 +513,6 @@ class Store:
         row = self.db.execute("SELECT env FROM batches WHERE id=?", (batch_id,)).fetchone()
         return dict(json.loads(row[0])) if row else {}
 
-    def count_by_state(
-        self, uids: Sequence[int] = (), since: float | None = None
-    ) -> dict[str, int]:
-        where, args = self._where(JobFilter(uids=tuple(uids), since=since))
-        rows = self.db.execute(f"SELECT state, count(*) FROM jobs{where} GROUP BY state", args)
-        return {state: int(n) for state, n in rows}
-
     def stats_rows(
         self, uids: Sequence[int] = (), since: float | None = None
     ) -> list[tuple[str, float, float | None, float | None, int]]:
