@@ -161,7 +161,10 @@ class Gflow:
     def until(self, cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = cond()
+            try:
+                value = cond()
+            except FileNotFoundError:  # a log or result file the job has not written yet
+                value = None
             if value:
                 return value
             time.sleep(0.02)
