@@ -7,6 +7,7 @@ for a file the test creates (:meth:`Gflow.gate`), and the tests wait on conditio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -197,10 +198,27 @@ def short_home() -> Path:
 
 def _teardown(g: Gflow) -> None:
     g.stop()
+    _kill_running_jobs(g)
     sock = g.home / "tmux.sock"
     if sock.exists() and shutil.which("tmux"):
         subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True, check=False)
     shutil.rmtree(g.home, ignore_errors=True)
+
+
+def _kill_running_jobs(g: Gflow) -> None:
+    """Jobs outlive gflowd by design; a test must not leave its jobs behind."""
+    try:
+        db = g.db()
+        try:
+            pids = [r[0] for r in db.execute("SELECT pid FROM jobs WHERE state='Running'")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return
+    for pid in pids:
+        if pid:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture(params=EXECUTORS)

@@ -134,7 +134,7 @@ async def handle(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -
         days = data.get("older_than_days", rt.config.history_days)
         if not isinstance(days, (int, float)) or isinstance(days, bool) or days < 0:
             raise InvalidInput("older_than_days", repr(days), "a number of days >= 0")
-        return {"removed": rt.store.prune(time.time() - days * 86400)}
+        return {"removed": rt.store.prune(time.time() - days * 86400, rt.engine.children)}
     raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
 
 
@@ -179,6 +179,10 @@ async def close_sessions(rt: Runtime, data: dict[str, Any], caller: Caller) -> d
         return {"closed": [], "note": "the process executor has no sessions"}
     ids = data.get("ids")
     states = data.get("states") or []
+    if ids is not None and not (isinstance(ids, list) and all(type(i) is int for i in ids)):
+        raise InvalidInput("ids", repr(ids)[:60], "a list of job ids")
+    if not (isinstance(states, list) and all(isinstance(x, str) for x in states)):
+        raise InvalidInput("states", repr(states)[:60], "a list of state names")
     run_as = rt.engine.identity(caller.uid)
     loop = asyncio.get_running_loop()
     alive = await loop.run_in_executor(rt.pool, executor.sessions, run_as)

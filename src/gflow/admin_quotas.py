@@ -6,11 +6,11 @@ its own user). Entries are stored, so they survive restarts; a change re-plans a
 
 from __future__ import annotations
 
-import pwd
 from typing import Any
 
 from gflow.engine import Caller, Engine
 from gflow.errors import Forbidden, InvalidInput, NotFound, Refused
+from gflow.identity import uid_of
 from gflow.protocol import MAX_PROJECT
 from gflow.quotas import DEFAULT_NAME, FIELDS, SCOPES, Limits, Quota, QuotaTable, usage
 
@@ -46,10 +46,8 @@ def _target(data: dict[str, Any]) -> tuple[str, str]:
         raise InvalidInput(scope, repr(name), f"a {scope} name")
     name = name.strip()
     if scope == "user":
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            raise Refused(f"no user {name!r} on this machine") from None
+        if uid_of(name) is None:
+            raise Refused(f"no user {name!r} on this machine")
     elif len(name) > MAX_PROJECT:
         raise InvalidInput("project", name, f"1 to {MAX_PROJECT} characters")
     return scope, name

@@ -9,12 +9,12 @@ and re-plans at once.
 from __future__ import annotations
 
 import math
-import pwd
 import time
 from typing import Any
 
 from gflow.engine import Caller, Engine
 from gflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
+from gflow.identity import uid_of
 from gflow.reservations import Reservation, clash, pick_cards
 
 PAST_GRACE = 60.0  # a start this recent still counts as "now" (the client parsed it)
@@ -61,10 +61,8 @@ def create(engine: Engine, data: dict[str, Any], now: float) -> Reservation:
     user = data.get("user")
     if not isinstance(user, str) or not user.strip():
         raise InvalidInput("user", repr(user), "a user name")
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        raise Refused(f"no user {user!r} on this machine") from None
+    if uid_of(user) is None:
+        raise Refused(f"no user {user!r} on this machine")
     start, duration = _number(data, "start"), _number(data, "duration")
     if not 0 < duration <= MAX_WINDOW:
         raise InvalidInput("duration", repr(duration), "more than 0 seconds and at most 366 days")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import pwd
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from gflow import admin, commands
 from gflow.deps import remaining_text
 from gflow.engine import Caller
 from gflow.errors import Forbidden, GflowError, InvalidInput
-from gflow.identity import is_admin, peer_credentials, user_name
+from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.model import ACTIVE_STATES, FINAL_STATES, Job, State
 from gflow.protocol import SubmitRequest, selector, update_changes
 from gflow.store import JobFilter
@@ -219,7 +219,7 @@ class Api:
     async def body(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
         try:
-            data = json.loads(raw or b"{}")
+            data = json.loads(raw or b"{}", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput(
                 "request body", raw[:40].decode("utf-8", "replace"), "a JSON object"
@@ -303,10 +303,10 @@ class Api:
             elif name.isdigit():
                 uids.append(int(name))
             else:
-                try:
-                    uids.append(pwd.getpwnam(name).pw_uid)
-                except KeyError:
-                    raise InvalidInput("user", name, "an existing user name or all") from None
+                uid = uid_of(name)
+                if uid is None:
+                    raise InvalidInput("user", name, "an existing user name or all")
+                uids.append(uid)
         return tuple(uids)
 
     async def show(self, request: web.Request) -> web.Response:
@@ -337,7 +337,9 @@ class Api:
             result = commands.hold(eng, selector(data), caller, now)
         elif verb == "release":
             at = data.get("at")
-            if at is not None and not isinstance(at, (int, float)):
+            if at is not None and (
+                not isinstance(at, (int, float)) or isinstance(at, bool) or not math.isfinite(at)
+            ):
                 raise InvalidInput("at", repr(at), "a time in seconds since the epoch")
             result = commands.release(eng, selector(data), caller, now, at)
         elif verb == "update":
@@ -427,14 +429,22 @@ def _csv(text: str | None) -> list[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
 
+def _no_constant(name: str) -> Any:
+    """JSON's NaN and Infinity are not numbers a scheduler can wait for."""
+    raise ValueError(f"{name} is not allowed")
+
+
 def _float(q: Any, key: str) -> float | None:
     value = q.get(key)
     if value in (None, ""):
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise InvalidInput(key, value, "a number") from None
+    if not math.isfinite(number):
+        raise InvalidInput(key, value, "a finite number")
+    return number
 
 
 def _int(q: Any, key: str) -> int | None:

@@ -14,7 +14,7 @@ from gflow import graph, quotas
 from gflow.batch import Expansion, expand, random_name
 from gflow.deps import Clause, Dependency, DepRequest
 from gflow.engine import Caller, Engine
-from gflow.errors import Conflict, InvalidInput, NotFound, Refused
+from gflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from gflow.model import Job, Reason, State
 from gflow.parse import RecentRef, TaskRef, format_memory_mb, parse_id_list
 from gflow.protocol import SubmitRequest
@@ -274,7 +274,7 @@ def _cancel_one(engine: Engine, job: Job, now: float, cancelled: list[int]) -> d
         info["action"] = f"already {job.state.value}"
         return info
     if current.state.is_waiting and job.id in engine.launching:
-        engine.pending_cancel.add(job.id)
+        engine.put(current.replace(stop_intent="cancel"), current.state, now, event=False)
         info["action"] = "stopping"
     elif current.state.is_waiting:
         engine.move(current, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
@@ -354,6 +354,10 @@ def update(
     for job in jobs:
         if job.id in engine.launching:
             raise Conflict(f"job {job.id} is starting and cannot be updated")
+        if "command" in changes and job.uid != caller.uid and caller.uid != 0:
+            raise Forbidden(
+                f"job {job.id} belongs to {job.user}: only they (or root) may change what it runs"
+            )
         fields = {k: v for k, v in changes.items() if k != "dependency"}
         if "name" in fields and not (fields["name"] or "").strip():
             fields["name"] = random_name()

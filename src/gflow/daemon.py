@@ -47,6 +47,7 @@ from gflow.store import open_store
 log = logging.getLogger("gflow.daemon")
 
 MAX_IN_FLIGHT = 8  # launch calls handed to the worker threads at once
+RETRY_DELAY = 1.0  # seconds before retrying events the database refused to record
 
 
 class Runtime:
@@ -91,7 +92,9 @@ class Runtime:
         if self.engine.cgroups is not None:
             self.engine.cgroups.prune({j.id for j in self.engine.jobs.values()})
         self.drain()
-        runner = web.AppRunner(Api(self).app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            Api(self).app(), access_log=None, handle_signals=False, shutdown_timeout=5.0
+        )
         await runner.setup()
         await self._listen(runner)
         if self.gpus.backend is not None:
@@ -107,6 +110,7 @@ class Runtime:
         ready.send("ok")
         await self._stopping.wait()
         log.info("gflowd stopping; running jobs keep running")
+        self._wake_waiters()
         await runner.cleanup()
         self.paths.socket.unlink(missing_ok=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -184,12 +188,19 @@ class Runtime:
             self._in_flight += 1
             fut = self.pool.submit(self.executor.launch_many, batch)
             fut.add_done_callback(functools.partial(self._launch_done, [s.job_id for s in batch]))
+        if self.engine.outbox:  # a job cancelled at its turn to launch ends, and frees room
+            self.drain()
 
     def _next_batch(self) -> list[LaunchSpec]:
         batch: list[LaunchSpec] = []
         while self._queued_launches and len(batch) < self.executor.batch:
             job_id = self._queued_launches.popleft()
-            spec = self.engine.next_launch(job_id, time.time())
+            try:
+                spec = self.engine.next_launch(job_id, time.time())
+            except Exception as exc:  # e.g. the job's user vanished from the password database
+                log.exception("cannot prepare the launch of job %s", job_id)
+                self.engine.launch_failed(job_id, f"{type(exc).__name__}: {exc}", time.time())
+                continue
             if spec is None:
                 continue
             if batch and spec.run_as != batch[0].run_as:
@@ -217,9 +228,8 @@ class Runtime:
         if pidfd is not None:
             self.loop.remove_reader(pidfd)
             os.close(pidfd)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)  # leftovers of an ended job go with it, as in Slurm
-        code = proc.reap(pid) if child else None
+        proc.kill_leftovers(pid)  # what an ended job left running goes with it, as in Slurm
+        code = self.executor.reap(pid) if child else None
         result = read_result(self.paths.run_dir / str(job_id))
         if result is None:
             self._exits.append(Exited(job_id, code))
@@ -241,9 +251,14 @@ class Runtime:
         now = time.time()
         started, watches = [], []
         for job_id, launched in launches:
-            if isinstance(launched, LaunchError):
-                log.error("%s", launched.message)
-                self.engine.launch_failed(job_id, launched.message, now)
+            if isinstance(launched, LaunchError) or not self._plausible(job_id, launched):
+                message = (
+                    launched.message
+                    if isinstance(launched, LaunchError)
+                    else f"tmux reported pid {launched.pid}, not a process of the job's user"
+                )
+                log.error("%s", message)
+                self.engine.launch_failed(job_id, message, now)
                 continue
             pidfd = proc.open_pidfd(launched.pid)
             began = _mtime(self.paths.run_dir / str(job_id) / "pid")
@@ -260,11 +275,26 @@ class Runtime:
             self._watch_fd(*watch)
         if exits:
             self.gpus.recheck_foreign()
-            self.engine.jobs_exited(exits, now)
-            for exited in exits:
-                self._drop_cgroup(exited.job_id)
+            try:
+                self.engine.jobs_exited(exits, now)
+            except GflowError as exc:  # keep the ends: they are recorded once a write works
+                log.error("could not record job ends: %s; retrying", exc.message)
+                self._exits = exits + self._exits
+                self._retry(self._flush_soon)
+            else:
+                for exited in exits:
+                    self._drop_cgroup(exited.job_id)
         self.drain()
         self._pump()
+
+    def _plausible(self, job_id: int, launched: Launched) -> bool:
+        """A pid from a tmux server the job's user controls must be that user's process
+        before the root daemon ever signals it."""
+        job = self.engine.jobs.get(job_id)
+        run_as = self.engine.identity(job.uid) if job else None
+        if launched.child or run_as is None:
+            return True
+        return proc.owner(launched.pid) in (run_as.uid, None)
 
     def _watch(self, job_id: int, pid: int, child: bool) -> None:
         self._watch_fd(job_id, pid, proc.open_pidfd(pid), child)
@@ -297,8 +327,18 @@ class Runtime:
 
     def _fire(self) -> None:
         self._timer = self._timer_at = None
-        self.engine.tick(time.time())
+        try:
+            self.engine.tick(time.time())
+        except GflowError as exc:  # the timers are kept: try again shortly
+            log.error("timers not handled: %s; retrying", exc.message)
+            self._retry(self._fire)
+            return
         self.drain()
+
+    def _retry(self, callback: Any) -> None:
+        """Run ``callback`` again in a second (the database refused a write just now)."""
+        assert self.loop is not None
+        self.loop.call_later(RETRY_DELAY, callback)
 
     async def wait_for(self, ids: list[int], timeout: float) -> None:
         assert self.loop is not None
@@ -307,8 +347,24 @@ class Runtime:
             fut: asyncio.Future[None] = self.loop.create_future()
             self.waiters.setdefault(job_id, []).append(fut)
             futs.append(fut)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*futs), timeout)
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*futs), timeout)
+        finally:
+            for job_id, fut in zip(ids, futs, strict=True):
+                waiting = self.waiters.get(job_id, [])
+                if fut in waiting:
+                    waiting.remove(fut)
+                if not waiting:
+                    self.waiters.pop(job_id, None)
+
+    def _wake_waiters(self) -> None:
+        """Answer every ``gjob wait`` now (it asks again), so stopping never hangs on one."""
+        for futs in self.waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(None)
+        self.waiters.clear()
 
     # ------------------------------------------------------------ periodic work
 
@@ -331,7 +387,7 @@ class Runtime:
     async def _prune_history(self) -> None:
         while True:
             days = self.config.history_days or 0
-            removed = self.store.prune(time.time() - days * 86400)
+            removed = self.store.prune(time.time() - days * 86400, self.engine.children)
             if removed:
                 log.info("pruned %d finished jobs older than %s days", removed, days)
             await asyncio.sleep(3600)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 import signal
 from collections.abc import Callable, Iterable
@@ -83,7 +84,6 @@ class Engine:
         self.waiting: set[int] = set()
         self._run_root = str(paths.run_dir)
         self._log_root = str(paths.logs_dir)
-        self.pending_cancel: set[int] = set()
         self.reasons: dict[int, str] = {}
         self.outbox: list[Action] = []
         self.gpu_slots: tuple[GpuSlot, ...] = ()
@@ -271,6 +271,8 @@ class Engine:
     # ------------------------------------------------------------ timers
 
     def add_timer(self, when: float, kind: str, job_id: int, step: int = 0) -> None:
+        if not math.isfinite(when):  # a timer that can never fire must not block the heap
+            return
         heapq.heappush(self._timers, _Timer(when, next(self._seq), kind, job_id, step))
 
     def next_wake(self) -> float | None:
@@ -283,9 +285,14 @@ class Engine:
             due.append(heapq.heappop(self._timers))
         if not due:
             return
-        with self.guarded():
-            for timer in due:
-                self._fire(timer, now)
+        try:
+            with self.guarded():
+                for timer in due:
+                    self._fire(timer, now)
+        except BaseException:
+            for timer in due:  # nothing was written: they are still due
+                heapq.heappush(self._timers, timer)
+            raise
         self.schedule(now)
 
     def arm_reservations(self, now: float, *only: Reservation) -> None:
@@ -436,8 +443,7 @@ class Engine:
         if job is None or job.state is not State.QUEUED or job_id not in self.launching:
             self.launching.pop(job_id, None)
             return None
-        if job_id in self.pending_cancel:
-            self.pending_cancel.discard(job_id)
+        if job.stop_intent == "cancel":
             self.launching.pop(job_id, None)
             with self.guarded():
                 self.move(job, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
@@ -473,7 +479,6 @@ class Engine:
             Path(f"{self._log_root}/{job.id}.log"),
             env,
             script,
-            job.auto_close or self.config.auto_close,
             job.memory_mb,
             self.identity(job.uid),
             gpu_ids,
@@ -548,14 +553,12 @@ class Engine:
         self.reasons.pop(job.id, None)
         if job.time_limit:
             self.add_timer(began + job.time_limit, "limit", job.id)
-        if job.id in self.pending_cancel:
-            self.pending_cancel.discard(job.id)
+        if job.stop_intent == "cancel":  # cancelled while it was being launched
             self.begin_stop(job, "cancel", now)
         self.settle_dependents([job.id], now)
 
     def launch_failed(self, job_id: int, message: str, now: float) -> None:
         self.launching.pop(job_id, None)
-        self.pending_cancel.discard(job_id)
         job = self.jobs.get(job_id)
         if job is None or job.state is not State.QUEUED:
             return
@@ -630,20 +633,24 @@ class _Guard:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.tx = engine.store.tx()
+        self.mark = 0
 
     def __enter__(self) -> None:
+        self.mark = len(self.engine.outbox)  # actions of earlier, committed changes stay
         self.tx.__enter__()
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         try:
             self.tx.__exit__(kind, exc, tb)  # type: ignore[arg-type]
         except StoreError:
-            self.engine.outbox.clear()
-            self.engine.load()
+            self._undo()
             raise
         if exc is not None:
-            self.engine.outbox.clear()
-            self.engine.load()
+            self._undo()
+
+    def _undo(self) -> None:
+        del self.engine.outbox[self.mark :]
+        self.engine.load()
 
 
 __all__ = [

@@ -62,7 +62,6 @@ class LaunchSpec:
     log_path: Path
     env: dict[str, str]
     script: str
-    auto_close: bool = False
     memory_mb: int | None = None
     run_as: RunAs | None = None
     gpu_ids: tuple[int, ...] = ()
@@ -207,6 +206,21 @@ def read_result(run_dir: Path) -> tuple[int, float] | None:
     return int(got[0]), got[1]
 
 
+def is_wrapper(pid: int, run_dir: Path) -> bool:
+    """True if ``pid`` is the live wrapper of this run directory (not a tmux client or
+    server that merely mentions it among its arguments)."""
+    from gflow import proc
+
+    return proc.args(pid)[1:3] == [str(wrapper_path()), str(run_dir)] and not proc.is_zombie(pid)
+
+
+def find_wrapper(run_dir: Path) -> int | None:
+    """The wrapper of a run directory, looked for among all processes (after a crash)."""
+    from gflow import proc
+
+    return next((pid for pid in proc.pids() if is_wrapper(pid, run_dir)), None)
+
+
 def read_gpus(run_dir: Path) -> tuple[int, ...]:
     got = _read_small(run_dir / "gpus")
     return tuple(int(x) for x in got[0].strip().split(",") if x.isdigit()) if got else ()
@@ -224,6 +238,8 @@ class Executor(Protocol):
     def launch(self, spec: LaunchSpec) -> Launched: ...
 
     def launch_many(self, specs: list[LaunchSpec]) -> list[Launched | LaunchError]: ...
+
+    def reap(self, pid: int) -> int | None: ...
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
 
@@ -251,6 +267,9 @@ class ProcessExecutor:
     name = "process"
     batch = 1
 
+    def __init__(self) -> None:
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
     def launch_many(self, specs: list[LaunchSpec]) -> list[Launched | LaunchError]:
         return [attempt(self.launch, spec) for spec in specs]
 
@@ -274,7 +293,16 @@ class ProcessExecutor:
             )
         except OSError as exc:
             raise LaunchError(f"cannot start job {spec.job_id}: {exc.strerror}") from exc
+        self._children[proc.pid] = proc  # kept, so only reap() collects its exit status
         return Launched(proc.pid, child=True)
+
+    def reap(self, pid: int) -> int | None:
+        """The exit status of an ended wrapper (shell style: 128+N when killed by signal N)."""
+        child = self._children.pop(pid, None)
+        code = child.poll() if child is not None else None
+        if code is None:
+            return None
+        return 128 - code if code < 0 else code
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
         return False
@@ -389,9 +417,7 @@ class TmuxExecutor:
         if done.returncode != 0 or not text.isdigit():
             return None
         pid = int(text)
-        from gflow.proc import cmdline_has
-
-        return pid if cmdline_has(pid, str(spec.run_dir)) else None
+        return pid if is_wrapper(pid, spec.run_dir) else None
 
     def launch(self, spec: LaunchSpec) -> Launched:
         write_run_dir(spec)
@@ -409,6 +435,9 @@ class TmuxExecutor:
             err = (done.stderr or done.stdout).strip().splitlines()
             raise LaunchError(f"tmux refused job {spec.job_id}: {err[-1] if err else 'no output'}")
         return Launched(int(out), child=False)
+
+    def reap(self, pid: int) -> int | None:
+        return None  # the pane belongs to the tmux server, which collects it
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
         done = self._run(["kill-session", "-t", f"=gflow-{job_id}"], run_as)

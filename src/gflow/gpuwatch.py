@@ -132,7 +132,7 @@ class GpuWatch:
         ignored = [list(x) for x in self.store.setting("ignored_gpu_procs") or []]
         if action in ("ignore", "unignore"):
             gpu, pid = data.get("gpu"), data.get("pid")
-            if not isinstance(gpu, int) or not isinstance(pid, int):
+            if type(gpu) is not int or type(pid) is not int:
                 raise InvalidInput("gpu/pid", f"{gpu}/{pid}", "whole numbers")
             if action == "ignore" and gpu not in {s.index for s in self.engine.gpu_slots}:
                 raise Refused(f"no GPU {gpu} on this machine")

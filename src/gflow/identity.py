@@ -29,6 +29,14 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
+def uid_of(name: str) -> int | None:
+    """The uid of a user name, or None if there is no such user (or the name is garbage)."""
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except (KeyError, ValueError):
+        return None
+
+
 def is_admin(uid: int, admin_group: str | None) -> bool:
     """Root always; members of ``admin_group`` when one is configured."""
     if uid == 0:

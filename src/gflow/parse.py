@@ -22,7 +22,6 @@ MAX_EXPANSION: Final = 100_000
 _MAX_DIGITS: Final = 18
 _MAX_SECONDS: Final = 100 * 366 * 86400
 _MAX_MEMORY_MB: Final = 1024**3
-_MAX_GPUS: Final = 64
 _MAX_GPU_INDEX: Final = 1023
 _MAX_PRIORITY: Final = 255
 _MAX_PARAM_DIGITS: Final = 15
@@ -31,7 +30,6 @@ _MAX_SHOWN: Final = 80
 # Patterns are kept as strings and compiled on first use (re caches them): fast import.
 _KEY_RE: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 _MEMORY_RE: Final = r"([0-9]*)(?:\.([0-9]+))?\s*([A-Za-z]*)"
-_GPU_SPEC_RE: Final = r"([0-9]+)(?:\s*[xX]\s*(.+))?"
 _ARRAY_ITEM_RE: Final = r"([0-9]+)(?:\s*-\s*([0-9]+)(?:\s*:\s*([0-9]+))?)?"
 _NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?"
 _RANGE_RE: Final = rf"({_NUMBER}):({_NUMBER})(?::({_NUMBER}))?"
@@ -178,16 +176,6 @@ def format_memory_mb(mb: int | None) -> str:
     if mb is None:
         return "-"
     return f"{mb // 1024}G" if mb > 0 and mb % 1024 == 0 else f"{mb}M"
-
-
-def parse_gpu_memory_spec(text: str) -> tuple[int, int | None]:
-    """A fake-GPU spec: ``4`` (four GPUs) or ``4x24G`` (four GPUs of 24 GiB each)."""
-    match = re.fullmatch(_GPU_SPEC_RE, text.strip())
-    count = _num(match.group(1)) if match else None
-    if match is None or count is None or count > _MAX_GPUS:
-        raise _invalid("gpu spec", text, f"COUNT or COUNTxMEMORY, COUNT 0..{_MAX_GPUS}")
-    memory = match.group(2)
-    return count, None if memory is None else parse_memory_mb(memory, "gpu memory")
 
 
 def parse_priority(text: str) -> int:

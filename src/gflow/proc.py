@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 
 
 def _stat(pid: int) -> list[bytes]:
@@ -36,31 +38,37 @@ def is_zombie(pid: int) -> bool:
     return bool(fields) and fields[0] == b"Z"
 
 
-def cmdline_has(pid: int, arg: str) -> bool:
-    """True if ``arg`` is one of the process's command-line arguments, exactly."""
+def args(pid: int) -> list[str]:
+    """The process's command-line arguments (empty if it is gone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return arg.encode() in fh.read().split(b"\0")
+            return fh.read().decode(errors="replace").split("\0")[:-1]
     except OSError:
-        return False
+        return []
 
 
-def find_by_arg(arg: str) -> int | None:
-    """A live (non-zombie) process that has ``arg`` among its arguments."""
-    for name in os.listdir("/proc"):
-        if name.isdigit() and cmdline_has(int(name), arg) and not is_zombie(int(name)):
-            return int(name)
-    return None
+def pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def is_same_process(pid: int, recorded_start: int | None, marker: str) -> bool:
-    """True if ``pid`` is still the process gflow started (guards against PID reuse)."""
-    started = start_time(pid)
-    if started is None or is_zombie(pid):
-        return False
-    if recorded_start is not None:
-        return started == recorded_start
-    return cmdline_has(pid, marker)
+def owner(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def kill_leftovers(pgid: int) -> None:
+    """SIGKILL what remains of an ended job's process group.
+
+    Only when no live process has that pid any more (a zombie is fine): while any member
+    of the group lives, the kernel does not hand the pid out again, so an unrelated
+    process that reused it after the group emptied is never touched.
+    """
+    if start_time(pgid) is not None and not is_zombie(pgid):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def open_pidfd(pid: int) -> int | None:
@@ -69,21 +77,6 @@ def open_pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except ProcessLookupError:
         return None
-
-
-def reap(pid: int) -> int | None:
-    """Collect a child's exit status if it is our child; the shell-style code or None."""
-    try:
-        got, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    if got == 0:
-        return None
-    return (
-        os.waitstatus_to_exitcode(status)
-        if not os.WIFSIGNALED(status)
-        else 128 + os.WTERMSIG(status)
-    )
 
 
 def total_memory_mb() -> int | None:

@@ -8,6 +8,7 @@ a malformed request is always a 400 with a message and never a half-done change.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -33,6 +34,8 @@ def _opt(data: Mapping[str, Any], key: str, kind: type[T], default: T | None = N
         raise InvalidInput(
             key, value if isinstance(value, str) else repr(value)[:60], f"a {kind.__name__}"
         )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(key, repr(value), "a finite number")
     return value
 
 

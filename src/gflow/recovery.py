@@ -17,8 +17,8 @@ from pathlib import Path
 
 from gflow import proc
 from gflow.engine import Engine, Watch
-from gflow.executors import read_gpus, read_pid, read_result
-from gflow.model import Job, State
+from gflow.executors import find_wrapper, is_wrapper, read_gpus, read_pid, read_result
+from gflow.model import Job, Reason, State
 
 
 def recover(engine: Engine, now: float) -> None:
@@ -42,13 +42,24 @@ def _run_dir(engine: Engine, job: Job) -> Path:
 
 def _running(engine: Engine, job: Job, now: float) -> None:
     rd = _run_dir(engine, job)
-    if job.pid and proc.is_same_process(job.pid, job.pid_start, str(rd)):
+    if job.pid and _still_the_job(job.pid, job.pid_start, rd):
         engine.outbox.append(Watch(job.id, job.pid))
         return
     _settle(engine, job, rd, now)
 
 
+def _still_the_job(pid: int, recorded_start: int | None, rd: Path) -> bool:
+    """The recorded process is alive and is the job's, not a process that reuses its pid."""
+    started = proc.start_time(pid)
+    if started is None or proc.is_zombie(pid):
+        return False
+    return started == recorded_start if recorded_start is not None else is_wrapper(pid, rd)
+
+
 def _settle(engine: Engine, job: Job, rd: Path, now: float) -> None:
+    """The job ended while gflowd was down: what it left in its process group goes too."""
+    if job.pid:
+        proc.kill_leftovers(job.pid)
     result = read_result(rd)
     if result is None:
         engine.finish(job, None, now, None)
@@ -56,16 +67,24 @@ def _settle(engine: Engine, job: Job, rd: Path, now: float) -> None:
         engine.finish(job, result[0], now, result[1])
 
 
+def _cancel_if_asked(engine: Engine, job: Job, now: float) -> None:
+    """A cancel acknowledged while the job was being launched is carried out now."""
+    if job.stop_intent == "cancel":
+        engine.move(job, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
+
+
 def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
     rd = _run_dir(engine, job)
     if not rd.exists():
+        _cancel_if_asked(engine, job, now)
         return
-    pid = read_pid(rd) or proc.find_by_arg(str(rd))
+    pid = read_pid(rd) or find_wrapper(rd)
     if pid is None and read_result(rd) is None:
         shutil.rmtree(rd, ignore_errors=True)
+        _cancel_if_asked(engine, job, now)
         return
     started = (rd / "pid").stat().st_mtime if (rd / "pid").exists() else now
-    alive = pid is not None and proc.cmdline_has(pid, str(rd))
+    alive = pid is not None and is_wrapper(pid, rd)
     running = engine.move(
         job,
         State.RUNNING,

@@ -521,12 +521,18 @@ class Store:
             f"SELECT state, submit_time, start_time, end_time, gpus FROM jobs{where}", args
         ).fetchall()
 
-    def prune(self, before: float) -> int:
-        """Delete final jobs that ended before ``before`` and have no waiting dependents."""
+    def prune(self, before: float, keep: Iterable[int] = ()) -> int:
+        """Delete final jobs that ended before ``before``, except ``keep`` (the parents that
+        waiting jobs still judge their dependencies by)."""
         with self.tx():
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (id INTEGER PRIMARY KEY)")
+            self.db.execute("DELETE FROM keep")
+            self.db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((i,) for i in keep))
             marks = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
             cur = self.db.execute(
-                f"DELETE FROM jobs WHERE state NOT IN ({marks}) AND end_time < ?", (before,)
+                f"DELETE FROM jobs WHERE state NOT IN ({marks}) AND end_time < ? "
+                "AND id NOT IN (SELECT id FROM keep)",
+                (before,),
             )
             self.db.execute("DELETE FROM events WHERE job_id NOT IN (SELECT id FROM jobs)")
             self.db.execute(

@@ -120,10 +120,11 @@ def test_kill9_loop_loses_no_job_and_runs_none_twice(executor: str) -> None:
             if acked:
                 victim = rng.choice(acked)
                 try:
-                    api.post("/v1/jobs/cancel", {"ids": str(victim)})
-                    cancelled.append(victim)
+                    answer = api.post("/v1/jobs/cancel", {"ids": str(victim)})
                 except (DaemonUnavailable, RemoteError):
-                    pass
+                    continue
+                if answer["jobs"][0]["action"] in ("cancelled", "stopping"):
+                    cancelled.append(victim)  # acknowledged: it must end Cancelled
             time.sleep(0.03)
 
     threads = [threading.Thread(target=submitter), threading.Thread(target=canceller)]
@@ -154,11 +155,13 @@ def test_kill9_loop_loses_no_job_and_runs_none_twice(executor: str) -> None:
     assert twice == []
     finished = {i for i, (s, _) in rows.items() if s == "Finished"}
     assert finished <= set(runs)
+    not_cancelled = {i: rows[i][0] for i in cancelled if rows[i][0] != "Cancelled"}
+    assert not_cancelled == {}, "an acknowledged cancel was lost"
     never_started = {i for i, (s, _) in rows.items() if s == "Cancelled"} - set(runs)
     assert not (never_started & finished)
     print(
         f"\ncrash loop ({executor}): {kills} kill -9, {len(acked)} acknowledged jobs, "
-        f"{len(finished)} finished, {len(cancelled)} cancel requests, none lost or run twice"
+        f"{len(finished)} finished, {len(cancelled)} acknowledged cancels, none lost or run twice"
     )
     _teardown(g)
 
@@ -254,12 +257,58 @@ def test_control_fuzz_never_500(fuzz_daemon: Gflow, verb: str, data: dict[str, A
         b"\xff\xfe",
         b'{"command": 1}',
         b'{"command": ["x"], "workdir": "relative"}',
+        b'{"command": ["true"], "workdir": "/tmp", "begin_at": NaN}',
+        b'{"command": ["true"], "workdir": "/tmp", "begin_at": Infinity}',
+        b'{"command": ["true"], "workdir": "/tmp", "begin_at": 1e400}',
     ],
 )
 def test_malformed_bodies_are_refused(fuzz_daemon: Gflow, payload: bytes) -> None:
     before = job_count(fuzz_daemon)
     assert 400 <= raw_request(fuzz_daemon, payload) < 500
     assert job_count(fuzz_daemon) == before
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            "set-limit",
+            "gpu-process",
+            "quota",
+            "reserve",
+            "close-sessions",
+            "set-gpus",
+            "show-gpus",
+            "nonsense",
+        ]
+    ),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "job",
+                "limit",
+                "action",
+                "gpu",
+                "pid",
+                "ids",
+                "states",
+                "scope",
+                "name",
+                "limits",
+                "user",
+                "gpus",
+                "start",
+                "duration",
+                "id",
+                "all",
+            ]
+        ),
+        JSON,
+        max_size=5,
+    ),
+)
+def test_admin_fuzz_never_500(fuzz_daemon: Gflow, verb: str, data: dict[str, Any]) -> None:
+    assert raw_request(fuzz_daemon, json.dumps(data).encode(), f"/v1/admin/{verb}") < 500
 
 
 def test_oversized_body_is_refused(fuzz_daemon: Gflow) -> None:
@@ -338,8 +387,14 @@ def test_history_can_be_pruned(gflow_process: Gflow) -> None:
     g = gflow_process
     old = g.submit("true")
     kept = g.submit("--hold", "true")
-    assert g.wait(old) == 0
+    parent = g.submit("true")
+    other = g.submit(g.gate("b"))
+    waiting = g.submit("--depends-on-all", f"{parent},{other}", "true")
+    assert g.wait(old, parent) == 0
     answer = client_for(g).post("/v1/admin/prune", {"older_than_days": 0})
-    assert answer["removed"] == 1
-    assert [r[0] for r in g.db().execute("SELECT id FROM jobs")] == [kept]
-    assert g.submit("true") > kept
+    assert answer["removed"] == 1  # the finished parent of a waiting job stays
+    ids = sorted(r[0] for r in g.db().execute("SELECT id FROM jobs"))
+    assert ids == [kept, parent, other, waiting]
+    g.open_gate("b")
+    assert g.wait(waiting) == 0
+    assert g.submit("true") > waiting

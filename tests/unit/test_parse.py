@@ -22,7 +22,6 @@ from gflow.parse import (
     format_memory_mb,
     parse_array_spec,
     parse_begin,
-    parse_gpu_memory_spec,
     parse_id_list,
     parse_index_set,
     parse_memory_mb,
@@ -230,27 +229,6 @@ def test_format_memory_mb(mb: int | None, text: str) -> None:
 @example(1023)
 def test_memory_round_trip(mb: int) -> None:
     assert parse_memory_mb(format_memory_mb(mb)) == mb
-
-
-@pytest.mark.parametrize(
-    ("text", "spec"),
-    [
-        ("4", (4, None)),
-        ("0", (0, None)),
-        ("64", (64, None)),
-        ("4x24G", (4, 24576)),
-        ("2X512M", (2, 512)),
-        (" 8 x 80GiB ", (8, 80 * 1024)),
-    ],
-)
-def test_parse_gpu_memory_spec(text: str, spec: tuple[int, int | None]) -> None:
-    assert parse_gpu_memory_spec(text) == spec
-
-
-@pytest.mark.parametrize("text", ["", "65", "-1", "x24G", "4x", "4x0", "4*24G", "four", "4x24Q"])
-def test_parse_gpu_memory_spec_rejects(text: str) -> None:
-    with pytest.raises(InvalidInput):
-        parse_gpu_memory_spec(text)
 
 
 @pytest.mark.parametrize(("text", "value"), [("0", 0), ("255", 255), (" 10 ", 10), ("007", 7)])
@@ -817,10 +795,6 @@ def _is_ref(value: object) -> bool:
 CHECKS: dict[str, tuple[Callable[[str], object], Callable[[object], bool]]] = {
     "time_limit": (parse_time_limit, lambda v: v is None or (isinstance(v, int) and v > 0)),
     "memory": (parse_memory_mb, lambda v: isinstance(v, int) and v > 0),
-    "gpu_spec": (
-        parse_gpu_memory_spec,
-        lambda v: isinstance(v, tuple) and isinstance(v[0], int) and 0 <= v[0] <= 64,
-    ),
     "priority": (parse_priority, lambda v: isinstance(v, int) and 0 <= v <= 255),
     "nonneg": (lambda t: parse_nonneg_int(t, "n"), lambda v: isinstance(v, int) and v >= 0),
     "begin": (lambda t: parse_begin(t, NOW), lambda v: isinstance(v, float)),

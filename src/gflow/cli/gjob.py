@@ -39,6 +39,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+RECONNECT_FOR = 60.0  # seconds gjob wait keeps trying while gflowd is down
 WAIT_CODES = {"Timeout": 124, "Cancelled": 125}
 
 
@@ -495,11 +496,21 @@ def _close(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace) -> int:
+    from gflow.errors import DaemonUnavailable
+
     api = client(args)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    answered: float | None = None  # a daemon that was never reached is not waited for
     while True:
         left = 30.0 if deadline is None else min(30.0, deadline - time.monotonic())
-        answer = api.get("/v1/wait", ids=args.ids, timeout=max(left, 0.01))
+        try:
+            answer = api.get("/v1/wait", ids=args.ids, timeout=max(left, 0.01))
+        except DaemonUnavailable:  # gflowd restarting mid-wait: keep trying for a minute
+            if answered is None or time.monotonic() - answered > RECONNECT_FOR:
+                raise
+            time.sleep(0.5)
+            continue
+        answered = time.monotonic()
         if answer["done"]:
             break
         if deadline is not None and time.monotonic() >= deadline:
