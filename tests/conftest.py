@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from gflow.client import Client
+
 BIN = Path(sys.executable).parent
 TOOLS = ("gflowd", "gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats")
 EXECUTORS = ["tmux", "process"] if shutil.which("tmux") else ["process"]
@@ -138,20 +140,14 @@ class Gflow:
     def state(self, job_id: int) -> str:
         return str(self.job(job_id)["state"])
 
-    def show(self, job_id: int) -> dict[str, Any]:
-        from gflow.client import Client
-        from gflow.config import resolve_paths
+    def api(self, timeout: float = 30) -> Client:
+        """The real HTTP client, pointed at this installation's socket."""
+        from gflow.config import Paths
 
-        old = os.environ.get("GFLOW_HOME")
-        os.environ["GFLOW_HOME"] = str(self.home)
-        try:
-            jobs = Client(resolve_paths()).get("/v1/show", ids=str(job_id))["jobs"]
-        finally:
-            if old is None:
-                os.environ.pop("GFLOW_HOME")
-            else:
-                os.environ["GFLOW_HOME"] = old
-        return dict(jobs[0])
+        return Client(Paths(self.home / "gflow.toml", self.home, self.home), timeout=timeout)
+
+    def show(self, job_id: int) -> dict[str, Any]:
+        return dict(self.api().get("/v1/show", ids=str(job_id))["jobs"][0])
 
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.home / 'gflow.db'}?mode=ro", uri=True, timeout=10)
@@ -237,6 +233,14 @@ def gflow_process() -> Iterator[Gflow]:
     g.start()
     yield g
     _teardown(g)
+
+
+@pytest.fixture
+def two_gpus(make_gflow: Callable[..., Gflow]) -> Gflow:
+    """A running daemon with two fake 24 GiB GPUs."""
+    g = make_gflow("process", GFLOW_FAKE_GPUS="2x24G")
+    g.start()
+    return g
 
 
 @pytest.fixture

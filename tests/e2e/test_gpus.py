@@ -38,25 +38,7 @@ def gqueue_line(g: Gflow, job: int) -> str:
 
 
 def status(g: Gflow) -> dict[str, Any]:
-    from gflow.client import Client
-    from gflow.config import resolve_paths
-
-    old = os.environ.get("GFLOW_HOME")
-    os.environ["GFLOW_HOME"] = str(g.home)
-    try:
-        return dict(Client(resolve_paths()).get("/v1/info")["status"])
-    finally:
-        if old is None:
-            os.environ.pop("GFLOW_HOME")
-        else:
-            os.environ["GFLOW_HOME"] = old
-
-
-@pytest.fixture
-def two_gpus(make_gflow: MakeGflow) -> Gflow:
-    g = make_gflow("process", GFLOW_FAKE_GPUS="2x24G")
-    g.start()
-    return g
+    return dict(g.api().get("/v1/info")["status"])
 
 
 # ------------------------------------------------------------ exclusive allocation

@@ -7,8 +7,6 @@ import os
 import pwd
 from collections.abc import Callable
 
-import pytest
-
 from tests.conftest import Gflow
 
 MakeGflow = Callable[..., Gflow]
@@ -44,13 +42,6 @@ def refused(g: Gflow, *argv: str, code: int = 1) -> str:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, (argv, done.stderr)
     return lines[0]
-
-
-@pytest.fixture
-def two_gpus(make_gflow: MakeGflow) -> Gflow:
-    g = make_gflow("process", GFLOW_FAKE_GPUS="2x24G")
-    g.start()
-    return g
 
 
 # ------------------------------------------------------------ quotas

@@ -22,21 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gflow.client import Client, RemoteError
-from gflow.config import resolve_paths
 from gflow.errors import DaemonUnavailable
 from tests.conftest import EXECUTORS, Gflow, _teardown, short_home
 
 
 def client_for(g: Gflow) -> Client:
-    old = os.environ.get("GFLOW_HOME")
-    os.environ["GFLOW_HOME"] = str(g.home)
-    try:
-        return Client(resolve_paths(), timeout=30)
-    finally:
-        if old is None:
-            del os.environ["GFLOW_HOME"]
-        else:
-            os.environ["GFLOW_HOME"] = old
+    return g.api()
 
 
 def body(g: Gflow, command: list[str], **extra: Any) -> dict[str, Any]:
