@@ -7,6 +7,7 @@ A refused request changes nothing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,28 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         return {"jobs": self.done, "errors": self.errors}
+
+
+# ------------------------------------------------------------ who may change what runs
+
+RUN_FIELDS = frozenset({"command", "script", "workdir", "conda_env", "env"})
+"""Fields that decide what a job runs or where: changed by anyone but the job's owner
+they would run that person's code as the owner (an administrator's as root)."""
+
+
+def check_may_change_run(job: Job, fields: Iterable[str], caller: Caller) -> None:
+    """Only the owner of ``job`` (or root) may change what it runs or where.
+
+    The one check for every path that applies such a change to an existing job's
+    request (``update``, ``redo`` and its ``--cascade``); administrators may cancel,
+    hold, update and redo other users' jobs, but not put words in their mouths.
+    """
+    touched = sorted(RUN_FIELDS.intersection(fields))
+    if touched and job.uid != caller.uid and caller.uid != 0:
+        raise Forbidden(
+            f"job {job.id} belongs to {job.user}: only they (or root) may change "
+            f"what it runs or where ({', '.join(touched)})"
+        )
 
 
 # ------------------------------------------------------------ selectors
@@ -354,10 +377,7 @@ def update(
     for job in jobs:
         if job.id in engine.launching:
             raise Conflict(f"job {job.id} is starting and cannot be updated")
-        if "command" in changes and job.uid != caller.uid and caller.uid != 0:
-            raise Forbidden(
-                f"job {job.id} belongs to {job.user}: only they (or root) may change what it runs"
-            )
+        check_may_change_run(job, changes, caller)
         fields = {k: v for k, v in changes.items() if k != "dependency"}
         if "name" in fields and not (fields["name"] or "").strip():
             fields["name"] = random_name()
@@ -422,6 +442,7 @@ def redo(
     """Submit a job again (a new id), optionally with the jobs its failure cancelled."""
     old = engine.require(job_id)
     engine.check_owner(old, caller)
+    check_may_change_run(old, overrides, caller)
     if old.is_active:
         raise Conflict(
             f"job {job_id} is {old.state.value}; only finished jobs can be redone "

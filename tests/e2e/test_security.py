@@ -7,6 +7,7 @@ through ``runuser`` with a Python that user may execute, importing gflow from sr
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -21,6 +22,8 @@ import pytest
 from tests.conftest import EXECUTORS, Gflow, _teardown, short_home
 
 USER = "gflowtest"
+ADMIN = "gflowadm"
+ADMIN_GROUP = "gflowadmins"
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 pytestmark = pytest.mark.skipif(
@@ -62,6 +65,20 @@ def other_user() -> Iterator[pwd.struct_passwd]:
     yield entry
 
 
+@pytest.fixture(scope="module")
+def admin_user(other_user: pwd.struct_passwd) -> pwd.struct_passwd:
+    """A second user, member of the group named as ``admin_group``."""
+    subprocess.run(["groupadd", "-f", ADMIN_GROUP], check=True)
+    try:
+        pwd.getpwnam(ADMIN)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/bash", "-G", ADMIN_GROUP, ADMIN],
+            check=True,
+        )
+    return pwd.getpwnam(ADMIN)
+
+
 class AsUser:
     """Run gflow's CLIs as the other user, against the same GFLOW_HOME."""
 
@@ -94,8 +111,7 @@ class AsUser:
             "-i",
             *(f"{k}={v}" for k, v in environment.items()),
             self.python,
-            "-m",
-            f"gflow.cli.{tool}",
+            *(["-c"] if tool == "-c" else ["-m", f"gflow.cli.{tool}"]),
             *args,
         ]
         done = subprocess.run(
@@ -107,6 +123,21 @@ class AsUser:
 
     def submit(self, *args: str, **env: str) -> int:
         return int(self.run("gbatch", *args, **env).stdout.split()[3])
+
+    def post(self, path: str, body: dict[str, object]) -> tuple[int, str]:
+        """A raw API request as this user: (HTTP status, error message or "")."""
+        code = (
+            "import json, sys\n"
+            "from gflow.client import Client, RemoteError\n"
+            "try:\n"
+            "    Client().post(sys.argv[1], json.loads(sys.argv[2]))\n"
+            "    print(200)\n"
+            "except RemoteError as exc:\n"
+            "    print(exc.status, exc.message)\n"
+        )
+        done = self.run("-c", code, path, json.dumps(body))
+        status, _, message = done.stdout.strip().partition(" ")
+        return int(status), message
 
 
 @pytest.fixture(params=EXECUTORS)
@@ -251,3 +282,42 @@ def test_per_user_daemon_serves_only_its_user(other_user: pwd.struct_passwd) -> 
         assert "Traceback" not in done.stderr
     finally:
         _teardown(g)
+
+
+@pytest.fixture
+def admin_system(other_user: pwd.struct_passwd, admin_user: pwd.struct_passwd) -> Iterator[Gflow]:
+    g = Gflow(short_home(), "process", {"GFLOW_DAEMON__ADMIN_GROUP": ADMIN_GROUP})
+    g.start("--system")
+    yield g
+    _teardown(g)
+
+
+def test_only_the_owner_or_root_changes_what_a_job_runs(
+    admin_system: Gflow, other_user: pwd.struct_passwd, admin_user: pwd.struct_passwd
+) -> None:
+    g = admin_system
+    admin, alice = AsUser(g, admin_user), AsUser(g, other_user)
+    marker = g.home / "ran-as"
+    evil = ["sh", "-c", f"id -u > {marker}"]
+    roots = g.submit("sh", "-c", "exit 3")
+    theirs = alice.submit("true")
+    held = g.submit("--hold", "true")
+    assert g.wait(roots) == 3 and g.wait(theirs) == 0
+    for job in (roots, theirs):
+        for changes in ({"command": evil}, {"conda_env": "base"}):
+            for cascade in (False, True):
+                body = {"id": str(job), "changes": changes, "cascade": cascade}
+                status, message = admin.post("/v1/jobs/redo", body)
+                assert status == 403, (job, changes)
+                assert "only they (or root) may change what it runs" in message
+    body = {"ids": str(held), "changes": {"command": evil}}
+    status, message = admin.post("/v1/jobs/update", body)
+    assert status == 403 and "belongs to root" in message
+    assert g.job(held)["command"] == '["true"]'
+    # an administrator may still redo a job as it was, and root and the owner may change it
+    again = int(admin.run("gjob", "redo", str(theirs), "--priority", "5").stdout.split()[3])
+    assert g.wait(again) == 0 and g.job(again)["uid"] == other_user.pw_uid
+    harmless = {"command": ["true"]}
+    assert alice.post("/v1/jobs/redo", {"id": str(theirs), "changes": harmless})[0] == 200
+    assert g.api().post("/v1/jobs/redo", {"id": str(roots), "changes": harmless})
+    assert not marker.exists()
