@@ -23,7 +23,15 @@ from gflow.cli.common import Parser, UsageError, call
 
 TOOLS = ("gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats", "gflowd")
 # What no client may pay for at start-up: the daemon's stack and the heavy stdlib parts.
-HEAVY = ("aiohttp", "asyncio", "http.client", "gflow.api", "gflow.daemon", "gflow.engine")
+HEAVY = (
+    "aiohttp",
+    "asyncio",
+    "http.client",
+    "importlib.metadata",
+    "gflow.api",
+    "gflow.daemon",
+    "gflow.engine",
+)
 # What the hot path (gqueue on an empty queue) also avoids.
 HOT_AVOIDED = (
     *HEAVY,
@@ -196,3 +204,26 @@ def test_completion_scripts(tool: str, shell: str, tmp_path: Path) -> None:
         path = tmp_path / "c.bash"
         path.write_text(text)
         subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_prints_the_installed_version(tool: str) -> None:
+    """One source for the version: the distribution's metadata, built from pyproject.toml."""
+    import importlib.metadata
+
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / tool), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout == f"{tool} {importlib.metadata.version('gflow-scheduler')}\n"
+
+
+def test_gflowd_status_says_when_the_installed_version_differs() -> None:
+    from gflow import version
+    from gflow.cli.gflowd import _version_text
+
+    assert _version_text(version()) == version()
+    assert _version_text("0.0.1") == f"0.0.1 (installed: {version()}; gflowd restart runs it)"

@@ -153,9 +153,31 @@ def subcommand(
 
 
 def add_common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
-    """``--config``; on a subcommand it must not reset a value given before the subcommand."""
+    """``--config`` (on a subcommand it must not reset a value given before the subcommand),
+    and ``--version`` on the tool itself."""
     default = argparse.SUPPRESS if sub else None
     parser.add_argument("--config", metavar="PATH", default=default, help="configuration file")
+    if not sub:
+        parser.add_argument("--version", action=VersionAction)
+
+
+class VersionAction(argparse.Action):
+    """``--version``: prints ``<tool> <version>``; the version is read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kw: Any) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="print the version and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kw: Any) -> None:
+        from gflow import version
+
+        print(f"{parser.prog} {version()}")
+        parser.exit()
 
 
 def add_completion(sub: Any, prog: str) -> None:

@@ -297,7 +297,7 @@ def _status(paths: Paths, args: argparse.Namespace) -> int:
         ("Status", "Running" + (" (system daemon, all users)" if st["system"] else "")),
         ("PID", str(st["pid"])),
         ("Uptime", hms(st["uptime"])),
-        ("Version", st["version"]),
+        ("Version", _version_text(st["version"])),
         ("Executor", st["executor"]),
         (
             "GPUs",
@@ -311,6 +311,14 @@ def _status(paths: Paths, args: argparse.Namespace) -> int:
     for key, value in rows:
         print(f"{key + ':':<10} {value}")
     return EXIT_OK
+
+
+def _version_text(daemon: str) -> str:
+    """The running daemon's version, and the installed tools' when they differ."""
+    from gflow import version
+
+    mine = version()
+    return daemon if daemon == mine else f"{daemon} (installed: {mine}; gflowd restart runs it)"
 
 
 def entry() -> None:
