@@ -37,11 +37,11 @@ from gflow.executors import (
     LaunchSpec,
     TmuxExecutor,
     make_executor,
-    read_result,
 )
 from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
 from gflow.recovery import recover
+from gflow.rundir import pid_time, read_result
 from gflow.store import open_store
 
 log = logging.getLogger("gflow.daemon")
@@ -261,7 +261,7 @@ class Runtime:
                 self.engine.launch_failed(job_id, message, now)
                 continue
             pidfd = proc.open_pidfd(launched.pid)
-            began = _mtime(self.paths.run_dir / str(job_id) / "pid")
+            began = pid_time(self.paths.run_dir / str(job_id))
             started.append(
                 Started(job_id, launched.pid, proc.start_time(launched.pid), min(began or now, now))
             )
@@ -421,13 +421,6 @@ def _ensure_token(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32) + "\n")
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
 
 
 # ------------------------------------------------------------ entry point

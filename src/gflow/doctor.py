@@ -7,7 +7,6 @@ is kept beside it.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from gflow.config import Paths
 from gflow.errors import StoreError
+from gflow.rundir import remove
 from gflow.store import SCHEMA_VERSION, Store
 
 TABLES = (
@@ -103,7 +103,7 @@ def _check_run_dirs(paths: Paths, out: list[Finding], repair: bool) -> None:
         return
     if repair:
         for d in stale:
-            shutil.rmtree(d, ignore_errors=True)
+            remove(d)
         out.append(Finding("fixed", f"removed {len(stale)} run directories of ended jobs"))
     else:
         out.append(Finding("warn", f"{len(stale)} run directories of ended jobs can be removed"))

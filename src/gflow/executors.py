@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
+from gflow import rundir
 from gflow.errors import GflowError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -154,56 +155,28 @@ def wrapper_path() -> Path:
 
 
 def write_run_dir(spec: LaunchSpec) -> None:
-    """A fresh run directory (anything left from before is removed, links not followed)."""
-    shutil.rmtree(spec.run_dir, ignore_errors=True)
-    spec.run_dir.mkdir(parents=True, mode=0o700)
-    (spec.run_dir / "env").write_text(env_file(spec.env))
-    (spec.run_dir / "job.sh").write_text(spec.script)
-    (spec.run_dir / "gpus").write_text(",".join(map(str, spec.gpu_ids)))
-    _write_cgroup(spec)
-    fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    os.close(fd)
-    if spec.run_as is not None:
-        owner = (spec.run_as.uid, spec.run_as.gid)
-        for path in (spec.run_dir, spec.run_dir / "env", spec.run_dir / "job.sh", spec.log_path):
-            os.chown(path, *owner)
+    """A fresh run directory and the job's log, handed to the job's user last."""
+    files = {"env": env_file(spec.env), "job.sh": spec.script}
+    files["gpus"] = ",".join(map(str, spec.gpu_ids))
+    if spec.cgroup is not None and spec.memory_mb:
+        files["cgroup"] = f"{_make_cgroup(spec)}\n"
+    owner = (spec.run_as.uid, spec.run_as.gid) if spec.run_as is not None else None
+    rundir.create(spec.run_dir, files, owner, user_files=frozenset({"env", "job.sh"}))
+    rundir.open_log(spec.log_path, owner)
 
 
-def _read_small(path: Path) -> tuple[str, float] | None:
-    """A short file the job's user could have tampered with: no links, 64 bytes at most."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 64).decode(errors="replace"), os.fstat(fd).st_mtime
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _write_cgroup(spec: LaunchSpec) -> None:
-    """Create the job's memory cgroup and tell the wrapper to join it (file ``cgroup``)."""
-    if spec.cgroup is None or not spec.memory_mb:
-        return
+def _make_cgroup(spec: LaunchSpec) -> Path:
+    """Create the job's memory cgroup; the wrapper joins it (file ``cgroup``)."""
     from gflow.cgroup import create_job_cgroup
 
+    assert spec.cgroup is not None and spec.memory_mb
     try:
         create_job_cgroup(spec.cgroup, spec.memory_mb)
     except OSError as exc:
         raise LaunchError(
             f"cannot create memory cgroup {spec.cgroup} for job {spec.job_id}: {exc.strerror}"
         ) from exc
-    (spec.run_dir / "cgroup").write_text(f"{spec.cgroup}\n")
-
-
-def read_result(run_dir: Path) -> tuple[int, float] | None:
-    """The exit code the wrapper wrote, and when; None if it has not written one."""
-    got = _read_small(run_dir / "result")
-    if got is None or not got[0].endswith("\n") or not got[0].strip().lstrip("-").isdigit():
-        return None
-    return int(got[0]), got[1]
+    return spec.cgroup
 
 
 def is_wrapper(pid: int, run_dir: Path) -> bool:
@@ -219,16 +192,6 @@ def find_wrapper(run_dir: Path) -> int | None:
     from gflow import proc
 
     return next((pid for pid in proc.pids() if is_wrapper(pid, run_dir)), None)
-
-
-def read_gpus(run_dir: Path) -> tuple[int, ...]:
-    got = _read_small(run_dir / "gpus")
-    return tuple(int(x) for x in got[0].strip().split(",") if x.isdigit()) if got else ()
-
-
-def read_pid(run_dir: Path) -> int | None:
-    got = _read_small(run_dir / "pid")
-    return int(got[0]) if got and got[0].strip().isdigit() else None
 
 
 class Executor(Protocol):

@@ -17,9 +17,9 @@ from gflow import proc
 from gflow.config import DaemonConfig, Paths
 from gflow.engine import Engine
 from gflow.errors import GflowError, InvalidInput, Refused
-from gflow.executors import read_pid
 from gflow.gpu import GpuBackend, GpuInfo, select_backend
 from gflow.parse import parse_index_set
+from gflow.rundir import read_pid
 from gflow.scheduler import GpuSlot
 from gflow.store import Store
 

@@ -12,13 +12,13 @@ planned again (a stale tmux session of that name is replaced at launch).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from gflow import proc
 from gflow.engine import Engine, Watch
-from gflow.executors import find_wrapper, is_wrapper, read_gpus, read_pid, read_result
+from gflow.executors import find_wrapper, is_wrapper
 from gflow.model import Job, Reason, State
+from gflow.rundir import pid_time, read_gpus, read_pid, read_result, remove
 
 
 def recover(engine: Engine, now: float) -> None:
@@ -80,10 +80,10 @@ def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
         return
     pid = read_pid(rd) or find_wrapper(rd)
     if pid is None and read_result(rd) is None:
-        shutil.rmtree(rd, ignore_errors=True)
+        remove(rd)
         _cancel_if_asked(engine, job, now)
         return
-    started = (rd / "pid").stat().st_mtime if (rd / "pid").exists() else now
+    started = pid_time(rd) or now
     alive = pid is not None and is_wrapper(pid, rd)
     running = engine.move(
         job,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gflow.cgroup import CgroupMemory, detect, own_cgroup
-from gflow.executors import LaunchSpec, job_script, read_result, wrapper_path, write_run_dir
+from gflow.executors import LaunchSpec, job_script, wrapper_path, write_run_dir
+from gflow.rundir import read_result
 
 
 @pytest.mark.parametrize(

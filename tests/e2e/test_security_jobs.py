@@ -1,0 +1,96 @@
+"""A hostile user against the system daemon's job files: run directories, logs, scripts.
+
+Like ``test_security.py`` these need root: they create a second local user and run a
+system daemon in a temporary GFLOW_HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+from pathlib import Path
+
+from tests.conftest import Gflow
+from tests.e2e import test_security as multi_user
+from tests.e2e.test_security import AsUser
+
+pytestmark = multi_user.pytestmark
+other_user = multi_user.other_user
+system = multi_user.system
+
+RACER = r"""
+import os, sys, time
+run, logs, work, target, first, count = sys.argv[1:7]
+first, count = int(first), int(count)
+deadline = time.monotonic() + 120
+swapped = 0
+for job in range(first, first + count):
+    links = {}
+    for name in ("env", "job.sh"):
+        links[f"{run}/{job}/{name}"] = f"{work}/link-{job}-{name}"
+    links[f"{logs}/{job}.log"] = f"{work}/link-{job}-log"
+    for dest, link in links.items():
+        os.symlink(target, link)
+    # Spin until the run directory is handed over, then swap its files at once.
+    while links and time.monotonic() < deadline:
+        for dest, link in list(links.items()):
+            try:
+                os.rename(link, dest)
+            except OSError:
+                continue
+            del links[dest]
+            swapped += 1
+        if os.path.exists(f"{work}/stop") or (
+            links and all(d.startswith(logs) for d in links) and os.path.exists(f"{run}/{job}/pid")
+        ):
+            break
+    if os.path.exists(f"{work}/stop"):
+        break
+print(swapped)
+"""
+
+
+def test_a_user_cannot_turn_the_run_directory_handover_into_a_root_chown(
+    system: Gflow, other_user: pwd.struct_passwd
+) -> None:
+    """A racing helper swaps ``env``, ``job.sh`` and the log for links to a root-owned
+    file while the daemon hands each new run directory over: root never chowns it."""
+    alice = AsUser(system, other_user)
+    target = system.home / "root-owned"
+    target.write_text("root's\n")
+    target.chmod(0o600)
+    first = alice.submit("true")
+    assert system.wait(first) == 0
+    count = 20
+    racer = subprocess.Popen(
+        [
+            "runuser",
+            "-u",
+            other_user.pw_name,
+            "--",
+            alice.python,
+            "-c",
+            RACER,
+            str(system.home / "run"),
+            str(system.home / "logs"),
+            str(alice.work),
+            str(target),
+            str(first + 1),
+            str(count),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(count):
+            job = alice.submit("true")
+            system.until(lambda j=job: system.state(j) not in ("Queued", "Running"))
+            assert target.stat().st_uid == 0, f"root chowned {target} at job {job}"
+    finally:
+        (alice.work / "stop").touch()
+        swapped, _ = racer.communicate(timeout=30)
+    assert int(swapped) >= count  # the helper did replace the files it could reach
+    assert target.read_text() == "root's\n"
+    assert Path(target).stat().st_mode & 0o777 == 0o600
+    assert os.stat(system.home / "run").st_uid == 0
