@@ -21,7 +21,7 @@ import pytest
 from gflow.cli import completion
 from gflow.cli.common import Parser, UsageError, call
 
-TOOLS = ("gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats", "gflowd")
+TOOLS = ("gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats", "gflowd", "gflow")
 # What no client may pay for at start-up: the daemon's stack and the heavy stdlib parts.
 HEAVY = (
     "aiohttp",
@@ -227,3 +227,21 @@ def test_gflowd_status_says_when_the_installed_version_differs() -> None:
 
     assert _version_text(version()) == version()
     assert _version_text("0.0.1") == f"0.0.1 (installed: {version()}; gflowd restart runs it)"
+
+
+def test_gflow_imports_only_the_subcommand_it_runs(tmp_path: Path) -> None:
+    """``gflow NAME`` imports the module of NAME alone; ``gflow --help`` lists them all."""
+    from gflow.cli.gflow import build_parser, names
+
+    assert "man" in names()
+    run_man = (
+        "import contextlib, io\n"
+        "from gflow.cli import gflow\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert gflow.main(['man', 'gcancel', '--roff']) == 0\n"
+    )
+    loaded = _modules_after(run_man, tmp_path)
+    assert {m for m in loaded if m.startswith("gflow.cli.gflow.")} == {"gflow.cli.gflow.man"}
+    assert not loaded & (set(HEAVY) - {"importlib.metadata"})
+    listed = build_parser().format_help()
+    assert all(name in listed for name in names())

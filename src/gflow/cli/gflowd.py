@@ -47,8 +47,9 @@ def build_parser() -> Parser:
         "up": "gflowd up\ngflowd up --gpus 0,1 --gpu-allocation-strategy random",
         "restart": "gflowd restart               stop, then start (running jobs keep running)",
     }
+    helps = {"up": "start the daemon", "restart": "stop the daemon, then start it"}
     for name, aliases in (("up", ["start"]), ("restart", [])):
-        up = subcommand(sub, name, f"{name} the daemon", up_examples[name], aliases)
+        up = subcommand(sub, name, helps[name], up_examples[name], aliases)
         up.add_argument(
             "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="-v info, -vv debug"
         )
