@@ -25,13 +25,14 @@ from typing import Any
 
 from aiohttp import web
 
-from gflow import __version__, admin, proc
+from gflow import __version__, admin, modes, proc
 from gflow.api import Api
 from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths
 from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
 from gflow.errors import Forbidden, GflowError
 from gflow.executors import (
+    Inherited,
     Launched,
     LaunchError,
     LaunchSpec,
@@ -51,7 +52,7 @@ RETRY_DELAY = 1.0  # seconds before retrying events the database refused to reco
 
 
 class Runtime:
-    def __init__(self, paths: Paths, config: DaemonConfig) -> None:
+    def __init__(self, paths: Paths, config: DaemonConfig, inherited: Inherited) -> None:
         self.paths = paths
         self.config = config
         self.system = config.system
@@ -61,6 +62,7 @@ class Runtime:
         self.executor = make_executor(config.executor, paths.runtime_dir)
         self.engine = Engine(self.store, paths, config, executor_name=self.executor.name)
         self.engine.memory_mb = admin.memory_limit(config)
+        self.engine.inherited = inherited
         self.gpus = GpuWatch(paths, config, self.store, self.engine)
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="gflow-launch")
         self.waiters: dict[int, list[asyncio.Future[None]]] = {}
@@ -432,7 +434,7 @@ class AlreadyRunning(GflowError):
 
 def acquire_lock(paths: Paths) -> int:
     """Hold the daemon lock for the life of the process; a second daemon is refused."""
-    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -446,17 +448,26 @@ def acquire_lock(paths: Paths) -> int:
 
 def prepare_dirs(paths: Paths, system: bool) -> None:
     """Private to the user, or (system daemon) readable by all but writable by root only."""
-    modes = {
-        paths.data_dir: 0o755 if system else 0o700,
-        paths.runtime_dir: 0o755 if system else 0o700,
-        paths.logs_dir: 0o755 if system else 0o700,
-        paths.run_dir: 0o711 if system else 0o700,
-    }
-    for directory, mode in modes.items():
+    for directory, mode in modes.dir_modes(paths, system).items():
         directory.mkdir(parents=True, exist_ok=True, mode=mode)
         if system:
             os.chown(directory, 0, 0)
         directory.chmod(mode)
+
+
+def check_modes(paths: Paths, system: bool) -> None:
+    """Give the daemon's files back the modes they must have; refuse to start on a file
+    that is not the daemon's own (another owner, a symbolic link)."""
+    for problem in modes.audit(paths, system):
+        if not problem.fixable:
+            raise GflowError(problem.message)
+        modes.repair(problem)
+        log.warning("%s: changed to %04o", problem.message, problem.want)
+
+
+def harden() -> Inherited:
+    """Make every file the daemon creates private (umask 077); return what jobs get instead."""
+    return Inherited(umask=os.umask(0o077))
 
 
 def setup_logging(paths: Paths, level: str, foreground: bool) -> None:
@@ -476,6 +487,7 @@ def run(
 ) -> int:
     """Run the daemon until it is stopped; the return value is the process exit status."""
     pipe = ReadyPipe(ready)
+    inherited = harden()
     try:
         prepare_dirs(paths, config.system)
         lock = acquire_lock(paths)
@@ -484,7 +496,8 @@ def run(
         raise
     setup_logging(paths, config.log_level, foreground)
     try:
-        runtime = Runtime(paths, config)
+        check_modes(paths, config.system)
+        runtime = Runtime(paths, config, inherited)
         asyncio.run(runtime.serve(pipe))
     except (GflowError, OSError) as exc:
         log.error("gflowd stopped on an error: %s", exc)

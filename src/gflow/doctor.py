@@ -7,11 +7,13 @@ is kept beside it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gflow import modes
 from gflow.config import Paths
 from gflow.errors import StoreError
 from gflow.rundir import remove
@@ -39,16 +41,20 @@ def _readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
-def check(paths: Paths, *, repair: bool, daemon_running: bool) -> list[Finding]:
+def check(
+    paths: Paths, *, repair: bool, daemon_running: bool, system: bool = False
+) -> list[Finding]:
     out: list[Finding] = []
     if repair and daemon_running:
         return [Finding("error", "stop gflowd first (gflowd down): repairs need it stopped")]
+    os.umask(0o077)  # a salvaged database holds every submitter's environment, as the original
     db_ok = _check_database(paths, out)
     if not db_ok and repair:
         fix = salvage(paths)
         if fix.level == "fixed":
             out = [Finding("found", f.message) if f.level == "error" else f for f in out]
         out.append(fix)
+    _check_modes(paths, system, out, repair)
     if db_ok:
         _check_run_dirs(paths, out, repair)
     if not daemon_running and paths.socket.exists():
@@ -85,6 +91,16 @@ def _check_database(paths: Paths, out: list[Finding]) -> bool:
         return False
     out.append(Finding("ok", f"database {paths.db}: intact, schema {version[0]}, {jobs} jobs"))
     return True
+
+
+def _check_modes(paths: Paths, system: bool, out: list[Finding], repair: bool) -> None:
+    """Files other users can read (the database holds every submitter's environment)."""
+    for problem in modes.audit(paths, system):
+        if repair and problem.fixable:
+            modes.repair(problem)
+            out.append(Finding("fixed", f"{problem.message}: changed to {problem.want:04o}"))
+        else:
+            out.append(Finding("error", problem.message))
 
 
 def _check_run_dirs(paths: Paths, out: list[Finding], repair: bool) -> None:

@@ -25,7 +25,7 @@ from gflow.cgroup import CgroupMemory
 from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
 from gflow.errors import Conflict, Forbidden, NotFound, StoreError
-from gflow.executors import LaunchSpec, RunAs, job_script, render_command
+from gflow.executors import Inherited, LaunchSpec, RunAs, job_script, render_command
 from gflow.model import Job, Reason, State, transition
 from gflow.quotas import QuotaTable
 from gflow.reservations import Reservation, next_changes
@@ -92,6 +92,7 @@ class Engine:
         self.reservations: tuple[Reservation, ...] = ()
         self.memory_mb: int | None = config.memory_mb
         self.cgroups: CgroupMemory | None = None
+        self.inherited = Inherited()
         self.rng = random.Random()
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
@@ -471,7 +472,12 @@ class Engine:
         command = render_command(job.command, job.script)
         enforcement = self.memory_enforcement(job)
         script = job_script(
-            command, job.workdir, job.conda_env, job.memory_mb, rlimit=enforcement == "rlimit"
+            command,
+            job.workdir,
+            job.conda_env,
+            job.memory_mb,
+            rlimit=enforcement == "rlimit",
+            inherited=self.inherited,
         )
         return LaunchSpec(
             job.id,

@@ -71,6 +71,16 @@ class LaunchSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Inherited:
+    """What jobs get from the shell that started gflowd, not from the daemon's own
+    hardened settings (umask 077 and the raised limit of open files)."""
+
+    umask: int = 0o022
+    nofile: int | None = None
+    """The soft limit of open files; None: leave the daemon's."""
+
+
+@dataclass(frozen=True, slots=True)
 class Launched:
     pid: int
     child: bool
@@ -121,14 +131,22 @@ def job_script(
     memory_mb: int | None,
     *,
     rlimit: bool = True,
+    inherited: Inherited = Inherited(),
 ) -> str:
     """The bash script of one job.
 
     ``memory_mb`` with ``rlimit`` sets ``ulimit -d`` (RLIMIT_DATA, in KiB): it caps the
     memory a job writes to, while address space merely reserved (CUDA reserves tens of
     GiB) does not count, as it would with RLIMIT_AS. Without ``rlimit`` the limit is the
-    job's cgroup's business."""
-    lines = ["#!/bin/bash", f"cd -- {shlex.quote(workdir)} || exit 1"]
+    job's cgroup's business. The job gets the umask and open-file limit of ``inherited``.
+    """
+    lines = [
+        "#!/bin/bash",
+        f"umask {inherited.umask:04o}",
+        f"cd -- {shlex.quote(workdir)} || exit 1",
+    ]
+    if inherited.nofile is not None:
+        lines.append(f"ulimit -Sn {inherited.nofile} 2>/dev/null")
     if memory_mb and rlimit:
         lines.append(f"ulimit -d {memory_mb * 1024} 2>/dev/null")
     if conda_env:
@@ -291,7 +309,10 @@ class TmuxExecutor:
             return self.runtime_dir / "tmux.sock"
         home = self.runtime_dir / "tmux" / str(run_as.uid)
         if not home.is_dir():
-            home.mkdir(parents=True, mode=0o700)
+            if not home.parent.is_dir():  # every user passes through to their own socket
+                home.parent.mkdir(mode=0o711, exist_ok=True)
+                home.parent.chmod(0o711)
+            home.mkdir(mode=0o700, exist_ok=True)
             os.chown(home, run_as.uid, run_as.gid)
         return home / "sock"
 

@@ -321,3 +321,15 @@ def test_only_the_owner_or_root_changes_what_a_job_runs(
     assert alice.post("/v1/jobs/redo", {"id": str(theirs), "changes": harmless})[0] == 200
     assert g.api().post("/v1/jobs/redo", {"id": str(roots), "changes": harmless})
     assert not marker.exists()
+
+
+def test_only_administrators_stop_the_system_daemon(
+    admin_system: Gflow, other_user: pwd.struct_passwd, admin_user: pwd.struct_passwd
+) -> None:
+    g = admin_system
+    done = AsUser(g, other_user).run("gflowd", "down", check=False)
+    assert done.returncode == 1
+    assert "gflowd: error: permission denied: only an administrator" in done.stderr
+    assert g.run("gflowd", "status").returncode == 0
+    assert AsUser(g, admin_user).run("gflowd", "down").stdout.strip() == "gflowd stopped."
+    assert g.run("gflowd", "status", check=False).returncode == 3

@@ -84,6 +84,7 @@ def build_parser() -> Parser:
         "gflowd doctor\ngflowd down && gflowd doctor --repair",
     )
     doc.add_argument("--repair", action="store_true", help="repair (gflowd must be stopped)")
+    doc.add_argument("--system", action="store_true", help="the machine-wide installation")
     svc = subcommand(
         sub,
         "service",
@@ -108,12 +109,12 @@ def main(argv: list[str]) -> int:
     if cmd == "down":
         return _down(paths)
     if cmd == "restart":
-        _down(paths)
-        return _up(paths, args)
+        stopped = _down(paths)
+        return stopped if stopped != EXIT_OK else _up(paths, args)
     if cmd == "status":
         return _status(paths, args)
     if cmd == "doctor":
-        return _doctor(paths, args.repair)
+        return _doctor(paths, args.repair, system)
     if cmd == "service":
         from gflow import service
 
@@ -133,10 +134,16 @@ def main(argv: list[str]) -> int:
     return print_completion("gflowd", build_parser(), args.shell)
 
 
-def _doctor(paths: Paths, repair: bool) -> int:
+def _doctor(paths: Paths, repair: bool, system: bool) -> int:
+    import contextlib
+
+    from gflow.config import load_daemon_config
     from gflow.doctor import check
 
-    findings = check(paths, repair=repair, daemon_running=_running_pid(paths) is not None)
+    with contextlib.suppress(GflowError):  # doctor also checks a broken configuration's home
+        system = system or load_daemon_config(paths).system
+    running = _running_pid(paths) is not None
+    findings = check(paths, repair=repair, daemon_running=running, system=system)
     for finding in findings:
         print(f"{finding.level:>5}: {finding.message}")
     return EXIT_REFUSED if any(f.level == "error" for f in findings) else EXIT_OK
@@ -197,8 +204,9 @@ def _spawn(paths: Paths, args: argparse.Namespace) -> int:
             argv += [f"--{flag.replace('_', '-')}", value]
     if args.system:
         argv.append("--system")
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(paths.daemon_log, "ab") as crashes:  # what the daemon prints if it cannot start
+    paths.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    with open(os.open(paths.daemon_log, flags, 0o600), "ab") as crashes:  # if it cannot start
         proc = subprocess.Popen(
             argv,
             pass_fds=(write,),
@@ -234,8 +242,8 @@ def _running_pid(paths: Paths) -> int | None:
     import fcntl
 
     try:
-        fd = os.open(paths.lock_file, os.O_RDWR)
-    except OSError:
+        fd = os.open(paths.lock_file, os.O_RDONLY)
+    except OSError:  # none, or another user's daemon (its lock is private)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -250,17 +258,28 @@ def _running_pid(paths: Paths) -> int | None:
 def _down(paths: Paths) -> int:
     import signal
 
-    pid = _running_pid(paths)
-    if pid is None:
-        print("gflowd is not running.")
-        return EXIT_OK
-    from gflow.client import Client
+    from gflow.client import Client, RemoteError
 
+    client = Client(paths, timeout=5)
+    own = _running_pid(paths)
+    pid = own
+    if pid is None:  # not ours (or its lock is not ours to read): ask the daemon we reach
+        try:
+            pid = int(client.get("/v1/health")["pid"])
+        except DaemonUnavailable:
+            print("gflowd is not running.")
+            return EXIT_OK
     try:
-        Client(paths, timeout=5).post("/v1/shutdown", {})
+        client.post("/v1/shutdown", {})
+    except RemoteError as exc:
+        if exc.status != 403:
+            raise
+        print(f"gflowd: error: permission denied: {exc.message}", file=sys.stderr)
+        return EXIT_REFUSED
     except GflowError:
-        if pid > 0:
-            os.kill(pid, signal.SIGTERM)
+        if own is None or own <= 0:
+            raise
+        os.kill(own, signal.SIGTERM)
     if pid > 0 and not _wait_gone(pid, 15):
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 5)
