@@ -3,7 +3,8 @@
 This module only reports what the hardware looks like; allocation decisions belong to the
 scheduler. Two backends exist:
 
-* :class:`NvmlBackend` asks the NVIDIA driver through NVML (``pynvml``, imported lazily).
+* :class:`NvmlBackend` asks the NVIDIA driver through NVML (``pynvml`` from the optional
+  ``nvml`` extra, imported lazily).
   Its indices are NVML indices, which enumerate cards in PCI bus order. The scheduler sets
   ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` in every job so that CUDA numbers the cards the same way.
 * :class:`FakeBackend` simulates cards for tests and for machines without a GPU. Foreign
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gflow.errors import InvalidInput
+from gflow.extras import MissingExtra
 
 MIB = 1024 * 1024
 DEFAULT_FAKE_MEMORY_MIB = 24 * 1024
 MAX_FAKE_GPUS = 64
+NVIDIA_GPUS_DIR = Path("/proc/driver/nvidia/gpus")
 FAKE_GPU_NAME = "Fake GPU"
 
 _FAKE_SPEC_FIELD = "fake GPUs"
@@ -70,16 +73,26 @@ def _text(value: str | bytes) -> str:
 
 
 def _is_nvml_failure(exc: BaseException) -> bool:
-    """True for errors meaning "no usable NVML": NVMLError (by name), ImportError, OSError."""
-    if isinstance(exc, ImportError | OSError):
+    """True for errors meaning "no usable NVML": NVMLError (by name), a missing module,
+    OSError."""
+    if isinstance(exc, ImportError | OSError | MissingExtra):
         return True
     return any(cls.__name__ == "NVMLError" for cls in type(exc).__mro__)
 
 
-def _load_pynvml() -> Any:
-    import pynvml
+def _load_pynvml(feature: str = "GPU scheduling") -> Any:
+    """The NVML bindings (``nvidia-ml-py``, the ``nvml`` extra)."""
+    from gflow.extras import require
 
-    return pynvml
+    return require("pynvml", "nvml", feature)
+
+
+def nvidia_driver_loaded(gpus_dir: Path = NVIDIA_GPUS_DIR) -> bool:
+    """True when the NVIDIA kernel driver lists at least one card."""
+    try:
+        return any(gpus_dir.iterdir())
+    except OSError:
+        return False
 
 
 class NvmlBackend:
@@ -251,16 +264,35 @@ def _parse_memory(text: str) -> int | None:
 
 
 def select_backend(
-    fake_spec: str | None, procs_file: Path | None, *, nvml: Any | None = None
+    fake_spec: str | None,
+    procs_file: Path | None,
+    *,
+    nvml: Any | None = None,
+    gpus_configured: bool = False,
+    gpus_dir: Path = NVIDIA_GPUS_DIR,
 ) -> GpuBackend | None:
     """Pick the GPU backend; None means no GPUs (CPU-only scheduling).
 
     A fake spec (from ``GFLOW_FAKE_GPUS`` or config, as the caller decides) always wins;
-    a count of 0 gives None. Otherwise NVML is used if it initialises.
+    a count of 0 gives None. Otherwise NVML is used if it initialises. Without the NVML
+    bindings a machine with no NVIDIA driver schedules CPU-only, but one whose driver
+    lists cards (or whose configuration names GPUs) raises :class:`MissingExtra`, which
+    names the extra to install: silently offering no GPUs there would be a trap.
     """
     if fake_spec is not None:
         count, memory_mib = parse_fake_spec(fake_spec)
         return FakeBackend(count, memory_mib, procs_file) if count else None
+    if nvml is None:
+        try:
+            nvml = _load_pynvml()
+        except MissingExtra:
+            if nvidia_driver_loaded(gpus_dir):
+                raise MissingExtra(
+                    "GPU scheduling on this machine's NVIDIA cards", "nvml"
+                ) from None
+            if gpus_configured:
+                raise MissingExtra("GPU scheduling (GPUs named by 'gpus')", "nvml") from None
+            return None
     if NvmlBackend.available(nvml):
         return NvmlBackend(nvml)
     return None

@@ -34,7 +34,9 @@ class GpuWatch:
         self.store = store
         self.engine = engine
         self.backend: GpuBackend | None = select_backend(
-            config.fake_gpus or None, paths.fake_procs_file
+            config.fake_gpus or None,
+            paths.fake_procs_file,
+            gpus_configured=config.gpus is not None,
         )
         self.snapshot: list[GpuInfo] = []
         self.polls = 0

@@ -7,11 +7,12 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gflow.gpu import GpuProcess, write_fake_procs
+from gflow.gpu import GpuProcess, nvidia_driver_loaded, write_fake_procs
 from tests.conftest import Gflow
 
 MakeGflow = Callable[..., Gflow]
@@ -347,3 +348,27 @@ def _wakeups(pid: int) -> int:
                 if line.startswith("voluntary_ctxt_switches"):
                     total += int(line.split()[1])
     return total
+
+
+# ------------------------------------------------------------ without the nvml extra
+
+
+def test_gflowd_up_names_the_nvml_extra_when_gpus_are_expected_without_it(
+    make_gflow: MakeGflow, tmp_path: Path
+) -> None:
+    """nvidia-ml-py is optional; a daemon told to hand out GPUs without it says what to
+    install instead of offering no GPUs. The stand-in module makes the import fail as it
+    does when the package is not installed."""
+    shadow = tmp_path / "no-nvml"
+    shadow.mkdir()
+    (shadow / "pynvml.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'pynvml'\", name='pynvml')\n"
+    )
+    g = make_gflow("process", PYTHONPATH=str(shadow))
+    done = g.run("gflowd", "up", "--gpus", "0,1", check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("gflowd: error: gflowd did not start: GPU scheduling")
+    assert done.stderr.endswith(" pip install 'gflow-scheduler[nvml]'\n")
+    assert done.stderr.count("\n") == 1
+    started = g.run("gflowd", "up", check=False)  # CPU-only, unless NVIDIA cards are here
+    assert (started.returncode == 0) is not nvidia_driver_loaded()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from gflow.errors import InvalidInput
+from gflow.extras import MissingExtra
 from gflow.gpu import (
     FakeBackend,
     GpuInfo,
@@ -317,3 +319,32 @@ def test_select_backend_no_fake_and_working_nvml() -> None:
     assert len(backend.discover()) == 2
     backend.close()
     assert nvml.calls == ["init", "shutdown", "init", "shutdown"]
+
+
+# --- without the nvml extra ------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if nvidia-ml-py were not installed: importing pynvml fails."""
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+
+
+@pytest.mark.usefixtures("no_pynvml")
+def test_without_nvml_bindings_a_machine_without_nvidia_cards_is_cpu_only(tmp_path: Path) -> None:
+    assert select_backend(None, None, gpus_dir=tmp_path / "absent") is None
+    (tmp_path / "empty").mkdir()
+    assert select_backend(None, None, gpus_dir=tmp_path / "empty") is None
+    assert NvmlBackend.available() is False
+
+
+@pytest.mark.usefixtures("no_pynvml")
+def test_without_nvml_bindings_nvidia_cards_or_configured_gpus_name_the_extra(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "0000:01:00.0").mkdir(parents=True)
+    with pytest.raises(MissingExtra, match=r"NVIDIA cards needs the 'nvml' extra"):
+        select_backend(None, None, gpus_dir=tmp_path)
+    with pytest.raises(MissingExtra, match=r"pip install 'gflow-scheduler\[nvml\]'$"):
+        select_backend(None, None, gpus_configured=True, gpus_dir=tmp_path / "absent")
+    assert isinstance(select_backend("2", None, gpus_dir=tmp_path), FakeBackend)
