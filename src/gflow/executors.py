@@ -112,13 +112,14 @@ def render_command(words: tuple[str, ...], script: str | None) -> str:
     """The bash line that runs a job's command.
 
     A single word containing whitespace is shell code, as written (``gbatch "a && b"``).
-    Otherwise every word is one argument. A script that is not executable runs with bash.
+    Otherwise every word is one argument. A script that is not executable runs with bash;
+    the job's own shell decides, with its user's rights (the daemon, maybe root, must not
+    look at a file on the user's behalf).
     """
     if script is not None:
         head = quote_word(script)
-        if not os.access(script, os.X_OK):
-            head = "bash " + head
-        return " ".join([head, *(quote_word(w) for w in words[1:])])
+        rest = "".join(" " + quote_word(w) for w in words[1:])
+        return f"if [ -x {head} ]; then {head}{rest}; else bash {head}{rest}; fi"
     if len(words) == 1 and any(c.isspace() for c in words[0]):
         return words[0]
     return " ".join(quote_word(w) for w in words)

@@ -6,10 +6,12 @@ system daemon in a temporary GFLOW_HOME.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Gflow
 from tests.e2e import test_security as multi_user
@@ -94,3 +96,46 @@ def test_a_user_cannot_turn_the_run_directory_handover_into_a_root_chown(
     assert target.read_text() == "root's\n"
     assert Path(target).stat().st_mode & 0o777 == 0o600
     assert os.stat(system.home / "run").st_uid == 0
+
+
+POST = r"""
+import json, sys
+from gflow.client import Client
+print(json.dumps(Client().post(sys.argv[1], json.loads(sys.argv[2]))))
+"""
+
+
+def post_as(user: AsUser, path: str, body: dict[str, Any]) -> Any:
+    """A raw API request from the other user, as a hand-written client would send it."""
+    done = user.run("-c", POST, path, json.dumps(body))
+    return json.loads(done.stdout)
+
+
+def test_the_daemon_does_not_look_at_a_script_on_the_users_behalf(
+    system: Gflow, other_user: pwd.struct_passwd
+) -> None:
+    """Whether a script the user cannot see exists and is executable is not revealed by
+    how the job runs it: the job's own shell decides, with the user's rights."""
+    alice = AsUser(system, other_user)
+    hidden = system.home / "root-only"
+    hidden.mkdir(mode=0o700)
+    tool = hidden / "tool"
+    tool.write_text("#!/bin/sh\necho ran\n")
+    tool.chmod(0o755)
+    ids = []
+    for script in (tool, hidden / "missing"):
+        body = {"command": [str(script)], "script": str(script), "workdir": str(alice.work)}
+        ids.append(post_as(alice, "/v1/jobs", body)["jobs"][0]["id"])
+    assert system.wait(*ids) != 0
+    names = ("tool", "missing")
+    seen = [system.log(job).replace(name, "SCRIPT") for job, name in zip(ids, names, strict=True)]
+    assert "Permission denied" in seen[0]
+    assert seen[0] == seen[1]
+    mine = alice.work / "mine.sh"
+    mine.write_text("#!/bin/sh\necho \"$0\"\n")
+    os.chown(mine, other_user.pw_uid, other_user.pw_gid)
+    direct = alice.submit(str(mine))
+    mine.chmod(0o644)
+    with_bash = alice.submit(str(mine))
+    assert system.wait(direct, with_bash) == 0
+    assert system.log(direct).strip() == system.log(with_bash).strip() == str(mine)
