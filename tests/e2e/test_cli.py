@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -418,6 +419,35 @@ def test_gjob_log_follow(cli: Gflow) -> None:
     cli.open_gate("follow-gate")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and out == "first\nsecond\n"
+
+
+COUNT_READS = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print(open('/proc/self/io').read(), file=sys.stderr))\n"
+    "from gflow.cli.gjob import entry\n"
+    "sys.argv[0] = 'gjob'\n"
+    "entry()\n"
+)
+
+
+def test_gjob_log_reads_only_the_lines_it_prints(cli: Gflow) -> None:
+    """``--last`` seeks from the end of a huge log and ``--first`` stops early: the bytes
+    the command reads (counted by the kernel) stay far below the log's size."""
+    job = cli.submit("printf", "head1\\nhead2\\n")
+    assert cli.wait(job) == 0
+    log = cli.home / "logs" / f"{job}.log"
+    with open(log, "r+b") as fh:
+        fh.truncate(256 << 20)  # sparse: 256 MiB of NUL bytes after the job's output
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"\ntail1\ntail2")
+    for argv, expected in (
+        (["--last", "2"], "tail1\ntail2"),
+        (["--first", "2"], "head1\nhead2\n"),
+    ):
+        done = cli.run(sys.executable, "-c", COUNT_READS, "log", str(job), *argv)
+        assert done.stdout == expected
+        read = int(done.stderr.split("rchar: ")[1].split()[0])
+        assert read < 32 << 20, (argv, read)
 
 
 def test_gjob_hold_release_update_redo(cli: Gflow) -> None:

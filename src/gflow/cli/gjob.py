@@ -37,7 +37,7 @@ gjob close-sessions -s Finished
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 RECONNECT_FOR = 60.0  # seconds gjob wait keeps trying while gflowd is down
 WAIT_CODES = {"Timeout": 124, "Cancelled": 125}
@@ -309,8 +309,7 @@ def _log(args: argparse.Namespace) -> int:
         print(job["log"])
         return EXIT_OK
     try:
-        with open(job["log"], "rb") as fh:
-            data = fh.read()
+        fh = open(job["log"], "rb")  # noqa: SIM115  (closed below)
     except FileNotFoundError:
         print(
             f"gjob: error: the log of job {job['id']} is not available "
@@ -321,16 +320,34 @@ def _log(args: argparse.Namespace) -> int:
     except PermissionError:
         print(f"gjob: error: cannot read {job['log']}: permission denied", file=sys.stderr)
         return EXIT_REFUSED
-    lines = data.decode(errors="replace").splitlines(keepends=True)
-    if args.first is not None:
-        lines = lines[: args.first]
-    if args.last is not None:
-        lines = lines[-args.last :] if args.last else []
-    sys.stdout.write("".join(lines))
+    with fh:
+        offset = _print_log(fh, args.first, args.last)
     sys.stdout.flush()
     if args.follow:
-        return _follow(args, job, len(data))
+        return _follow(args, job, offset)
     return EXIT_OK
+
+
+def _print_log(fh: BinaryIO, first: int | None, last: int | None) -> int:
+    """Print the lines asked for, reading no more of the file than they need; the offset
+    up to which the log has been seen."""
+    from gflow.cli import logtail
+
+    if first is None and last is None:
+        logtail.copy(fh, sys.stdout)
+        return fh.tell()
+    end = fh.seek(0, os.SEEK_END)
+    if first is None:
+        data = logtail.last_lines(fh, last or 0, end)
+    else:
+        fh.seek(0)
+        data = logtail.first_lines(fh, first)
+        if last is not None:
+            import io
+
+            data = logtail.last_lines(io.BytesIO(data), last, len(data))
+    sys.stdout.write(data.decode(errors="replace"))
+    return end
 
 
 def _follow(args: argparse.Namespace, job: dict[str, Any], offset: int) -> int:
