@@ -24,8 +24,10 @@ if [ ! -x .venv/bin/python ]; then
     "$(pick_python)" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-# Until 0.1.0 the distribution was named "gflow" (a name taken on PyPI); drop that install.
+# Until 0.1.0 the distribution was named "gflow" (a name taken on PyPI); drop that install
+# and what setuptools left in src/ when it built gflow.
 if compgen -G ".venv/lib/python3*/site-packages/gflow-*.dist-info" >/dev/null; then
     .venv/bin/python -m pip uninstall -q -y gflow
 fi
+rm -rf src/*.egg-info
 .venv/bin/python -m pip install -q -e ".${GFLOW_EXTRAS:-}"

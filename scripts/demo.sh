@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Install gflow into .venv, start a daemon in a throw-away GFLOW_HOME with two fake GPUs,
 # run a three-stage pipeline (prepare -> train on a GPU -> evaluate), show it, stop.
+# Exits non-zero if the pipeline did not succeed. With GFLOW_BIN=DIR it installs nothing
+# and runs the commands in DIR instead (CI points it at an installed wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/bootstrap.sh
+if [ -z "${GFLOW_BIN:-}" ]; then
+    source scripts/bootstrap.sh
+    GFLOW_BIN="$PWD/.venv/bin"
+fi
 
 export GFLOW_HOME="${GFLOW_HOME:-$(mktemp -d /tmp/gflow-demo.XXXXXX)}"
 export GFLOW_FAKE_GPUS="${GFLOW_FAKE_GPUS:-2x24G}"
-export PATH="$PWD/.venv/bin:$PATH"
+export PATH="$GFLOW_BIN:$PATH"
 work="$GFLOW_HOME/work"
 mkdir -p "$work"
 cd "$work"
@@ -31,10 +36,13 @@ gbatch --name eval --depends-on @ sh -c 'echo "model says the sum is $(cat model
 gqueue -a -t
 
 echo "== wait for the last stage"
-gjob wait @ || echo "(the pipeline did not finish cleanly; see the logs below)"
+status=0
+gjob wait @ || status=$?
+[ "$status" -eq 0 ] || echo "(the pipeline did not finish cleanly; see the logs below)"
 gqueue -a -t -f JOBID,NAME,ST,TIME,NODES,NODELIST,DEPENDENCY
 for id in $(gqueue -a -f JOBID | tail -n +2); do
     echo "-- log of job $id"
-    gjob log "$id"
+    gjob log "$id" || true
 done
 ginfo
+exit "$status"
