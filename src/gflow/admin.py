@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import __version__, admin_quotas, admin_reservations, proc
+from gflow import __version__, admin_quotas, admin_reservations, logs, proc
 from gflow.config import DaemonConfig, load_daemon_config
 from gflow.engine import Caller
 from gflow.errors import Forbidden, InvalidInput
 from gflow.executors import TmuxExecutor
+from gflow.listener import connection_budget
 from gflow.model import State
 from gflow.reservations import Calendar
 from gflow.stats import summarize
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gflow.admin")
 
-RESTART_ONLY = ("executor", "tcp", "host", "port", "system", "fake_gpus")
+RESTART_ONLY = ("executor", "tcp", "host", "port", "system", "fake_gpus", "idle_timeout")
 
 
 def memory_limit(config: DaemonConfig) -> int | None:
@@ -54,6 +55,11 @@ def status(rt: Runtime) -> dict[str, Any]:
         "gpu_backend": rt.gpus.backend.name if rt.gpus.backend else None,
         "gpu_polls": rt.gpus.polls,
         "jobs": counts,
+        "connections": {
+            "open": rt.listener.open_connections(),
+            "refused": rt.listener.stats.refused,
+            "out_of_fds": rt.listener.stats.out_of_fds,
+        },
     }
 
 
@@ -146,6 +152,11 @@ def reload(rt: Runtime) -> dict[str, Any]:
     rt.engine.config = rt.config
     rt.engine.memory_mb = memory_limit(rt.config)
     rt.gpus.apply_config(rt.config)
+    rt.listener.configure(
+        per_user=rt.config.max_connections_per_user,
+        total=rt.config.max_connections or connection_budget(),
+    )
+    logs.apply(rt.config)
     rt.gpus.refresh()
     rt.drain()
     log.info("configuration reloaded%s", f" (restart needed for: {ignored})" if ignored else "")

@@ -201,6 +201,21 @@ class Api:
         return Caller(uid, gid, user_name(uid), admin)
 
     @web.middleware
+    async def deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The whole request (head and body) within the connection's idle timeout; the
+        answer may then take as long as it takes."""
+        body = request.read() if request.body_exists else None
+        if not await self.rt.listener.deliver(request.transport, body):
+            seconds = self.rt.listener.idle_timeout
+            resp = web.json_response(
+                {"error": f"the request did not arrive within {seconds:g} s", "kind": "timeout"},
+                status=408,
+            )
+            resp.force_close()
+            return resp
+        return await handler(request)
+
+    @web.middleware
     async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
@@ -407,7 +422,7 @@ class Api:
         )
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.errors], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[self.deadline, self.errors], client_max_size=MAX_BODY)
         app.add_routes(
             [
                 web.get("/v1/health", self.health),

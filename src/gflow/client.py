@@ -135,8 +135,7 @@ class Client:
             if token:
                 head.append(f"Authorization: Bearer {token}")
         try:
-            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-            status, data = _read_response(sock)
+            status, data = _exchange(sock, ("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         except OSError as exc:
             raise DaemonUnavailable(f"lost the connection to gflowd ({exc})") from exc
         finally:
@@ -156,6 +155,19 @@ class Client:
 
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body=body)
+
+
+def _exchange(sock: _socket.socket, request: bytes) -> tuple[int, bytes]:
+    """Send a request and read the answer; a daemon that refused the connection (too
+    many at once) may have answered and closed before the request was sent."""
+    try:
+        sock.sendall(request)
+    except OSError as exc:
+        try:
+            return _read_response(sock)
+        except (OSError, DaemonUnavailable):
+            raise exc from None
+    return _read_response(sock)
 
 
 def _read_response(sock: _socket.socket) -> tuple[int, bytes]:

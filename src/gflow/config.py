@@ -116,6 +116,20 @@ class DaemonConfig:
     system: bool = False
     auto_close: bool = False
     log_level: str = "info"
+    log_max_mb: float = 10.0
+    log_backups: int = 3
+    max_connections_per_user: int = 256
+    max_connections: int | None = None
+    idle_timeout: float = 10.0
+
+
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "log_max_mb": (0.001, 1e6, "a size in MB, more than 0"),
+    "log_backups": (1, 1000, "a whole number from 1 to 1000"),
+    "max_connections_per_user": (1, 1 << 20, "a whole number from 1"),
+    "max_connections": (1, 1 << 24, "a whole number from 1"),
+    "idle_timeout": (0.01, 86400, "seconds, more than 0 and at most a day"),
+}
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
@@ -183,6 +197,10 @@ def load_daemon_config(paths: Paths, overrides: dict[str, Any] | None = None) ->
         )
     if cfg.executor not in EXECUTORS:
         raise InvalidInput("executor", cfg.executor, ", ".join(EXECUTORS))
+    for key, (low, high, expected) in BOUNDS.items():
+        value = getattr(cfg, key)
+        if value is not None and not low <= value <= high:  # NaN fails too
+            raise InvalidInput(f"config daemon.{key}", value, expected)
     return cfg
 
 
@@ -210,4 +228,14 @@ host = "127.0.0.1"
 port = 59000
 # Remove finished jobs older than this many days from the history (default: keep all).
 # history_days = 90
+# The daemon log is rotated at this size (MB), keeping this many old files.
+log_max_mb = 10
+log_backups = 3
+# Connections one user may hold open at once (a gjob wait holds one), and in all
+# (default: about what the limit of open files allows; root may always connect).
+max_connections_per_user = 256
+# max_connections = 10000
+# Seconds a connection may take to send its request, or stay idle between requests.
+# Requests being answered (gjob wait, long listings) are never cut short.
+idle_timeout = 10
 """

@@ -17,7 +17,9 @@ import functools
 import hmac
 import logging
 import os
+import resource
 import signal
+import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gflow import __version__, admin, modes, proc
+from gflow import __version__, admin, logs, modes, proc
 from gflow.api import Api
 from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths
@@ -41,6 +43,7 @@ from gflow.executors import (
 )
 from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
+from gflow.listener import Listener, connection_budget
 from gflow.recovery import recover
 from gflow.rundir import pid_time, read_result
 from gflow.store import open_store
@@ -77,6 +80,7 @@ class Runtime:
         self._flush_pending = False
         self._stopping = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self.listener: Listener
 
     # ------------------------------------------------------------ lifecycle
 
@@ -95,7 +99,11 @@ class Runtime:
             self.engine.cgroups.prune({j.id for j in self.engine.jobs.values()})
         self.drain()
         runner = web.AppRunner(
-            Api(self).app(), access_log=None, handle_signals=False, shutdown_timeout=5.0
+            Api(self).app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5.0,
+            keepalive_timeout=self.config.idle_timeout,
         )
         await runner.setup()
         await self._listen(runner)
@@ -113,23 +121,25 @@ class Runtime:
         await self._stopping.wait()
         log.info("gflowd stopping; running jobs keep running")
         self._wake_waiters()
+        self.listener.close()
         await runner.cleanup()
         self.paths.socket.unlink(missing_ok=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
     async def _listen(self, runner: web.AppRunner) -> None:
-        sock = self.paths.socket
-        sock.unlink(missing_ok=True)
-        old = os.umask(0o111 if self.system else 0o177)
-        try:
-            await web.UnixSite(runner, str(sock)).start()
-        finally:
-            os.umask(old)
+        assert runner.server is not None
+        self.listener = Listener(
+            runner.server,
+            per_user=self.config.max_connections_per_user,
+            total=self.config.max_connections or connection_budget(),
+            idle_timeout=self.config.idle_timeout,
+        )
+        self.listener.serve(_unix_socket(self.paths.socket, 0o666 if self.system else 0o600))
         if self.config.tcp:
             if not self.system:
                 _ensure_token(self.paths.token_file)
-            await web.TCPSite(runner, self.config.host, self.config.port).start()
+            self.listener.serve(socket.create_server((self.config.host, self.config.port)))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -413,6 +423,22 @@ class Runtime:
         return self.uid, os.getgid()
 
 
+def _unix_socket(path: Path, mode: int) -> socket.socket:
+    """The listening socket at ``path``, created with ``mode`` (no moment with a wider one)."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o777 & ~mode)
+    try:
+        sock.bind(str(path))
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    sock.listen(socket.SOMAXCONN)
+    return sock
+
+
 def _ensure_token(path: Path) -> None:
     """The secret a per-user daemon wants from TCP clients, readable by its user only."""
     if path.exists():
@@ -466,20 +492,27 @@ def check_modes(paths: Paths, system: bool) -> None:
 
 
 def harden() -> Inherited:
-    """Make every file the daemon creates private (umask 077); return what jobs get instead."""
-    return Inherited(umask=os.umask(0o077))
+    """Make every file the daemon creates private (umask 077) and allow it as many open
+    files as the hard limit does; return what jobs get instead."""
+    umask = os.umask(0o077)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = _nr_open()
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            return Inherited(umask=umask)
+        return Inherited(umask=umask, nofile=soft)
+    return Inherited(umask=umask)
 
 
-def setup_logging(paths: Paths, level: str, foreground: bool) -> None:
-    handlers: list[logging.Handler] = [logging.FileHandler(paths.daemon_log)]
-    if foreground and os.isatty(2):
-        handlers.append(logging.StreamHandler())
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
+def _nr_open() -> int:
+    try:
+        with open("/proc/sys/fs/nr_open") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 1 << 20
 
 
 def run(
@@ -494,7 +527,7 @@ def run(
     except (GflowError, OSError) as exc:
         pipe.fail(exc)
         raise
-    setup_logging(paths, config.log_level, foreground)
+    logs.setup(paths, config, foreground)
     try:
         check_modes(paths, config.system)
         runtime = Runtime(paths, config, inherited)

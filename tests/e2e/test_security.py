@@ -14,7 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,9 +90,8 @@ class AsUser:
         self.work.mkdir(exist_ok=True)
         os.chown(self.work, user.pw_uid, user.pw_gid)
 
-    def run(
-        self, tool: str, *args: str, check: bool = True, **env: str
-    ) -> subprocess.CompletedProcess[str]:
+    def argv(self, tool: str, *args: str, **env: str) -> list[str]:
+        """The command line running ``tool`` (``-c`` for Python code) as this user."""
         environment = {
             "PATH": "/usr/bin:/bin",
             "HOME": self.user.pw_dir,
@@ -102,7 +101,7 @@ class AsUser:
             "NO_COLOR": "1",
             **env,
         }
-        argv = [
+        return [
             "runuser",
             "-u",
             self.user.pw_name,
@@ -114,6 +113,11 @@ class AsUser:
             *(["-c"] if tool == "-c" else ["-m", f"gflow.cli.{tool}"]),
             *args,
         ]
+
+    def run(
+        self, tool: str, *args: str, check: bool = True, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        argv = self.argv(tool, *args, **env)
         done = subprocess.run(
             argv, cwd=self.work, capture_output=True, text=True, timeout=60, check=False
         )
@@ -333,3 +337,54 @@ def test_only_administrators_stop_the_system_daemon(
     assert g.run("gflowd", "status").returncode == 0
     assert AsUser(g, admin_user).run("gflowd", "down").stdout.strip() == "gflowd stopped."
     assert g.run("gflowd", "status", check=False).returncode == 3
+
+
+FLOOD = """
+import socket, sys
+def connect():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(sys.argv[1])
+    return sock
+held = [connect() for _ in range(int(sys.argv[2]))]
+answers = []
+for _ in range(int(sys.argv[3])):
+    sock, data = connect(), b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    answers.append(data.split(b"\\r\\n", 1)[0].decode())
+    sock.close()
+print(*answers, sep="|", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_idle_flood_from_one_user_does_not_lock_out_the_others(
+    make_gflow: Callable[..., Gflow], other_user: pwd.struct_passwd
+) -> None:
+    g = make_gflow(
+        "process", GFLOW_DAEMON__MAX_CONNECTIONS_PER_USER="20", GFLOW_DAEMON__IDLE_TIMEOUT="300"
+    )
+    g.start("--system")
+    alice = AsUser(g, other_user)
+    sock = str(g.home / "gflowd.sock")
+    flood = subprocess.Popen(
+        alice.argv("-c", FLOOD, sock, "20", "5"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert flood.stdout is not None
+        answers = flood.stdout.readline().strip().split("|")
+        assert answers == ["HTTP/1.1 503 Service Unavailable"] * 5
+        # everyone else is served; the flooder hears why they are not
+        assert g.run("gqueue").returncode == 0
+        job = g.submit("true")
+        assert g.wait(job) == 0
+        done = alice.run("gqueue", check=False)
+        assert done.returncode == 1
+        assert f"too many connections from uid {other_user.pw_uid} (at most 20" in done.stderr
+    finally:
+        flood.communicate("", timeout=60)
+    g.until(lambda: alice.run("gqueue", check=False).returncode == 0, what="the flood to go")

@@ -328,6 +328,12 @@ def _status(paths: Paths, args: argparse.Namespace) -> int:
         ("Database", st["database"]),
         ("Socket", st["socket"]),
     ]
+    conns = st.get("connections")
+    if conns:
+        text = f"{conns['open']} open, {conns['refused']} refused"
+        if conns["out_of_fds"]:
+            text += f", {conns['out_of_fds']} when out of file descriptors"
+        rows.append(("Clients", text))
     for key, value in rows:
         print(f"{key + ':':<10} {value}")
     return EXIT_OK
