@@ -171,9 +171,14 @@ def _exchange(sock: _socket.socket, request: bytes) -> tuple[int, bytes]:
 
 
 def _read_response(sock: _socket.socket) -> tuple[int, bytes]:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # a refusal is followed by a reset if we had sent
+            if not chunks:
+                raise
+            break
         if not chunk:
             break
         chunks.append(chunk)

@@ -184,9 +184,7 @@ class Listener:
     def _refuse(self, conn: socket.socket, message: str) -> None:
         self.stats.refused += 1
         log.warning("refused a connection: %s", message)
-        with contextlib.suppress(OSError):
-            conn.send(refusal(message))
-        conn.close()
+        _answer(conn, refusal(message))
 
     def _out_of_fds(self, sock: socket.socket, exc: OSError) -> None:
         """Give up the spare descriptor to take the waiting connection and refuse it."""
@@ -197,9 +195,7 @@ class Listener:
             self._spare = None
             with contextlib.suppress(OSError):
                 conn, _ = sock.accept()
-                with contextlib.suppress(OSError):
-                    conn.send(refusal("gflowd has run out of file descriptors; try again soon"))
-                conn.close()
+                _answer(conn, refusal("gflowd has run out of file descriptors; try again soon"))
             self._spare = _open_spare()
         if self._spare is None:  # not even that: stop accepting for a moment
             self._loop.remove_reader(sock.fileno())
@@ -234,6 +230,16 @@ class Listener:
         except TimeoutError:
             return False
         return True
+
+
+def _answer(conn: socket.socket, data: bytes) -> None:
+    """Send ``data`` and close, without waiting for the peer. What it sent already is
+    read first: closing on unread data would reset the connection, and the peer could
+    lose the answer."""
+    with contextlib.suppress(OSError):
+        conn.send(data, socket.MSG_DONTWAIT)
+        conn.recv(65536, socket.MSG_DONTWAIT)
+    conn.close()
 
 
 def connection_budget() -> int:
