@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hmac
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from gflow import __version__, admin, logs, modes, proc
 from gflow.api import Api
+from gflow.backoff import Backoff
 from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths
 from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
@@ -40,6 +42,7 @@ from gflow.executors import (
     LaunchSpec,
     TmuxExecutor,
     make_executor,
+    shortage,
 )
 from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
@@ -78,6 +81,13 @@ class Runtime:
         self._pump_pending = False
         self._exits: list[Exited] = []
         self._flush_pending = False
+        # Work that found the system short of file descriptors or processes, done again
+        # on a backoff timer or as soon as a job's end frees some.
+        self._short = Backoff(self._retry_short)
+        self._deferred: list[int] = []
+        self._recheck: set[int] = set()
+        self._unwatched: list[tuple[int, int, bool]] = []
+        self._unsettled: list[tuple[int, int, int | None]] = []
         self._stopping = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self.listener: Listener
@@ -210,11 +220,16 @@ class Runtime:
             try:
                 spec = self.engine.next_launch(job_id, time.time())
             except Exception as exc:  # e.g. the job's user vanished from the password database
+                if shortage(exc):
+                    self._defer(job_id, str(exc))
+                    continue
                 log.exception("cannot prepare the launch of job %s", job_id)
                 self.engine.launch_failed(job_id, f"{type(exc).__name__}: {exc}", time.time())
                 continue
             if spec is None:
                 continue
+            if job_id in self._recheck:
+                spec = dataclasses.replace(spec, recheck=True)
             if batch and spec.run_as != batch[0].run_as:
                 self._queued_launches.appendleft(job_id)
                 break
@@ -231,7 +246,8 @@ class Runtime:
             outcomes: list[Launched | LaunchError] = fut.result()
         except Exception as exc:  # the whole call failed: every job of the batch did
             log.exception("launching jobs %s failed", job_ids)
-            outcomes = [LaunchError(f"{type(exc).__name__}: {exc}") for _ in job_ids]
+            message = f"{type(exc).__name__}: {exc}"
+            outcomes = [LaunchError(message, retry=shortage(exc)) for _ in job_ids]
         self._launches.extend(zip(job_ids, outcomes, strict=True))
         self._flush_soon()
 
@@ -240,9 +256,18 @@ class Runtime:
         if pidfd is not None:
             self.loop.remove_reader(pidfd)
             os.close(pidfd)
+            self._short.now()  # a descriptor is free again
+        self._settle(job_id, pid, self.executor.reap(pid) if child else None)
+
+    def _settle(self, job_id: int, pid: int, code: int | None) -> None:
+        """An ended job's exit code: the wrapper's result file, else its reaped status."""
         proc.kill_leftovers(pid)  # what an ended job left running goes with it, as in Slurm
-        code = self.executor.reap(pid) if child else None
-        result = read_result(self.paths.run_dir / str(job_id))
+        try:
+            result = read_result(self.paths.run_dir / str(job_id))
+        except OSError:  # cannot look now; the code must not be taken for unknown
+            self._unsettled.append((job_id, pid, code))
+            self._short.failed()
+            return
         if result is None:
             self._exits.append(Exited(job_id, code))
         else:
@@ -263,6 +288,9 @@ class Runtime:
         now = time.time()
         started, watches = [], []
         for job_id, launched in launches:
+            if isinstance(launched, LaunchError) and launched.retry:
+                self._defer(job_id, launched.message)
+                continue
             if isinstance(launched, LaunchError) or not self._plausible(job_id, launched):
                 message = (
                     launched.message
@@ -272,19 +300,22 @@ class Runtime:
                 log.error("%s", message)
                 self.engine.launch_failed(job_id, message, now)
                 continue
-            pidfd = proc.open_pidfd(launched.pid)
+            self._recheck.discard(job_id)
+            self._short.succeeded()
             began = pid_time(self.paths.run_dir / str(job_id))
-            started.append(
-                Started(job_id, launched.pid, proc.start_time(launched.pid), min(began or now, now))
-            )
-            watches.append((job_id, launched.pid, pidfd, launched.child))
+            pid_start = None if launched.ended else proc.start_time(launched.pid)
+            started.append(Started(job_id, launched.pid, pid_start, min(began or now, now)))
+            watches.append((job_id, launched.pid, launched.child, launched.ended))
         if started:
             try:
                 self.engine.jobs_started(started, now)
             except GflowError as exc:  # recorded when they end, or by recovery after a restart
                 log.error("could not record job starts: %s", exc.message)
-        for watch in watches:
-            self._watch_fd(*watch)
+        for job_id, pid, child, ended in watches:
+            if ended:
+                self._exited(job_id, pid, None, child)
+            else:
+                self._watch(job_id, pid, child)
         if exits:
             self.gpus.recheck_foreign()
             try:
@@ -309,7 +340,33 @@ class Runtime:
         return proc.owner(launched.pid) in (run_as.uid, None)
 
     def _watch(self, job_id: int, pid: int, child: bool) -> None:
-        self._watch_fd(job_id, pid, proc.open_pidfd(pid), child)
+        try:
+            pidfd = proc.open_pidfd(pid)
+        except OSError:  # out of descriptors: the job is watched as soon as some are free
+            self._unwatched.append((job_id, pid, child))
+            self._short.failed()
+            return
+        self._watch_fd(job_id, pid, pidfd, child)
+
+    def _defer(self, job_id: int, why: str) -> None:
+        """Launch ``job_id`` again later: the system is short of something that comes back."""
+        if job_id not in self._recheck:
+            log.warning("job %s not started yet (%s); trying again shortly", job_id, why)
+        self._recheck.add(job_id)
+        self._deferred.append(job_id)
+        self._short.failed()
+
+    def _retry_short(self) -> None:
+        """Try again what the system was short of descriptors or processes for."""
+        launches, self._deferred = self._deferred, []
+        watches, self._unwatched = self._unwatched, []
+        ends, self._unsettled = self._unsettled, []
+        self._queued_launches.extendleft(reversed(launches))
+        for job_id, pid, child in watches:
+            self._watch(job_id, pid, child)
+        for job_id, pid, code in ends:
+            self._settle(job_id, pid, code)
+        self._pump()
 
     def _watch_fd(self, job_id: int, pid: int, pidfd: int | None, child: bool) -> None:
         assert self.loop is not None

@@ -7,6 +7,7 @@ is kept beside it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -119,7 +120,8 @@ def _check_run_dirs(paths: Paths, out: list[Finding], repair: bool) -> None:
         return
     if repair:
         for d in stale:
-            remove(d)
+            with contextlib.suppress(OSError):
+                remove(d)
         out.append(Finding("fixed", f"removed {len(stale)} run directories of ended jobs"))
     else:
         out.append(Finding("warn", f"{len(stale)} run directories of ended jobs can be removed"))

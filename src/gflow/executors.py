@@ -10,6 +10,7 @@ files. The log gets only the job's own output.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
@@ -41,8 +42,25 @@ STRIPPED_ENV = frozenset(
 )
 
 
+SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
+
+
+def shortage(exc: BaseException) -> bool:
+    """The system is short of file descriptors, processes or memory, for now."""
+    return isinstance(exc, OSError) and exc.errno in SHORTAGES
+
+
 class LaunchError(GflowError):
-    """The executor could not start the job's process."""
+    """The executor could not start the job's process.
+
+    ``retry``: it failed for want of a resource that comes back (EMFILE, EAGAIN...); the
+    job is launched again later rather than given up. The launch may have got as far as
+    starting the job (tmux), so the next attempt first looks for it (``recheck``).
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,8 @@ class LaunchSpec:
     gpu_ids: tuple[int, ...] = ()
     cgroup: Path | None = None
     """The job's cgroup v2 directory, made with ``memory.max`` before the job starts."""
+    recheck: bool = False
+    """An earlier launch of this job failed part-way: adopt the job if it did start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +104,8 @@ class Inherited:
 class Launched:
     pid: int
     child: bool
+    ended: bool = False
+    """The job started and has already ended (found so by a recheck): nothing to watch."""
 
 
 def quote_word(word: str) -> str:
@@ -240,7 +262,13 @@ def attempt(launch: Callable[[LaunchSpec], Launched], spec: LaunchSpec) -> Launc
     except LaunchError as exc:
         return exc
     except Exception as exc:  # one job's launch must not sink the others of its batch
-        return LaunchError(f"cannot start job {spec.job_id}: {type(exc).__name__}: {exc}")
+        return failure(spec, exc)
+
+
+def failure(spec: LaunchSpec, exc: Exception) -> LaunchError:
+    return LaunchError(
+        f"cannot start job {spec.job_id}: {type(exc).__name__}: {exc}", retry=shortage(exc)
+    )
 
 
 class ProcessExecutor:
@@ -274,7 +302,9 @@ class ProcessExecutor:
                 extra_groups=groups,
             )
         except OSError as exc:
-            raise LaunchError(f"cannot start job {spec.job_id}: {exc.strerror}") from exc
+            raise LaunchError(
+                f"cannot start job {spec.job_id}: {exc.strerror}", retry=shortage(exc)
+            ) from exc
         self._children[proc.pid] = proc  # kept, so only reap() collects its exit status
         return Launched(proc.pid, child=True)
 
@@ -376,22 +406,43 @@ class TmuxExecutor:
         same name), the rest go one by one; a session that does exist is adopted, never
         started twice.
         """
-        if len(specs) == 1:
-            return [attempt(self.launch, specs[0])]
-        args: list[str] = []
+        if len(specs) == 1 or any(s.recheck for s in specs):
+            return [attempt(self.launch, spec) for spec in specs]
+        out: dict[int, Launched | LaunchError] = {}
+        ready: list[LaunchSpec] = []
         for spec in specs:
-            write_run_dir(spec)
-            args += [*self._new_session(spec), ";"]
+            try:
+                write_run_dir(spec)
+            except Exception as exc:  # this job only; nothing of it has started
+                out[spec.job_id] = failure(spec, exc)
+            else:
+                ready.append(spec)
+        args = [word for spec in ready for word in (*self._new_session(spec), ";")]
         try:
-            done = self._run(args[:-1], specs[0].run_as)
-            pids = [int(x) for x in done.stdout.split() if x.isdigit()]
-        except (OSError, subprocess.TimeoutExpired):
+            done = self._run(args[:-1], specs[0].run_as) if ready else None
+            pids = [int(x) for x in done.stdout.split() if x.isdigit()] if done else []
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            if shortage(exc):  # looked for when they are launched again
+                return [out.get(s.job_id) or failure(s, exc) for s in specs]
             pids = []
-        out: list[Launched | LaunchError] = [Launched(p, child=False) for p in pids[: len(specs)]]
-        for spec in specs[len(out) :]:
-            pid = self._pane_pid(spec)
-            out.append(Launched(pid, child=False) if pid else attempt(self.launch, spec))
-        return out
+        for spec, pid in zip(ready, pids, strict=False):
+            out[spec.job_id] = Launched(pid, child=False)
+        for spec in ready[len(pids) :]:
+            out[spec.job_id] = attempt(self._adopt_or_launch, spec)
+        return [out[spec.job_id] for spec in specs]
+
+    def _adopt_or_launch(self, spec: LaunchSpec) -> Launched:
+        pid = self._pane_pid(spec)
+        return Launched(pid, child=False) if pid else self.launch(spec)
+
+    def _started(self, spec: LaunchSpec) -> Launched | None:
+        """After a launch that stopped part-way: the job, if it did start (its wrapper
+        writes its pid first thing)."""
+        pid = self._pane_pid(spec)
+        if pid:
+            return Launched(pid, child=False)
+        pid = rundir.read_pid(spec.run_dir)
+        return Launched(pid, child=False, ended=True) if pid else None
 
     def _pane_pid(self, spec: LaunchSpec) -> int | None:
         """The wrapper's pid if this job's session exists and runs its wrapper already."""
@@ -405,6 +456,9 @@ class TmuxExecutor:
         return pid if is_wrapper(pid, spec.run_dir) else None
 
     def launch(self, spec: LaunchSpec) -> Launched:
+        found = self._started(spec) if spec.recheck else None
+        if found is not None:
+            return found
         write_run_dir(spec)
         name = f"gflow-{spec.job_id}"
         cmd = self._new_session(spec)
@@ -414,7 +468,9 @@ class TmuxExecutor:
                 self._run(["kill-session", "-t", f"={name}"], spec.run_as)  # a stale one
                 done = self._run(cmd, spec.run_as)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise LaunchError(f"cannot start tmux for job {spec.job_id}: {exc}") from exc
+            raise LaunchError(
+                f"cannot start tmux for job {spec.job_id}: {exc}", retry=shortage(exc)
+            ) from exc
         out = done.stdout.strip()
         if done.returncode != 0 or not out.isdigit():
             err = (done.stderr or done.stdout).strip().splitlines()

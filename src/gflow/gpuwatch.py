@@ -95,7 +95,9 @@ class GpuWatch:
         """The main pids of gflow's jobs, including those still being launched."""
         ours = {j.pid for j in self.engine.jobs.values() if j.pid}
         for job_id in self.engine.launching:
-            pid = read_pid(self.paths.run_dir / str(job_id))
+            pid = None
+            with contextlib.suppress(OSError):  # out of descriptors: the next look sees it
+                pid = read_pid(self.paths.run_dir / str(job_id))
             if pid is not None:
                 ours.add(pid)
         return ours

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 
@@ -39,11 +40,14 @@ def is_zombie(pid: int) -> bool:
 
 
 def args(pid: int) -> list[str]:
-    """The process's command-line arguments (empty if it is gone)."""
+    """The process's command-line arguments (empty if it is gone; an OSError if the
+    system is short of file descriptors or memory to tell)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             return fh.read().decode(errors="replace").split("\0")[:-1]
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise
         return []
 
 

@@ -12,6 +12,7 @@ planned again (a stale tmux session of that name is replaced at launch).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from gflow import proc
@@ -80,7 +81,8 @@ def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
         return
     pid = read_pid(rd) or find_wrapper(rd)
     if pid is None and read_result(rd) is None:
-        remove(rd)
+        with contextlib.suppress(OSError):  # launching it again makes a fresh one anyway
+            remove(rd)
         _cancel_if_asked(engine, job, now)
         return
     started = pid_time(rd) or now

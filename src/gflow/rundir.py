@@ -10,6 +10,8 @@ not be made to chown, write or read a file the user points it at.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -74,22 +76,26 @@ def open_log(path: Path, owner: Owner | None) -> None:
 
 
 def remove(run_dir: Path) -> None:
-    """Delete a run directory; links inside are removed, never followed."""
+    """Delete a run directory if there is one; links inside are removed, never followed."""
     assert shutil.rmtree.avoids_symlink_attacks
-    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(run_dir)
 
 
 def read_small(run_dir: Path, name: str, limit: int = 64) -> tuple[str, float] | None:
     """A short file of a run directory the job's user may have tampered with, and its
     modification time: only a regular file, never through a link, ``limit`` bytes at most.
-    None when it is missing or is not such a file."""
+    None when it is missing or is not such a file; an OSError when the system is short of
+    file descriptors or memory (the file may well be there: ask again later)."""
     try:
         dfd = os.open(run_dir, _DIR)
-    except OSError:
+    except OSError as exc:
+        _raise_shortage(exc)
         return None
     try:
         fd = os.open(name, _READ, dir_fd=dfd)
-    except OSError:
+    except OSError as exc:
+        _raise_shortage(exc)
         return None
     finally:
         os.close(dfd)
@@ -98,10 +104,16 @@ def read_small(run_dir: Path, name: str, limit: int = 64) -> tuple[str, float] |
         if not stat.S_ISREG(info.st_mode):
             return None
         return os.read(fd, limit).decode(errors="replace"), info.st_mtime
-    except OSError:
+    except OSError as exc:
+        _raise_shortage(exc)
         return None
     finally:
         os.close(fd)
+
+
+def _raise_shortage(exc: OSError) -> None:
+    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+        raise exc
 
 
 def read_result(run_dir: Path) -> tuple[int, float] | None:
@@ -123,6 +135,9 @@ def read_pid(run_dir: Path) -> int | None:
 
 
 def pid_time(run_dir: Path) -> float | None:
-    """When the wrapper wrote its pid (the job's start), if it has."""
-    got = read_small(run_dir, "pid")
+    """When the wrapper wrote its pid (the job's start), if it has (and can be told)."""
+    try:
+        got = read_small(run_dir, "pid")
+    except OSError:
+        return None
     return got[1] if got is not None else None
