@@ -146,6 +146,28 @@ class Gflow:
 
         return Client(Paths(self.home / "gflow.toml", self.home, self.home), timeout=timeout)
 
+    def raw(
+        self, method: str, path: str, body: bytes = b"", timeout: float = 60
+    ) -> tuple[int, Any]:
+        """One HTTP request with exactly these bytes as its body: (status, decoded JSON)."""
+        import socket
+
+        from gflow.client import _read_response
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.home / "gflowd.sock"))
+            head = (
+                f"{method} {path} HTTP/1.1\r\nHost: gflowd\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)
+            status, data = _read_response(sock)
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, data
+
     def show(self, job_id: int) -> dict[str, Any]:
         return dict(self.api().get("/v1/show", ids=str(job_id))["jobs"][0])
 

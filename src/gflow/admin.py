@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import __version__, admin_quotas, admin_reservations, logs, proc
+from gflow import __version__, admin_quotas, admin_reservations, limits, logs, proc
 from gflow.config import DaemonConfig, load_daemon_config
 from gflow.engine import Caller
 from gflow.errors import Forbidden, InvalidInput
 from gflow.executors import TmuxExecutor
+from gflow.limits import MAX_COUNT, MAX_DAYS, MAX_EXPANSION, MAX_ID
 from gflow.listener import connection_budget
 from gflow.model import State
 from gflow.reservations import Calendar
@@ -137,9 +138,9 @@ async def handle(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -
     if verb == "gpu-process":
         return rt.gpus.ignore(data)
     if verb == "prune":
-        days = data.get("older_than_days", rt.config.history_days)
-        if not isinstance(days, (int, float)) or isinstance(days, bool) or days < 0:
-            raise InvalidInput("older_than_days", repr(days), "a number of days >= 0")
+        days = limits.number(
+            data.get("older_than_days", rt.config.history_days), "older_than_days", 0, MAX_DAYS
+        )
         return {"removed": rt.store.prune(time.time() - days * 86400, rt.engine.children)}
     raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
 
@@ -165,9 +166,8 @@ def reload(rt: Runtime) -> dict[str, Any]:
 
 def set_limit(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """``gctl set-limit``: at most N running jobs of an array or sweep (0: no limit)."""
-    job_id, limit = data.get("job"), data.get("limit")
-    if not isinstance(job_id, int) or not isinstance(limit, int) or limit < 0:
-        raise InvalidInput("set-limit", f"{job_id} {limit}", "a job or group id and N >= 0")
+    job_id = limits.whole(data.get("job"), "job", 1, MAX_ID)
+    limit = limits.whole(data.get("limit"), "limit", 0, MAX_COUNT)
     job = rt.engine.require(job_id)
     rt.engine.check_owner(job, caller)
     if job.group_id is None:
@@ -190,10 +190,15 @@ async def close_sessions(rt: Runtime, data: dict[str, Any], caller: Caller) -> d
         return {"closed": [], "note": "the process executor has no sessions"}
     ids = data.get("ids")
     states = data.get("states") or []
-    if ids is not None and not (isinstance(ids, list) and all(type(i) is int for i in ids)):
-        raise InvalidInput("ids", repr(ids)[:60], "a list of job ids")
+    if ids is not None and not (
+        isinstance(ids, list)
+        and len(ids) <= MAX_EXPANSION
+        and all(type(i) is int and 0 < i <= MAX_ID for i in ids)
+    ):
+        raise InvalidInput("ids", limits.brief(ids), "a list of job ids")
     if not (isinstance(states, list) and all(isinstance(x, str) for x in states)):
-        raise InvalidInput("states", repr(states)[:60], "a list of state names")
+        raise InvalidInput("states", limits.brief(states), "a list of state names")
+    ids = None if ids is None else set(ids)
     run_as = rt.engine.identity(caller.uid)
     loop = asyncio.get_running_loop()
     alive = await loop.run_in_executor(rt.pool, executor.sessions, run_as)

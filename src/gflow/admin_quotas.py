@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gflow import limits
 from gflow.engine import Caller, Engine
 from gflow.errors import Forbidden, InvalidInput, NotFound, Refused
 from gflow.identity import uid_of
-from gflow.protocol import MAX_PROJECT
+from gflow.limits import MAX_COUNT, MAX_PROJECT
 from gflow.quotas import DEFAULT_NAME, FIELDS, SCOPES, Limits, Quota, QuotaTable, usage
 
 
@@ -20,7 +21,7 @@ def handle(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> 
     if action == "list":
         return listing(engine)
     if action not in ("set", "remove"):
-        raise InvalidInput("action", str(action), "list, set or remove")
+        raise InvalidInput("action", limits.brief(action), "list, set or remove")
     if not caller.admin:
         raise Forbidden(f"gctl quota {action} is for administrators of the system gflowd")
     scope, name = _target(data)
@@ -39,12 +40,14 @@ def handle(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> 
 def _target(data: dict[str, Any]) -> tuple[str, str]:
     scope, name = data.get("scope"), data.get("name")
     if scope not in SCOPES:
-        raise InvalidInput("scope", str(scope), "user, project, default_user or default_project")
+        raise InvalidInput(
+            "scope", limits.brief(scope), "user, project, default_user or default_project"
+        )
     if scope.startswith("default_"):
         return scope, DEFAULT_NAME
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput(scope, repr(name), f"a {scope} name")
-    name = name.strip()
+        raise InvalidInput(scope, limits.brief(name), f"a {scope} name")
+    name = limits.text(name, scope, 256, line=True).strip()
     if scope == "user":
         if uid_of(name) is None:
             raise Refused(f"no user {name!r} on this machine")
@@ -55,16 +58,12 @@ def _target(data: dict[str, Any]) -> tuple[str, str]:
 
 def _set(engine: Engine, scope: str, name: str, given: object) -> dict[str, Any]:
     if not isinstance(given, dict) or not given:
-        raise InvalidInput("limits", repr(given), f"at least one of {', '.join(FIELDS)}")
+        raise InvalidInput("limits", limits.brief(given), f"at least one of {', '.join(FIELDS)}")
     changes: dict[str, int | None] = {}
     for key, value in given.items():
         if key not in FIELDS:
             raise InvalidInput("limit", str(key), ", ".join(FIELDS))
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidInput(key, repr(value), "a whole number >= 0, or null for unlimited")
-        if value is not None and not 0 <= value <= 1_000_000_000:
-            raise InvalidInput(key, repr(value), "a whole number from 0 to 1000000000")
-        changes[key] = value
+        changes[key] = None if value is None else limits.whole(value, key, 0, MAX_COUNT)
     old = engine.quotas.entries.get((scope, name))
     merged = (old.limits if old else Limits()).to_json() | changes
     quota = Quota(scope, name, Limits(**merged))

@@ -8,13 +8,14 @@ and re-plans at once.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
+from gflow import limits
 from gflow.engine import Caller, Engine
 from gflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from gflow.identity import uid_of
+from gflow.limits import MAX_GPU_INDEX, MAX_GPUS, MAX_ID
 from gflow.reservations import Reservation, clash, pick_cards
 
 PAST_GRACE = 60.0  # a start this recent still counts as "now" (the client parsed it)
@@ -27,7 +28,7 @@ def handle(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> 
         found = engine.store.reservations(live_after=None if data.get("all") else now)
         return {"reservations": [r.to_json(now) for r in found], "now": now}
     if action not in ("get", "create", "cancel"):
-        raise InvalidInput("action", str(action), "create, list, get or cancel")
+        raise InvalidInput("action", limits.brief(action), "create, list, get or cancel")
     if action == "get":
         return _require(engine, data.get("id")).to_json(now)
     if not caller.admin:
@@ -38,19 +39,12 @@ def handle(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> 
 
 
 def _require(engine: Engine, rid: object) -> Reservation:
-    if not isinstance(rid, int) or isinstance(rid, bool):
-        raise InvalidInput("reservation id", repr(rid), "a whole number")
+    limits.whole(rid, "reservation id", 1, MAX_ID)
+    assert isinstance(rid, int)
     found = engine.store.reservation(rid)
     if found is None:
         raise NotFound(f"reservation {rid} not found")
     return found
-
-
-def _number(data: dict[str, Any], key: str) -> float:
-    value = data.get(key)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise InvalidInput(key, repr(value), "a number of seconds")
-    return float(value)
 
 
 def _when(ts: float) -> str:
@@ -60,12 +54,12 @@ def _when(ts: float) -> str:
 def create(engine: Engine, data: dict[str, Any], now: float) -> Reservation:
     user = data.get("user")
     if not isinstance(user, str) or not user.strip():
-        raise InvalidInput("user", repr(user), "a user name")
+        raise InvalidInput("user", limits.brief(user), "a user name")
+    limits.text(user, "user", 256, line=True)
     if uid_of(user) is None:
         raise Refused(f"no user {user!r} on this machine")
-    start, duration = _number(data, "start"), _number(data, "duration")
-    if not 0 < duration <= MAX_WINDOW:
-        raise InvalidInput("duration", repr(duration), "more than 0 seconds and at most 366 days")
+    start = limits.instant(data.get("start"), "start")
+    duration = limits.number(data.get("duration"), "duration", 1, MAX_WINDOW)
     end = start + duration
     if start < now - PAST_GRACE:
         raise Refused(f"the window would start in the past ({_when(start)}); start now or later")
@@ -91,8 +85,10 @@ def _cards(
     known = sorted(s.index for s in slots)
     existing = engine.store.reservations(live_after=now)
     if named is not None:
-        if not isinstance(named, list) or not named or not all(type(g) is int for g in named):
-            raise InvalidInput("gpu_ids", repr(named), "a list of GPU indices")
+        if not isinstance(named, list) or not named or len(named) > MAX_GPUS:
+            raise InvalidInput("gpu_ids", limits.brief(named), "a list of GPU indices")
+        for g in named:
+            limits.whole(g, "gpu_ids", 0, MAX_GPU_INDEX)
         bad = sorted(set(named) - set(known))
         if bad:
             have = ",".join(map(str, known))
@@ -106,8 +102,8 @@ def _cards(
                 f"{_when(other.start)} to {_when(other.end)} (reservation {other.id})"
             )
         return gpus
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise InvalidInput("gpus", repr(count), "a number of GPUs, 1 or more")
+    limits.whole(count, "gpus", 1, MAX_GPUS)
+    assert isinstance(count, int)
     usable = [s.index for s in slots if s.allowed]
     picked = pick_cards(usable, count, start, end, existing)
     if picked is None:

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import admin, commands
+from gflow import admin, commands, limits
 from gflow.deps import remaining_text
 from gflow.engine import Caller
 from gflow.errors import Forbidden, GflowError, InvalidInput
 from gflow.identity import is_admin, peer_credentials, uid_of, user_name
+from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
 from gflow.model import ACTIVE_STATES, FINAL_STATES, Job, State
 from gflow.protocol import SubmitRequest, selector, update_changes
 from gflow.store import JobFilter
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gflow.api")
 MAX_BODY = 64 * 1024 * 1024
+MAX_USERS = 1000  # user names in one listing's users= filter
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -235,12 +237,12 @@ class Api:
         raw = await request.read()
         try:
             data = json.loads(raw or b"{}", parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             raise InvalidInput(
                 "request body", raw[:40].decode("utf-8", "replace"), "a JSON object"
             ) from None
         if not isinstance(data, dict):
-            raise InvalidInput("request body", repr(data)[:40], "a JSON object")
+            raise InvalidInput("request body", limits.brief(data), "a JSON object")
         return data
 
     def done(self, payload: Any, status: int = 200) -> web.Response:
@@ -267,8 +269,8 @@ class Api:
             names=tuple(_csv(q.get("names"))),
             uids=self._uids(q.get("users", "me"), caller),
             projects=tuple(_csv(q.get("projects"))),
-            since=_float(q, "since"),
-            limit=_int(q, "limit"),
+            since=_since(q),
+            limit=_int(q, "limit", -MAX_ID, MAX_ID),
         )
         deps = q.get("deps") == "1"
         compact = q.get("view") == "compact"
@@ -311,12 +313,14 @@ class Api:
         names = _csv(text)
         if not names or "all" in names or "*" in names:
             return ()
+        if len(names) > MAX_USERS:
+            raise InvalidInput("users", f"{len(names)} names", f"at most {MAX_USERS} users")
         uids = []
         for name in names:
             if name == "me":
                 uids.append(caller.uid)
-            elif name.isdigit():
-                uids.append(int(name))
+            elif name.isascii() and name.isdigit():
+                uids.append(_whole_text("users", name, 0, MAX_UID))
             else:
                 uid = uid_of(name)
                 if uid is None:
@@ -352,20 +356,15 @@ class Api:
             result = commands.hold(eng, selector(data), caller, now)
         elif verb == "release":
             at = data.get("at")
-            if at is not None and (
-                not isinstance(at, (int, float)) or isinstance(at, bool) or not math.isfinite(at)
-            ):
-                raise InvalidInput("at", repr(at), "a time in seconds since the epoch")
+            if at is not None:
+                at = limits.instant(at, "at")
             result = commands.release(eng, selector(data), caller, now, at)
         elif verb == "update":
             result = commands.update(
                 eng, selector(data), update_changes(data.get("changes")), caller, now
             )
         elif verb == "redo":
-            job_id = data.get("id")
-            if not isinstance(job_id, str):
-                raise InvalidInput("id", repr(job_id), "one job id")
-            ids = commands.select(eng, job_id, caller)
+            ids = commands.select(eng, selector(data, "id"), caller)
             overrides = update_changes(data["changes"]) if data.get("changes") else {}
             result = commands.redo(
                 eng,
@@ -384,7 +383,8 @@ class Api:
         caller = self.caller(request)
         eng = self.rt.engine
         ids = commands.select(eng, request.query.get("ids", ""), caller)
-        timeout = min(_float(request.query, "timeout") or 30.0, 300.0)
+        timeout = _float(request.query, "timeout", 0.0, MAX_WAIT)
+        timeout = 30.0 if timeout is None else timeout
         active = [i for i in ids if i in eng.jobs]
         if active:
             await self.rt.wait_for(active, timeout)
@@ -417,9 +417,7 @@ class Api:
     async def stats(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         q = request.query
-        return self.done(
-            admin.stats(self.rt, self._uids(q.get("users", "me"), caller), _float(q, "since"))
-        )
+        return self.done(admin.stats(self.rt, self._uids(q.get("users", "me"), caller), _since(q)))
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.deadline, self.errors], client_max_size=MAX_BODY)
@@ -441,6 +439,8 @@ class Api:
 
 
 def _csv(text: str | None) -> list[str]:
+    if text is not None:
+        limits.text(text, "query", MAX_SPEC)
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
 
@@ -449,24 +449,35 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _float(q: Any, key: str) -> float | None:
+def _float(q: Any, key: str, lo: float, hi: float) -> float | None:
     value = q.get(key)
     if value in (None, ""):
         return None
     try:
-        number = float(value)
+        number = float(value) if len(value) <= 64 else math.nan
     except ValueError:
-        raise InvalidInput(key, value, "a number") from None
-    if not math.isfinite(number):
-        raise InvalidInput(key, value, "a finite number")
+        number = math.nan
+    if not lo <= number <= hi:
+        raise InvalidInput(key, value, f"a number from {lo:g} to {hi:g}")
     return number
 
 
-def _int(q: Any, key: str) -> int | None:
+def _since(q: Any) -> float | None:
+    return _float(q, "since", -LATEST, LATEST)
+
+
+def _int(q: Any, key: str, lo: int, hi: int) -> int | None:
     value = q.get(key)
     if value in (None, ""):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(key, value, "a whole number") from None
+    return _whole_text(key, value, lo, hi)
+
+
+def _whole_text(key: str, value: str, lo: int, hi: int) -> int:
+    digits = value.strip().removeprefix("-")
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_DIGITS):
+        raise InvalidInput(key, value, f"a whole number from {lo} to {hi}")
+    number = int(value)
+    if not lo <= number <= hi:
+        raise InvalidInput(key, value, f"a whole number from {lo} to {hi}")
+    return number

@@ -7,8 +7,9 @@ import random
 from dataclasses import dataclass
 
 from gflow.errors import InvalidInput
-from gflow.parse import MAX_EXPANSION, expand_params, parse_array_spec, render_template
-from gflow.protocol import SubmitRequest
+from gflow.limits import MAX_BATCH_TEXT, MAX_COMMAND, MAX_EXPANSION, MAX_NAME
+from gflow.parse import expand_params, parse_array_spec, render_template
+from gflow.protocol import SubmitRequest, check_name
 
 _ADJECTIVES = (
     "amber",
@@ -129,6 +130,22 @@ def _combinations(req: SubmitRequest) -> list[dict[str, str]]:
     return out
 
 
+def _render(
+    command: tuple[str, ...], templated: list[int], combo: dict[str, str]
+) -> tuple[str, ...]:
+    """``command`` with the sweep values filled into the words that hold placeholders."""
+    if not templated:
+        return command
+    words = list(command)
+    for i in templated:
+        words[i] = render_template(words[i], combo)
+    if sum(map(len, words)) > MAX_COMMAND:
+        raise InvalidInput(
+            "command", "(with the values filled in)", f"at most {MAX_COMMAND} characters"
+        )
+    return tuple(words)
+
+
 def expand(req: SubmitRequest) -> Expansion:
     """The jobs one ``gbatch`` call stands for."""
     base = req.name or random_name()
@@ -140,13 +157,21 @@ def expand(req: SubmitRequest) -> Expansion:
         return Expansion(tasks, spec.max_running or req.max_concurrent, True)
     if req.params or req.param_rows:
         tasks = []
+        templated = [i for i, w in enumerate(req.command) if "{" in w]
+        per_task = sum(len(req.command[i]) for i in templated)
         for index, combo in enumerate(_combinations(req)):
-            command = tuple(render_template(w, combo) for w in req.command)
+            if (index + 1) * per_task > MAX_BATCH_TEXT:
+                raise InvalidInput(
+                    "command",
+                    f"{per_task} characters with {{placeholders}}, {index + 1}+ jobs",
+                    f"at most {MAX_BATCH_TEXT} characters of commands rendered in one sweep",
+                )
+            command = _render(req.command, templated, combo)
             if req.name_template:
                 name = render_template(req.name_template, combo, "name template")
             else:
                 name = f"{base}-" + "-".join(f"{k}{v}" for k, v in combo.items())
-            tasks.append(Task(name[:200], command, task_id=index, params=combo))
+            tasks.append(Task(check_name(name[:MAX_NAME]), command, task_id=index, params=combo))
         return Expansion(tasks, req.max_concurrent, True)
     if req.name_template:
         raise InvalidInput("--name-template", req.name_template, "used together with --param")

@@ -334,9 +334,11 @@ class Runtime:
         """A pid from a tmux server the job's user controls must be that user's process
         before the root daemon ever signals it."""
         job = self.engine.jobs.get(job_id)
-        run_as = self.engine.identity(job.uid) if job else None
+        run_as = self.engine.known_identity(job.uid) if job else None
         if launched.child or run_as is None:
             return True
+        if run_as is False:
+            return False
         return proc.owner(launched.pid) in (run_as.uid, None)
 
     def _watch(self, job_id: int, pid: int, child: bool) -> None:
@@ -466,7 +468,8 @@ class Runtime:
     def tmux_socket(self, uid: int) -> str | None:
         if not isinstance(self.executor, TmuxExecutor):
             return None
-        return str(self.executor.socket_for(self.engine.identity(uid)))
+        run_as = self.engine.known_identity(uid)
+        return None if run_as is False else str(self.executor.socket_for(run_as))
 
     def tcp_identity(self, header: str) -> tuple[int, int]:
         token_path = self.paths.token_file

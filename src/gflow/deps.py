@@ -19,7 +19,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from typing import Any
 
+from gflow import limits
 from gflow.errors import InvalidInput
+from gflow.limits import MAX_DEP_REFS, MAX_NAME, MAX_SECONDS, MAX_SPEC
 from gflow.parse import RecentRef, Ref, TaskRef, parse_ref
 
 
@@ -318,12 +320,14 @@ class DepRequest:
                     "an any-of dependency (--depends-on-any or '?') on its own, not combined "
                     "with other dependency options",
                 )
-        return DepRequest(
-            clauses=self.clauses + other.clauses,
-            on_count=self.on_count + other.on_count,
-            singleton=self.singleton or other.singleton,
-            auto_cancel=self.auto_cancel and other.auto_cancel,
-            texts=self.texts + other.texts,
+        return _sized(
+            DepRequest(
+                clauses=self.clauses + other.clauses,
+                on_count=self.on_count + other.on_count,
+                singleton=self.singleton or other.singleton,
+                auto_cancel=self.auto_cancel and other.auto_cancel,
+                texts=self.texts + other.texts,
+            )
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -341,21 +345,23 @@ class DepRequest:
         """Rebuild a request sent over the wire; malformed data is an InvalidInput."""
         if data is None:
             return cls()
+        expected = "an object with clauses, any_of, on_count, singleton and auto_cancel"
+        if not isinstance(data, dict) or not isinstance(data.get("clauses"), list):
+            raise InvalidInput("dependency", limits.brief(data), expected)
+        if len(data["clauses"]) > MAX_DEP_REFS:
+            raise InvalidInput("dependency", "(too many clauses)", f"at most {MAX_DEP_REFS}")
         try:
-            clauses = tuple(
-                RawClause(str(t), tuple(_token(str(r), names=True) for r in refs), int(d))
-                for t, refs, d in data["clauses"]
-            )
             req = cls(
-                clauses=clauses,
+                clauses=tuple(_raw_clause(c) for c in data["clauses"]),
                 any_of=bool(data["any_of"]),
-                on_count=int(data["on_count"]),
+                on_count=limits.whole(data["on_count"], "dependency on:COUNT", 0, MAX_DEP_REFS),
                 singleton=bool(data["singleton"]),
                 auto_cancel=bool(data["auto_cancel"]),
-                texts=tuple(str(t) for t in data.get("texts", [])),
+                texts=_texts(data.get("texts", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput("dependency", str(data)[:80], "a dependency object") from exc
+            raise InvalidInput("dependency", limits.brief(data), expected) from exc
+        _sized(req)
         for c in req.clauses:
             if c.type not in AFTER_TYPES and c.type not in BEFORE_TYPES:
                 raise InvalidInput("dependency type", c.type, _TYPES_EXPECTED)
@@ -364,6 +370,47 @@ class DepRequest:
         if req.on_count < 0:
             raise InvalidInput("dependency", f"on:{req.on_count}", "on:COUNT with COUNT >= 1")
         return req
+
+
+def _raw_clause(raw: Any) -> RawClause:
+    if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[1], list):
+        raise InvalidInput("dependency clause", limits.brief(raw), "[type, [jobs], delay]")
+    kind, refs, delay = raw
+    kind = limits.text(kind, "dependency type", 20)
+    if len(refs) > MAX_DEP_REFS:
+        raise InvalidInput("dependency", f"{len(refs)} jobs", f"at most {MAX_DEP_REFS} jobs")
+    tokens = []
+    for ref in refs:
+        if type(ref) is int:
+            ref = str(ref)
+        tokens.append(_token(limits.text(ref, "dependency job", MAX_NAME), names=True))
+    return RawClause(kind, tuple(dict.fromkeys(tokens)), _delay(delay))
+
+
+def _delay(value: object) -> int:
+    return limits.whole(value, "dependency delay", 0, MAX_SECONDS)
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > 100:
+        raise InvalidInput("dependency texts", limits.brief(value), "a list of texts")
+    return tuple(limits.text(t, "dependency", MAX_SPEC) for t in value)
+
+
+def _sized(req: DepRequest) -> DepRequest:
+    """Refuse a dependency naming more jobs than one job may wait for."""
+    count = sum(len(c.refs) for c in req.clauses)
+    if req.on_count > MAX_DEP_REFS:
+        raise InvalidInput(
+            "dependency", f"on:{req.on_count}", f"on:COUNT of at most {MAX_DEP_REFS}"
+        )
+    if count > MAX_DEP_REFS:
+        raise InvalidInput("dependency", f"{count} job references", f"at most {MAX_DEP_REFS} jobs")
+    return req
+
+
+def _spec(text: str, field: str = "dependency") -> str:
+    return limits.text(text, field, MAX_SPEC)
 
 
 def _ref_text(ref: ParentToken) -> str:
@@ -393,13 +440,15 @@ def _token(text: str, *, names: bool) -> ParentToken:
 
 
 def _refs(text: str, *, names: bool, sep: str = ",") -> tuple[ParentToken, ...]:
-    parts = [p.strip() for p in text.split(sep)]
+    parts = [p.strip() for p in _spec(text).split(sep)]
     if any(not p for p in parts):
         example = sep.join(("1", "2", "3"))
         raise InvalidInput(
             "dependency", text, f"a {sep!r}-separated list of jobs such as {example}"
         )
-    return tuple(_token(p, names=names) for p in parts)
+    if len(parts) > MAX_DEP_REFS:
+        raise InvalidInput("dependency", f"{len(parts)} jobs", f"at most {MAX_DEP_REFS} jobs")
+    return tuple(dict.fromkeys(_token(p, names=names) for p in parts))
 
 
 def from_gflow(
@@ -421,7 +470,7 @@ def from_gflow(
         clauses = tuple(RawClause("afterok", (r,)) for r in refs)
         anyreq = DepRequest(clauses=clauses, any_of=len(clauses) > 1, texts=(depends_on_any,))
         req = req.merge(anyreq)
-    return replace(req, auto_cancel=auto_cancel)
+    return _sized(replace(req, auto_cancel=auto_cancel))
 
 
 def parse_dependency(text: str) -> DepRequest:
@@ -429,7 +478,7 @@ def parse_dependency(text: str) -> DepRequest:
 
     Moab's ``before*:ID`` and ``on:COUNT`` are accepted too (joined with ``,`` only).
     """
-    raw = text.strip()
+    raw = _spec(text).strip()
     if not raw:
         raise InvalidInput("dependency", text, "a job id or TYPE:ID[:ID...] such as afterok:5")
     if "," in raw and "?" in raw:
@@ -457,12 +506,14 @@ def parse_dependency(text: str) -> DepRequest:
             on_count += moab.on_count
         else:
             clauses.extend(_slurm_clause(part, any_of))
-    return DepRequest(
-        tuple(clauses),
-        any_of=any_of and len(clauses) > 1,
-        on_count=on_count,
-        singleton=singleton,
-        texts=(raw,),
+    return _sized(
+        DepRequest(
+            tuple(clauses),
+            any_of=any_of and len(clauses) > 1,
+            on_count=on_count,
+            singleton=singleton,
+            texts=(raw,),
+        )
     )
 
 
@@ -480,20 +531,25 @@ def _slurm_clause(part: str, any_of: bool) -> list[RawClause]:
         ref_text, plus, minutes = item.partition("+")
         delay = 0
         if plus:
-            if kind != "after" or not minutes.strip().isdigit():
+            digits = minutes.strip()
+            if kind != "after" or not (digits.isascii() and digits.isdigit()):
                 raise InvalidInput("dependency", part, "a delay only as after:ID+MINUTES")
-            delay = int(minutes) * 60
+            digits = digits.lstrip("0") or "0"
+            if len(digits) > 9 or int(digits) * 60 > MAX_SECONDS:
+                limit = MAX_SECONDS // 60
+                raise InvalidInput("dependency", part, f"a delay of at most {limit} minutes")
+            delay = int(digits) * 60
         if not ref_text.strip():
             raise InvalidInput("dependency", part, f"{kind}:ID[:ID...]")
         by_delay.setdefault(delay, []).append(_token(ref_text, names=False))
     if any_of and len(by_delay) > 1:
         raise InvalidInput("dependency", part, "one delay per after clause when joined with '?'")
-    return [RawClause(kind, tuple(refs), delay) for delay, refs in by_delay.items()]
+    return [RawClause(kind, tuple(dict.fromkeys(refs)), delay) for delay, refs in by_delay.items()]
 
 
 def parse_moab(text: str) -> DepRequest:
     """Moab/Torque ``-W depend=...`` or ``-W x=depend:...``."""
-    raw = text.strip()
+    raw = _spec(text, "-W").strip()
     lowered = raw.lower()
     for prefix in ("x=depend:", "depend="):
         if lowered.startswith(prefix):
@@ -511,9 +567,14 @@ def parse_moab(text: str) -> DepRequest:
         if not sep or not rest.strip():
             raise InvalidInput("dependency", part or body, "TYPE:JOB[:JOB...] or on:COUNT")
         if kind == "on":
-            if not rest.strip().isdigit() or int(rest) < 1:
-                raise InvalidInput("dependency", part, "on:COUNT with a count of at least 1")
-            on_count += int(rest)
+            count = rest.strip()
+            if not (count.isascii() and count.isdigit() and len(count) <= 9) or not (
+                1 <= int(count) <= MAX_DEP_REFS
+            ):
+                raise InvalidInput(
+                    "dependency", part, f"on:COUNT with COUNT from 1 to {MAX_DEP_REFS}"
+                )
+            on_count += int(count)
             continue
         if kind == "aftercorr" or (kind not in AFTER_TYPES and kind not in BEFORE_TYPES):
             raise InvalidInput(
@@ -522,4 +583,4 @@ def parse_moab(text: str) -> DepRequest:
                 _TYPES_EXPECTED.replace("aftercorr, ", "").replace("singleton (Slurm), ", ""),
             )
         clauses.append(RawClause(kind, _refs(rest, names=True, sep=":")))
-    return DepRequest(tuple(clauses), on_count=on_count, texts=(raw,))
+    return _sized(DepRequest(tuple(clauses), on_count=on_count, texts=(raw,)))

@@ -18,6 +18,7 @@ import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from gflow import scheduler
 from gflow.actions import Action, Caller, CloseSession, Ended, Launch, Signal, Watch
@@ -498,9 +499,16 @@ class Engine:
         that run as the daemon's own user) or ``rlimit`` (``ulimit -d``); None: no limit."""
         if not job.memory_mb:
             return None
-        if self.cgroups is not None and self.identity(job.uid) is None:
+        if self.cgroups is not None and self.known_identity(job.uid) is None:
             return "cgroup"
         return "rlimit"
+
+    def known_identity(self, uid: int) -> RunAs | Literal[False] | None:
+        """Who ``uid``'s jobs run as; False when the user no longer exists (``userdel``)."""
+        try:
+            return self.identity(uid)
+        except KeyError:
+            return False
 
     def _batch_env(self, batch_id: int) -> dict[str, str]:
         env = self._env_cache.get(batch_id)
@@ -609,8 +617,9 @@ class Engine:
             reason = None if exit_code is not None else "NoExitCode"
         retry = self._retry_of(job, state, now)
         final = self.move(job, state, now, reason=reason, exit_code=exit_code, end_time=ended)
-        if final.auto_close or self.config.auto_close:
-            self.outbox.append(CloseSession(job.id, self.identity(job.uid)))
+        run_as = self.known_identity(job.uid)
+        if (final.auto_close or self.config.auto_close) and run_as is not False:
+            self.outbox.append(CloseSession(job.id, run_as))
         if retry is None:
             self.settle_dependents([job.id], now)
 

@@ -24,7 +24,12 @@ class InvalidInput(GflowError):
     kind = "invalid"
 
     def __init__(self, field: str, value: object, expected: str) -> None:
-        shown = value if isinstance(value, str) else repr(value)
+        try:
+            shown = value if isinstance(value, str) else repr(value)
+        except ValueError:  # an integer too long to print
+            shown = "a huge number"
+        if len(shown) > 200:
+            shown = shown[:197] + "..."
         super().__init__(f"invalid {field} {shown!r}: expected {expected}")
         self.field = field
 

@@ -13,11 +13,12 @@ import os
 import time
 from typing import Any
 
-from gflow import proc
+from gflow import limits, proc
 from gflow.config import DaemonConfig, Paths
 from gflow.engine import Engine
 from gflow.errors import GflowError, InvalidInput, Refused
 from gflow.gpu import GpuBackend, GpuInfo, select_backend
+from gflow.limits import MAX_GPU_INDEX, MAX_PID
 from gflow.parse import parse_index_set
 from gflow.rundir import read_pid
 from gflow.scheduler import GpuSlot
@@ -118,7 +119,7 @@ class GpuWatch:
         """``gctl set-gpus``: restrict the GPUs gflow hands out (stored across restarts)."""
         spec = data.get("gpus")
         if not isinstance(spec, str):
-            raise InvalidInput("gpus", repr(spec), "all, 0,2 or 0-3")
+            raise InvalidInput("gpus", limits.brief(spec), "all, 0,2 or 0-3")
         allowed = parse_index_set(spec, "gpus")
         known = sorted(s.index for s in self.engine.gpu_slots)
         bad = sorted(set(allowed or []) - set(known))
@@ -136,8 +137,8 @@ class GpuWatch:
         ignored = [list(x) for x in self.store.setting("ignored_gpu_procs") or []]
         if action in ("ignore", "unignore"):
             gpu, pid = data.get("gpu"), data.get("pid")
-            if type(gpu) is not int or type(pid) is not int:
-                raise InvalidInput("gpu/pid", f"{gpu}/{pid}", "whole numbers")
+            gpu = limits.whole(gpu, "gpu", 0, MAX_GPU_INDEX)
+            pid = limits.whole(pid, "pid", 1, MAX_PID)
             if action == "ignore" and gpu not in {s.index for s in self.engine.gpu_slots}:
                 raise Refused(f"no GPU {gpu} on this machine")
             ignored = [x for x in ignored if x != [gpu, pid]]
@@ -147,7 +148,7 @@ class GpuWatch:
                 self.store.set_setting("ignored_gpu_procs", ignored or None)
             self.refresh()
         elif action != "list":
-            raise InvalidInput("action", str(action), "ignore, unignore or list")
+            raise InvalidInput("action", limits.brief(action), "ignore, unignore or list")
         return {"ignored": ignored}
 
 

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from gflow.errors import InvalidInput
+from gflow.limits import (
+    MAX_DIGITS,
+    MAX_EXPANSION,
+    MAX_GPU_INDEX,
+    MAX_ID,
+    MAX_MEMORY_MB,
+    MAX_PRIORITY,
+    MAX_SECONDS,
+)
 
-MAX_EXPANSION: Final = 100_000
-"""Largest number of ids, array tasks or sweep combinations a single spec may produce."""
-
-_MAX_DIGITS: Final = 18
-_MAX_SECONDS: Final = 100 * 366 * 86400
-_MAX_MEMORY_MB: Final = 1024**3
-_MAX_GPU_INDEX: Final = 1023
-_MAX_PRIORITY: Final = 255
 _MAX_PARAM_DIGITS: Final = 15
 _MAX_SHOWN: Final = 80
 
@@ -104,7 +105,7 @@ def _num(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()):
         return None
     significant = text.lstrip("0") or "0"
-    return int(significant) if len(significant) <= _MAX_DIGITS else None
+    return int(significant) if len(significant) <= MAX_DIGITS else None
 
 
 def _nums(texts: Iterable[str]) -> list[int] | None:
@@ -136,8 +137,8 @@ def parse_time_limit(text: str) -> int | None:
     if any(p >= 60 for p in parts[1:]) or (dash and parts[0] >= 24):
         raise _invalid("time limit", text, f"{_TIME_FORMS}, with fields in range")
     seconds = days * 86400 + sum(p * w for p, w in zip(parts, weights, strict=True))
-    if not 0 < seconds <= _MAX_SECONDS:
-        raise _invalid("time limit", text, f"more than 0 and at most {_MAX_SECONDS // 86400} days")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise _invalid("time limit", text, f"more than 0 and at most {MAX_SECONDS // 86400} days")
     return seconds
 
 
@@ -162,12 +163,12 @@ def parse_memory_mb(text: str, field: str = "memory") -> int:
         raise _invalid(field, text, _MEMORY_FORMS)
     whole, fraction = match.group(1), match.group(2) or ""
     mantissa = _num(whole + fraction) if whole or fraction else None
-    if mantissa is None or mantissa == 0 or len(fraction) > _MAX_DIGITS:
+    if mantissa is None or mantissa == 0 or len(fraction) > MAX_DIGITS:
         raise _invalid(field, text, _MEMORY_FORMS)
     scale: int = 10 ** len(fraction) * 1024
     mib = -(-mantissa * kib_per_unit // scale)
-    if mib > _MAX_MEMORY_MB:
-        raise _invalid(field, text, f"at most {_MAX_MEMORY_MB // 1024**2}T")
+    if mib > MAX_MEMORY_MB:
+        raise _invalid(field, text, f"at most {MAX_MEMORY_MB // 1024**2}T")
     return mib
 
 
@@ -179,11 +180,11 @@ def format_memory_mb(mb: int | None) -> str:
 
 
 def parse_priority(text: str) -> int:
-    return _bounded_int(text, "priority", 0, _MAX_PRIORITY)
+    return _bounded_int(text, "priority", 0, MAX_PRIORITY)
 
 
 def parse_nonneg_int(text: str, field: str) -> int:
-    return _bounded_int(text, field, 0, 10**_MAX_DIGITS - 1)
+    return _bounded_int(text, field, 0, MAX_ID)
 
 
 # --- instants --------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def _date_time(s: str, now: datetime.datetime) -> datetime.datetime | None:
 def _offset(amount: str, unit: str, default_unit: str | None) -> int | None:
     count = _num(amount)
     per_unit = _SECONDS_PER_UNIT.get(unit or default_unit or "")
-    if count is None or per_unit is None or count * per_unit > _MAX_SECONDS:
+    if count is None or per_unit is None or count * per_unit > MAX_SECONDS:
         return None
     return count * per_unit
 
@@ -273,8 +274,8 @@ def parse_duration(text: str, field: str = "duration") -> int:
             seconds = sum(p * w for p, w in zip(parts, (86400, 3600, 60, 1), strict=True))
     if seconds is None:
         raise _invalid(field, text, _DURATION_FORMS)
-    if not 0 < seconds <= _MAX_SECONDS:
-        raise _invalid(field, text, f"more than 0 and at most {_MAX_SECONDS // 86400} days")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise _invalid(field, text, f"more than 0 and at most {MAX_SECONDS // 86400} days")
     return seconds
 
 
@@ -521,8 +522,8 @@ def parse_index_set(text: str, field: str = "gpus") -> list[int] | None:
     for raw in s.split(","):
         start_text, dash, end_text = raw.partition("-")
         bounds = _nums((start_text.strip(), end_text.strip()) if dash else (start_text.strip(),))
-        if bounds is None or not bounds[0] <= bounds[-1] <= _MAX_GPU_INDEX:
-            raise _invalid(field, text, f"all, or indices N or A-B from 0 to {_MAX_GPU_INDEX}")
+        if bounds is None or not bounds[0] <= bounds[-1] <= MAX_GPU_INDEX:
+            raise _invalid(field, text, f"all, or indices N or A-B from 0 to {MAX_GPU_INDEX}")
         budget -= bounds[-1] - bounds[0] + 1
         if budget < 0:
             raise _invalid(field, text, f"at most {MAX_EXPANSION} indices in all")

@@ -8,102 +8,141 @@ a malformed request is always a 400 with a message and never a half-done change.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from gflow import limits
 from gflow.deps import DepRequest
 from gflow.errors import InvalidInput
+from gflow.limits import (
+    MAX_COMMAND,
+    MAX_COMMAND_WORDS,
+    MAX_COUNT,
+    MAX_ENV,
+    MAX_ENV_VALUE,
+    MAX_ENV_VARS,
+    MAX_EXPANSION,
+    MAX_GPUS,
+    MAX_MEMORY_MB,
+    MAX_NAME,
+    MAX_PATH,
+    MAX_PRIORITY,
+    MAX_PROJECT,
+    MAX_RETRIES,
+    MAX_SECONDS,
+    MAX_SPEC,
+    MAX_UTC_OFFSET,
+)
 
 T = TypeVar("T")
 
-MAX_COMMAND_WORDS = 10_000
-MAX_TEXT = 1 << 20
-MAX_NAME = 200
-MAX_PROJECT = 64
+MAX_KEYS = 100  # sweep keys, columns of a parameter file
 
 
 def _opt(data: Mapping[str, Any], key: str, kind: type[T], default: T | None = None) -> T | None:
     value = data.get(key, default)
     if value is None:
         return None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidInput(
-            key, value if isinstance(value, str) else repr(value)[:60], f"a {kind.__name__}"
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput(key, repr(value), "a finite number")
-    return value
-
-
-def _req(data: Mapping[str, Any], key: str, kind: type[T]) -> T:
-    value = _opt(data, key, kind)
-    if value is None:
-        raise InvalidInput(key, "(missing)", f"a {kind.__name__}")
+        raise InvalidInput(key, limits.brief(value), f"a {kind.__name__}")
     return value
 
 
 def _int_in(data: Mapping[str, Any], key: str, lo: int, hi: int, default: int | None) -> int | None:
-    value = _opt(data, key, int, default)
-    if value is not None and not lo <= value <= hi:
-        raise InvalidInput(key, str(value), f"a whole number from {lo} to {hi}")
-    return value
+    value = data.get(key, default)
+    return None if value is None else limits.whole(value, key, lo, hi)
 
 
-def _text(data: Mapping[str, Any], key: str, limit: int = MAX_TEXT) -> str | None:
-    value = _opt(data, key, str)
-    if value is not None and (len(value) > limit or "\x00" in value):
-        raise InvalidInput(key, value[:40], f"text of at most {limit} characters without NUL")
-    return value
+def _text(
+    data: Mapping[str, Any], key: str, limit: int = MAX_SPEC, *, line: bool = False
+) -> str | None:
+    value = data.get(key)
+    return None if value is None else limits.text(value, key, limit, line=line)
+
+
+def _instant(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    return None if value is None else limits.instant(value, key)
 
 
 def _words(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
     value = data.get(key)
     if not isinstance(value, list) or not value or len(value) > MAX_COMMAND_WORDS:
-        raise InvalidInput(key, repr(value)[:60], "a non-empty list of command words")
-    if not all(isinstance(w, str) and "\x00" not in w for w in value):
-        raise InvalidInput(key, repr(value)[:60], "a list of strings")
-    if sum(len(w) for w in value) > MAX_TEXT:
-        raise InvalidInput(key, "(too long)", f"a command of at most {MAX_TEXT} characters")
-    return tuple(value)
+        raise InvalidInput(
+            key, limits.brief(value), f"a list of 1 to {MAX_COMMAND_WORDS} command words"
+        )
+    words = tuple(limits.text(w, key, MAX_COMMAND) for w in value)
+    if sum(map(len, words)) > MAX_COMMAND:
+        raise InvalidInput(key, "(too long)", f"a command of at most {MAX_COMMAND} characters")
+    return words
 
 
 def _env(data: Mapping[str, Any]) -> dict[str, str]:
     value = data.get("env", {})
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise InvalidInput("env", repr(value)[:60], "an object of string values")
+    if not isinstance(value, dict) or len(value) > MAX_ENV_VARS:
+        raise InvalidInput(
+            "env", limits.brief(value), f"an object of at most {MAX_ENV_VARS} strings"
+        )
+    total = 0
+    for name, text in value.items():
+        limits.text(name, "environment variable name", MAX_ENV_VALUE)
+        if not name or "=" in name:
+            raise InvalidInput("environment variable name", name, "a name without '='")
+        limits.text(text, f"environment variable {name[:40]}", MAX_ENV_VALUE)
+        total += len(name) + len(text)
+    if total > MAX_ENV:
+        raise InvalidInput("env", f"{total} characters", f"at most {MAX_ENV} characters in all")
     return value
 
 
 def _params(data: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     value = data.get("params") or []
-    ok = isinstance(value, list) and all(
-        isinstance(p, list)
-        and len(p) == 2
-        and isinstance(p[0], str)
-        and isinstance(p[1], list)
-        and all(isinstance(v, str) for v in p[1])
-        for p in value
+    ok = (
+        isinstance(value, list)
+        and len(value) <= MAX_KEYS
+        and all(
+            isinstance(p, list)
+            and len(p) == 2
+            and isinstance(p[0], str)
+            and isinstance(p[1], list)
+            and len(p[1]) <= MAX_EXPANSION
+            for p in value
+        )
     )
     if not ok:
-        raise InvalidInput("params", repr(value)[:60], 'a list of ["key", ["v1", "v2"]] pairs')
-    return tuple((k, tuple(vs)) for k, vs in value)
+        raise InvalidInput("params", limits.brief(value), 'a list of ["key", ["v1", "v2"]] pairs')
+    return tuple(
+        (
+            limits.text(k, "param", MAX_NAME, line=True),
+            tuple(limits.text(v, f"param {k}", MAX_SPEC) for v in vs),
+        )
+        for k, vs in value
+    )
 
 
 def _rows(data: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
     value = data.get("param_rows") or []
-    ok = isinstance(value, list) and all(
-        isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in r.items())
-        for r in value
+    ok = (
+        isinstance(value, list)
+        and len(value) <= MAX_EXPANSION
+        and all(isinstance(r, dict) and len(r) <= MAX_KEYS for r in value)
     )
     if not ok:
-        raise InvalidInput("param_rows", repr(value)[:60], "a list of objects of strings")
+        raise InvalidInput("param_rows", limits.brief(value), "a list of objects of strings")
+    for row in value:
+        for k, v in row.items():
+            limits.text(k, "param file key", MAX_NAME, line=True)
+            limits.text(v, f"param {k}", MAX_SPEC)
     return tuple(value)
+
+
+def check_name(value: str, field: str = "name") -> str:
+    """A job name as shown to everyone: one printable line of at most MAX_NAME characters."""
+    name = limits.text(value, field, MAX_NAME, line=True).strip()
+    if not name:
+        raise InvalidInput(field, value, "a non-empty name")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +178,7 @@ class SubmitRequest:
     @classmethod
     def from_json(cls, data: Any) -> SubmitRequest:
         if not isinstance(data, dict):
-            raise InvalidInput("request body", repr(data)[:40], "a JSON object")
+            raise InvalidInput("request body", limits.brief(data), "a JSON object")
         if "options" in data:
             data = {
                 **{k: v for k, v in data.items() if k != "options"},
@@ -149,41 +188,38 @@ class SubmitRequest:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidInput("field", unknown[0], f"one of {', '.join(sorted(known))}")
-        workdir = _text(data, "workdir", 4096)
+        workdir = _text(data, "workdir", MAX_PATH)
         if not workdir or not workdir.startswith("/"):
             raise InvalidInput("workdir", workdir or "(missing)", "an absolute directory path")
-        project = _text(data, "project", 1000)
+        project = _text(data, "project", MAX_PROJECT * 4, line=True)
         if project is not None:
             project = project.strip()
             if not project or len(project) > MAX_PROJECT:
                 raise InvalidInput("project", project, f"1 to {MAX_PROJECT} characters")
-        name = _text(data, "name", MAX_NAME)
-        if name is not None and (not name.strip() or any(c in name for c in "\n\t")):
-            raise InvalidInput("name", name, "a non-empty single-line name")
-        time_limit = _int_in(data, "time_limit", 1, 10**9, None)
+        name = data.get("name")
         return cls(
             command=_words(data, "command"),
             workdir=workdir,
             env=_env(data),
-            script=_text(data, "script", 4096),
-            name=name.strip() if name else None,
-            gpus=_int_in(data, "gpus", 0, 1024, 0) or 0,
+            script=_text(data, "script", MAX_PATH),
+            name=None if name is None else check_name(name),
+            gpus=_int_in(data, "gpus", 0, MAX_GPUS, 0) or 0,
             shared=bool(_opt(data, "shared", bool, False)),
-            gpu_memory_mb=_int_in(data, "gpu_memory_mb", 1, 1 << 40, None),
-            memory_mb=_int_in(data, "memory_mb", 1, 1 << 40, None),
-            time_limit=time_limit,
-            priority=_int_in(data, "priority", 0, 255, 10) or 0,
-            begin_at=_opt(data, "begin_at", float),
-            conda_env=_text(data, "conda_env", 1000),
+            gpu_memory_mb=_int_in(data, "gpu_memory_mb", 1, MAX_MEMORY_MB, None),
+            memory_mb=_int_in(data, "memory_mb", 1, MAX_MEMORY_MB, None),
+            time_limit=_int_in(data, "time_limit", 1, MAX_SECONDS, None),
+            priority=_int_in(data, "priority", 0, MAX_PRIORITY, 10) or 0,
+            begin_at=_instant(data, "begin_at"),
+            conda_env=_text(data, "conda_env", 1000, line=True),
             project=project,
             auto_close=_opt(data, "auto_close", bool),
             dependency=DepRequest.from_json(data.get("dependency")),
-            array=_text(data, "array", 10_000),
+            array=_text(data, "array"),
             params=_params(data),
             param_rows=_rows(data),
             name_template=_text(data, "name_template", 1000),
-            max_concurrent=_int_in(data, "max_concurrent", 1, 1 << 30, None),
-            max_retries=_int_in(data, "max_retries", 0, 100, 0) or 0,
+            max_concurrent=_int_in(data, "max_concurrent", 1, MAX_COUNT, None),
+            max_retries=_int_in(data, "max_retries", 0, MAX_RETRIES, 0) or 0,
             retry_on_timeout=bool(_opt(data, "retry_on_timeout", bool, False)),
             hold=bool(_opt(data, "hold", bool, False)),
             dry_run=bool(_opt(data, "dry_run", bool, False)),
@@ -191,19 +227,27 @@ class SubmitRequest:
 
 
 UPDATABLE: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "gpus": lambda d: _int_in(d, "gpus", 0, 1024, None),
-    "priority": lambda d: _int_in(d, "priority", 0, 255, None),
-    "time_limit": lambda d: _int_in(d, "time_limit", 1, 10**9, None),
-    "memory_mb": lambda d: _int_in(d, "memory_mb", 1, 1 << 40, None),
-    "gpu_memory_mb": lambda d: _int_in(d, "gpu_memory_mb", 1, 1 << 40, None),
-    "name": lambda d: _text(d, "name", MAX_NAME),
+    "gpus": lambda d: _int_in(d, "gpus", 0, MAX_GPUS, None),
+    "priority": lambda d: _int_in(d, "priority", 0, MAX_PRIORITY, None),
+    "time_limit": lambda d: _int_in(d, "time_limit", 1, MAX_SECONDS, None),
+    "memory_mb": lambda d: _int_in(d, "memory_mb", 1, MAX_MEMORY_MB, None),
+    "gpu_memory_mb": lambda d: _int_in(d, "gpu_memory_mb", 1, MAX_MEMORY_MB, None),
+    "name": lambda d: _new_name(d.get("name")),
     "command": lambda d: _words(d, "command"),
-    "conda_env": lambda d: _text(d, "conda_env", 1000),
-    "begin_at": lambda d: _opt(d, "begin_at", float),
-    "max_retries": lambda d: _int_in(d, "max_retries", 0, 100, None),
+    "conda_env": lambda d: _text(d, "conda_env", 1000, line=True),
+    "begin_at": lambda d: _instant(d, "begin_at"),
+    "max_retries": lambda d: _int_in(d, "max_retries", 0, MAX_RETRIES, None),
     "shared": lambda d: _opt(d, "shared", bool),
     "dependency": lambda d: DepRequest.from_json(d.get("dependency")),
 }
+
+
+def _new_name(value: Any) -> str:
+    """A new name; blank text asks for a fresh random one."""
+    text = limits.text(value, "name", MAX_NAME, line=True)
+    return check_name(text) if text.strip() else ""
+
+
 CLEARABLE = frozenset({"time_limit", "memory_mb", "gpu_memory_mb", "conda_env", "begin_at"})
 
 
@@ -211,7 +255,7 @@ def update_changes(data: Any) -> dict[str, Any]:
     """Validate the ``changes`` object of an update; keys map to job fields."""
     if not isinstance(data, dict) or not data:
         raise InvalidInput(
-            "changes", repr(data)[:60], f"an object with some of {', '.join(UPDATABLE)}"
+            "changes", limits.brief(data), f"an object with some of {', '.join(UPDATABLE)}"
         )
     out: dict[str, Any] = {}
     for key in data:
@@ -226,9 +270,9 @@ def update_changes(data: Any) -> dict[str, Any]:
 def selector(data: Mapping[str, Any], key: str = "ids") -> str:
     """Job selectors travel as the text the user typed (``1,3,5-7``, ``@``, ``12_3``)."""
     value = data.get(key)
-    if not isinstance(value, str) or not value.strip() or len(value) > 100_000:
-        raise InvalidInput(key, repr(value)[:60], "job ids such as 42, 1,2,3, 1-5 or @")
-    return value
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(key, limits.brief(value), "job ids such as 42, 1,2,3, 1-5 or @")
+    return limits.text(value, key, MAX_SPEC)
 
 
 # ------------------------------------------------------------ options as typed
@@ -258,16 +302,15 @@ def _option_text(options: Mapping[str, Any], key: str) -> str | None:
     value = options.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 100_000:
-        raise InvalidInput(f"--{key.replace('_', '-')}", repr(value)[:40], "text")
-    return value
+    return limits.text(value, f"--{key.replace('_', '-')}", MAX_SPEC)
 
 
 def _option_list(options: Mapping[str, Any], key: str) -> list[str]:
     value = options.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"--{key.replace('_', '-')}", repr(value)[:40], "a list of texts")
-    return value
+    flag = f"--{key.replace('_', '-')}"
+    if not isinstance(value, list) or len(value) > MAX_KEYS:
+        raise InvalidInput(flag, limits.brief(value), f"a list of at most {MAX_KEYS} texts")
+    return [limits.text(v, flag, MAX_SPEC) for v in value]
 
 
 def typed_options(options: Any) -> dict[str, Any]:
@@ -279,7 +322,7 @@ def typed_options(options: Any) -> dict[str, Any]:
     from gflow import deps, parse
 
     if not isinstance(options, dict):
-        raise InvalidInput("options", repr(options)[:40], "an object of option texts")
+        raise InvalidInput("options", limits.brief(options), "an object of option texts")
     unknown = sorted(set(options) - OPTION_KEYS)
     if unknown:
         raise InvalidInput("option", unknown[0], f"one of {', '.join(sorted(OPTION_KEYS))}")
@@ -327,7 +370,6 @@ def _client_now(offset: Any) -> Any:
 
     if offset is None:
         return datetime.datetime.now().astimezone()
-    if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > 86400:
-        raise InvalidInput("utc_offset", repr(offset), "seconds east of UTC")
+    limits.whole(offset, "utc_offset", -MAX_UTC_OFFSET, MAX_UTC_OFFSET)
     zone = datetime.timezone(datetime.timedelta(seconds=offset))
     return datetime.datetime.now(zone)

@@ -472,9 +472,9 @@ class Store:
             ("project", flt.projects),
             ("group_id", flt.groups),
         ):
-            if values:
-                clauses.append(f"{column} IN ({','.join('?' for _ in values)})")
-                args.extend(values)
+            if values:  # one parameter however long the list: SQLite caps their number
+                clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
+                args.append(json.dumps(list(values)))
         if flt.since is not None:
             clauses.append("(submit_time >= ? OR end_time >= ? OR end_time IS NULL)")
             args.extend([flt.since, flt.since])

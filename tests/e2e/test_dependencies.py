@@ -276,7 +276,9 @@ def test_missing_self_and_malformed_dependencies_are_refused(gflow_process: Gflo
     assert "'on:zero'" in msg
     msg = refused(g, "gbatch", "-W", f"depend=before:{one}", "true")
     assert "not submitted with on:<count>" in msg
-    msg = refused(g, "gbatch", "--depends-on-any", f"{one},{one}", "-d", str(one), "true", code=2)
+    msg = refused(
+        g, "gbatch", "--depends-on-any", f"{one},{one + 7}", "-d", str(one), "true", code=2
+    )
     assert "any-of" in msg
     msg = refused(g, "gbatch", "-d", "aftercorr:1", "true")
     assert "aftercorr needs an array job" in msg

@@ -273,6 +273,21 @@ def test_default_listing_is_your_own_jobs(system: Gflow, other_user: pwd.struct_
     assert f"{roots}" in everyone and "root" in everyone
 
 
+def test_a_job_whose_owner_was_deleted_breaks_no_listing(system: Gflow) -> None:
+    name = "gflowgone"
+    subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
+    subprocess.run(["useradd", "--create-home", name], check=True)
+    try:
+        job = AsUser(system, pwd.getpwnam(name)).submit("--hold", "true")
+    finally:
+        subprocess.run(["userdel", "--remove", name], capture_output=True, check=True)
+    assert f"Job {job} (" in system.run("gjob", "show", str(job)).stdout
+    assert [row["id"] for row in system.queue_json("-u", "all")] == [job]
+    system.run("gjob", "release", str(job))
+    system.until_state(job, "Cancelled")  # it cannot start as nobody, and says so
+    assert "SystemError" in system.job(job)["reason"]
+
+
 def test_per_user_daemon_serves_only_its_user(other_user: pwd.struct_passwd) -> None:
     g = Gflow(short_home(), "process")
     g.start()
