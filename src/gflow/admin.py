@@ -56,6 +56,7 @@ def status(rt: Runtime) -> dict[str, Any]:
         "gpu_backend": rt.gpus.backend.name if rt.gpus.backend else None,
         "gpu_polls": rt.gpus.polls,
         "jobs": counts,
+        "tcp": rt.tcp,
         "connections": {
             "open": rt.listener.open_connections(),
             "refused": rt.listener.stats.refused,

@@ -12,6 +12,8 @@ import asyncio
 import json
 import logging
 import math
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -195,8 +197,13 @@ class Api:
                     "Unix socket to change anything"
                 )
             return Caller(-1, -1, "tcp-reader")
+        elif request.get("signed"):
+            uid, gid = self.rt.uid, os.getgid()
         else:
-            uid, gid = self.rt.tcp_identity(request.headers.get("Authorization", ""))
+            raise Forbidden(
+                "TCP clients must sign each request with the token in "
+                f"{self.rt.paths.token_file} (the gflow commands do, with GFLOW_TCP=1)"
+            )
         if not self.rt.system and uid not in (self.rt.uid, 0):
             raise Forbidden(f"this gflowd serves {user_name(self.rt.uid)} only")
         admin = is_admin(uid, cfg.admin_group) if self.rt.system else uid in (self.rt.uid, 0)
@@ -215,6 +222,14 @@ class Api:
             )
             resp.force_close()
             return resp
+        if not self.rt.system and _is_tcp(request):
+            request["signed"] = self.rt.tcp_auth.check(
+                request.headers.get("Authorization", ""),
+                request.method,
+                request.raw_path,
+                await request.read(),
+                time.time(),
+            )
         return await handler(request)
 
     @web.middleware
@@ -436,6 +451,11 @@ class Api:
             ]
         )
         return app
+
+
+def _is_tcp(request: web.Request) -> bool:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    return sock is not None and sock.family != socket.AF_UNIX
 
 
 def _csv(text: str | None) -> list[str]:

@@ -1,4 +1,5 @@
-"""The one client module: HTTP/1.1 + JSON to gflowd over its Unix socket (or loopback TCP).
+"""The one client module: HTTP/1.1 + JSON to gflowd over its Unix socket (or, with
+``GFLOW_TCP``, loopback TCP).
 
 Deliberately tiny and stdlib-only (``_socket`` and ``json``): every CLI call pays for
 what is imported here, and users run ``gqueue`` under ``watch``.
@@ -79,61 +80,61 @@ class Client:
         fallback = not os.environ.get("GFLOW_HOME") and own != SYSTEM_SOCKET
         return [own, SYSTEM_SOCKET] if fallback else [own]
 
-    def _connect(self) -> _socket.socket:
+    def _connect(self) -> tuple[_socket.socket, bool]:
+        """A connection to gflowd, and whether its requests must be signed (TCP only).
+
+        TCP only when ``GFLOW_TCP`` asks for it, never as a fallback: whoever listens
+        on a port is checked first (:mod:`gflow.tcpauth`)."""
+        tcp = os.environ.get("GFLOW_TCP", "").strip()
+        if tcp and tcp != "0":
+            from gflow import tcpauth
+
+            return tcpauth.connect(tcp, self.paths, self.timeout)
         errors = []
         for path in self._sockets():
             sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
             try:
                 sock.connect(path)
-                return sock
+                return sock, False
             except OSError as exc:
                 sock.close()
                 errors.append(f"{path}: {exc.strerror or exc}")
-        tcp = self._tcp()
-        if tcp is not None:
-            return tcp
         raise DaemonUnavailable("cannot reach gflowd (" + "; ".join(errors[:1]) + ")")
 
-    def _tcp(self) -> _socket.socket | None:
-        if not self.paths.config_file.exists():
-            return None
-        from gflow.config import load_daemon_config
+    def _sign(self, method: str, target: str, payload: bytes) -> str:
+        from gflow import tcpauth
 
-        cfg = load_daemon_config(self.paths)
-        if not cfg.tcp:
-            return None
         try:
-            import socket  # the full module only for TCP: it costs a few ms to import
-
-            return socket.create_connection((cfg.host, cfg.port), timeout=self.timeout)
-        except OSError:
-            return None
-
-    def _token(self) -> str | None:
-        try:
-            return self.paths.token_file.read_text().strip()
-        except OSError:
-            return None
+            token = self.paths.token_file.read_text().strip()
+        except OSError as exc:
+            raise GflowError(
+                f"cannot sign the request: no token at {self.paths.token_file} "
+                f"({exc.strerror}); gflowd makes it when it starts with tcp = true"
+            ) from None
+        return tcpauth.authorization(token, method, target, payload)
 
     def request(
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
     ) -> Any:
         """Send one request; return the decoded JSON or raise :class:`RemoteError`."""
-        sock = self._connect()
+        sock, signed = self._connect()
         payload = b"" if body is None else json.dumps(body).encode()
+        target = f"{path}{encode_query(query or {})}"
         head = [
-            f"{method} {path}{encode_query(query or {})} HTTP/1.1",
+            f"{method} {target} HTTP/1.1",
             "Host: gflowd",
             "Connection: close",
             f"Content-Length: {len(payload)}",
         ]
         if body is not None:
             head.append("Content-Type: application/json")
-        if sock.family == _socket.AF_INET:
-            token = self._token()
-            if token:
-                head.append(f"Authorization: Bearer {token}")
+        if signed:
+            try:
+                head.append(f"Authorization: {self._sign(method, target, payload)}")
+            except GflowError:
+                sock.close()
+                raise
         try:
             status, data = _exchange(sock, ("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         except OSError as exc:

@@ -101,7 +101,7 @@ class DaemonConfig:
     """The ``[daemon]`` table. Every key may be overridden by ``GFLOW_DAEMON__<KEY>``."""
 
     host: str = "127.0.0.1"
-    port: int = 59000
+    port: int | None = None
     tcp: bool = False
     gpus: str | None = None
     gpu_allocation_strategy: str = "sequential"
@@ -122,8 +122,24 @@ class DaemonConfig:
     max_connections: int | None = None
     idle_timeout: float = 10.0
 
+    @property
+    def tcp_port(self) -> int:
+        """``port``, else 59000 for the system daemon and :func:`user_port` for others."""
+        if self.port is not None:
+            return self.port
+        return SYSTEM_PORT if self.system else user_port(os.getuid())
+
+
+SYSTEM_PORT = 59000
+
+
+def user_port(uid: int) -> int:
+    """A per-user daemon's default TCP port: 59001 + uid mod 999 (uid 1000: 59002)."""
+    return SYSTEM_PORT + 1 + uid % 999
+
 
 BOUNDS: dict[str, tuple[float, float, str]] = {
+    "port": (1, 65535, "a TCP port from 1 to 65535"),
     "log_max_mb": (0.001, 1e6, "a size in MB, more than 0"),
     "log_backups": (1, 1000, "a whole number from 1 to 1000"),
     "max_connections_per_user": (1, 1 << 20, "a whole number from 1"),
@@ -222,10 +238,12 @@ gpu_poll_interval = 10
 # fake_gpus = "2x24G"
 # Host memory (MB) gflow may hand out to jobs with --memory; default: all of it.
 # memory_mb = 65536
-# Listen on loopback TCP as well as the Unix socket (needs the token file to write).
+# Listen on loopback TCP as well as the Unix socket. Clients use it only when asked
+# (GFLOW_TCP=1) and sign each request with the token file made next to this one.
 tcp = false
 host = "127.0.0.1"
-port = 59000
+# Default: 59000 for the system daemon, 59001 + (uid mod 999) for a per-user one.
+# port = 59000
 # Remove finished jobs older than this many days from the history (default: keep all).
 # history_days = 90
 # The daemon log is rotated at this size (MB), keeping this many old files.

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
-import hmac
 import logging
 import os
 import resource
@@ -34,7 +33,7 @@ from gflow.backoff import Backoff
 from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths
 from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
-from gflow.errors import Forbidden, GflowError
+from gflow.errors import GflowError
 from gflow.executors import (
     Inherited,
     Launched,
@@ -50,6 +49,7 @@ from gflow.listener import Listener, connection_budget
 from gflow.recovery import recover
 from gflow.rundir import pid_time, read_result
 from gflow.store import open_store
+from gflow.tcpauth import Verifier
 
 log = logging.getLogger("gflow.daemon")
 
@@ -91,6 +91,8 @@ class Runtime:
         self._stopping = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self.listener: Listener
+        self.tcp: str | None = None  # where TCP is served, or why not
+        self.tcp_auth = Verifier(paths.token_file)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -147,9 +149,22 @@ class Runtime:
         )
         self.listener.serve(_unix_socket(self.paths.socket, 0o666 if self.system else 0o600))
         if self.config.tcp:
-            if not self.system:
-                _ensure_token(self.paths.token_file)
-            self.listener.serve(socket.create_server((self.config.host, self.config.port)))
+            self._listen_tcp()
+
+    def _listen_tcp(self) -> None:
+        """Loopback TCP as well; a port someone else holds costs TCP, not the daemon."""
+        where = f"{self.config.host}:{self.config.tcp_port}"
+        if not self.system:
+            _ensure_token(self.paths.token_file)
+        try:
+            sock = socket.create_server((self.config.host, self.config.tcp_port))
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            self.tcp = f"unavailable ({where}: {reason})"
+            log.error("cannot listen on %s: %s; serving on the Unix socket only", where, reason)
+            return
+        self.listener.serve(sock)
+        self.tcp = where
 
     def stop(self) -> None:
         self._stopping.set()
@@ -470,17 +485,6 @@ class Runtime:
             return None
         run_as = self.engine.known_identity(uid)
         return None if run_as is False else str(self.executor.socket_for(run_as))
-
-    def tcp_identity(self, header: str) -> tuple[int, int]:
-        token_path = self.paths.token_file
-        try:
-            token = token_path.read_text().strip()
-        except OSError:
-            token = ""
-        given = header.removeprefix("Bearer ").strip()
-        if not token or not hmac.compare_digest(token, given):
-            raise Forbidden(f"TCP clients must send the token from {token_path}")
-        return self.uid, os.getgid()
 
 
 def _unix_socket(path: Path, mode: int) -> socket.socket:

@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -403,3 +404,57 @@ def test_an_idle_flood_from_one_user_does_not_lock_out_the_others(
     finally:
         flood.communicate("", timeout=60)
     g.until(lambda: alice.run("gqueue", check=False).returncode == 0, what="the flood to go")
+
+
+SQUAT = """
+import socket, sys
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+sys.stdin.read()
+server.setblocking(False)
+connections, received = 0, b""
+while True:
+    try:
+        conn, _ = server.accept()
+    except BlockingIOError:
+        break
+    connections += 1
+    conn.settimeout(5)
+    try:
+        received += conn.recv(65536)
+    except OSError:
+        pass
+    conn.close()
+print(connections, len(received), flush=True)
+"""
+
+
+def test_another_user_holding_the_tcp_port_never_hears_from_gflow(
+    make_gflow: Callable[..., Gflow], other_user: pwd.struct_passwd
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    g = make_gflow("process", GFLOW_DAEMON__TCP="1", GFLOW_DAEMON__PORT=str(port))
+    squat = subprocess.Popen(
+        AsUser(g, other_user).argv("-c", SQUAT, str(port)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert squat.stdout is not None and squat.stdout.readline().strip() == "ready"
+        g.start()
+        (g.home / "gflowd.sock").rename(g.home / "elsewhere.sock")  # as if unreachable
+        g.env["GFLOW_TCP"] = "1"
+        for argv in (["gqueue"], ["gbatch", "true"], ["gflowd", "status"]):
+            done = g.run(*argv, check=False)
+            assert done.returncode == 1, argv
+            assert (
+                f"refusing to talk TCP to 127.0.0.1:{port}: it is held by "
+                f"uid {other_user.pw_uid} ({USER})" in done.stderr
+            )
+    finally:
+        g.env.pop("GFLOW_TCP", None)
+        out, _ = squat.communicate("", timeout=30)
+    assert out.split() == ["0", "0"]  # not a connection, not a byte

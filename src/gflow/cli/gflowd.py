@@ -328,6 +328,8 @@ def _status(paths: Paths, args: argparse.Namespace) -> int:
         ("Database", st["database"]),
         ("Socket", st["socket"]),
     ]
+    if st.get("tcp"):
+        rows.append(("TCP", st["tcp"]))
     conns = st.get("connections")
     if conns:
         text = f"{conns['open']} open, {conns['refused']} refused"
