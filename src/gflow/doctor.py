@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from pathlib import Path
 from gflow import modes
 from gflow.config import Paths
 from gflow.errors import StoreError
+from gflow.model import BROKEN_END, Reason, State
+from gflow.recovery import live_wrapper
 from gflow.rundir import remove
-from gflow.store import SCHEMA_VERSION, Store
+from gflow.store import SCHEMA_VERSION, Store, load_active
 
 TABLES = (
     "batches",
@@ -56,6 +59,8 @@ def check(
             out = [Finding("found", f.message) if f.level == "error" else f for f in out]
         out.append(fix)
     _check_modes(paths, system, out, repair)
+    if db_ok and paths.db.exists():
+        _check_jobs(paths, out, repair)
     if db_ok:
         _check_run_dirs(paths, out, repair)
     if not daemon_running and paths.socket.exists():
@@ -102,6 +107,42 @@ def _check_modes(paths: Paths, system: bool, out: list[Finding], repair: bool) -
             out.append(Finding("fixed", f"{problem.message}: changed to {problem.want:04o}"))
         else:
             out.append(Finding("error", problem.message))
+
+
+def _check_jobs(paths: Paths, out: list[Finding], repair: bool) -> None:
+    """Active jobs whose data gflowd cannot handle: on start it would end them the same way."""
+    db = _readonly(paths.db)
+    try:
+        _, broken = load_active(db)
+    finally:
+        db.close()
+    if not broken:
+        return
+    if not repair:
+        for job_id, state, problem in broken:
+            fate = BROKEN_END[State(state)].value.lower()
+            out.append(
+                Finding(
+                    "error",
+                    f"job {job_id} ({state}) holds data gflowd cannot handle: {problem} "
+                    f"(gflowd doctor --repair marks it {fate})",
+                )
+            )
+        return
+    store = Store(paths.db)
+    try:
+        with store.tx():
+            for job_id, state, problem in broken:
+                end = BROKEN_END[State(state)]
+                store.end_broken(job_id, state, end, Reason.invalid_data(problem), time.time())
+                out.append(Finding("fixed", f"job {job_id}: {end.value}, {problem}"))
+    finally:
+        store.close()
+    for job_id, _, _ in broken:  # what still runs of them is stopped, as gflowd would
+        pid = live_wrapper(paths.run_dir / str(job_id))
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def _check_run_dirs(paths: Paths, out: list[Finding], repair: bool) -> None:

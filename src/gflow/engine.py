@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import random
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,13 +29,14 @@ from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
 from gflow.errors import Conflict, Forbidden, NotFound, StoreError
 from gflow.executors import Inherited, LaunchSpec, RunAs, job_script, render_command
-from gflow.model import Job, Reason, State, transition
+from gflow.model import BROKEN_END, Job, Reason, State, job_problem, transition
 from gflow.quotas import QuotaTable
 from gflow.reservations import Reservation, next_changes
 from gflow.scheduler import GpuSlot, Resources
 from gflow.store import Store
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+log = logging.getLogger("gflow.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class Engine:
         self.evals: dict[int, Evaluation] = {}
         self.launching: dict[int, tuple[int, ...]] = {}
         self.waiting: set[int] = set()
+        self.broken: list[tuple[int, str, str]] = []
         self._run_root = str(paths.run_dir)
         self._log_root = str(paths.logs_dir)
         self.reasons: dict[int, str] = {}
@@ -104,7 +108,8 @@ class Engine:
 
     def load(self) -> None:
         """(Re)build memory from the database: the database is the only truth."""
-        self.jobs = {j.id: j for j in self.store.load_active()}
+        active, self.broken = self.store.load_active()
+        self.jobs = {j.id: j for j in active}
         self.children = {}
         self.evals = {}
         self.waiting = set()
@@ -210,6 +215,56 @@ class Engine:
         """A transaction that rebuilds memory from the database if the write fails."""
         return _Guard(self)
 
+    @contextmanager
+    def isolated(
+        self, job_id: int, now: float, pid: int | Callable[[], int | None] | None = None
+    ) -> Iterator[None]:
+        """Handle one job's event inside the current transaction, so that its data cannot
+        drop the others' events: if handling it fails (a value out of range, a row the
+        database refuses), that part alone is undone and the job is ended with a reason
+        that says why (:meth:`quarantine`; ``pid``: its process to kill, or how to find
+        it). A write the
+        database refuses as a whole (:class:`StoreError`) still fails the transaction."""
+        mark = len(self.outbox)
+        try:
+            with self.store.savepoint():
+                yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            del self.outbox[mark:]
+            job = self.jobs.get(job_id)
+            problem = (job_problem(job) if job else None) or _describe(exc)
+            log.exception("job %s: its data broke the handling of an event", job_id)
+            self.load()  # memory as the database says, with this event undone
+            if self.quarantine(job_id, problem, now, pid() if callable(pid) else pid):
+                self.settle_dependents([job_id], now)
+
+    def quarantine(self, job_id: int, problem: str, now: float, pid: int | None = None) -> bool:
+        """End one job whose stored data the engine cannot handle; the others carry on.
+
+        A waiting job is cancelled and a running one failed, with reason
+        ``InvalidJobData:<problem>``. Only its state, reason and end time are written, so
+        the bad value is never handled again; ``pid``'s process group is killed. False when
+        the job has already ended (or does not exist).
+        """
+        job = self.jobs.get(job_id)
+        raw = job.state.value if job is not None else self.store.state_of(job_id)
+        old = next((s for s in State if s.value == raw), None)
+        new = BROKEN_END.get(old) if old is not None else None
+        if raw is None or new is None:
+            return False
+        log.error("job %s ended as %s: %s", job_id, new.value, problem)
+        self.store.end_broken(job_id, raw, new, Reason.invalid_data(problem), now)
+        if job is not None:
+            self._unindex(job)
+        for index in (self.jobs, self.evals, self.reasons, self.launching):
+            index.pop(job_id, None)
+        if pid:
+            self.outbox.append(Signal(job_id, pid, signal.SIGKILL))
+        self.outbox.append(Ended(job_id))
+        return True
+
     # ------------------------------------------------------------ dependencies
 
     def settle_dependents(self, changed: Iterable[int], now: float) -> None:
@@ -227,7 +282,10 @@ class Engine:
         job = self.jobs.get(job_id)
         if job is None or not job.state.is_waiting or job.deps.is_empty:
             return False
-        ev = evaluate(job.deps, self.views(job.deps.parents()), now)
+        try:
+            ev = evaluate(job.deps, self.views(job.deps.parents()), now)
+        except (ArithmeticError, ValueError, TypeError) as exc:  # its data, not the parents'
+            return self.quarantine(job_id, job_problem(job) or _describe(exc), now)
         self.evals[job_id] = ev
         if ev.verdict is Verdict.NEVER:
             if job.deps.auto_cancel:
@@ -290,7 +348,8 @@ class Engine:
         try:
             with self.guarded():
                 for timer in due:
-                    self._fire(timer, now)
+                    with self.isolated(timer.job_id, now):
+                        self._fire(timer, now)
         except BaseException:
             for timer in due:  # nothing was written: they are still due
                 heapq.heappush(self._timers, timer)
@@ -420,7 +479,19 @@ class Engine:
         candidates = self.runnable(now)
         if not candidates:
             return
-        decided = scheduler.plan(
+        try:
+            decided = self._plan(candidates, now)
+        except Exception:  # one job's data broke the plan: end that job, plan the rest
+            decided = self._plan(self._plannable(candidates, now), now)
+        self.reasons.update(decided.reasons)
+        for start in decided.starts:
+            self.launching[start.job_id] = start.gpu_ids
+            self.waiting.discard(start.job_id)
+            self.reasons[start.job_id] = Reason.LAUNCHING
+            self.outbox.append(Launch(start.job_id, start.gpu_ids))
+
+    def _plan(self, candidates: list[Job], now: float) -> scheduler.Plan:
+        return scheduler.plan(
             candidates,
             self.holding(),
             self.resources(),
@@ -429,12 +500,20 @@ class Engine:
             strategy=self.config.gpu_allocation_strategy,
             rng=self.rng,
         )
-        self.reasons.update(decided.reasons)
-        for start in decided.starts:
-            self.launching[start.job_id] = start.gpu_ids
-            self.waiting.discard(start.job_id)
-            self.reasons[start.job_id] = Reason.LAUNCHING
-            self.outbox.append(Launch(start.job_id, start.gpu_ids))
+
+    def _plannable(self, candidates: list[Job], now: float) -> list[Job]:
+        """The candidates that can be planned on their own; the others are ended."""
+        kept = []
+        for job in candidates:
+            try:
+                self._plan([job], now)
+            except Exception as exc:
+                with self.guarded():
+                    if self.quarantine(job.id, job_problem(job) or _describe(exc), now):
+                        self.settle_dependents([job.id], now)
+            else:
+                kept.append(job)
+        return kept
 
     def next_launch(self, job_id: int, now: float) -> LaunchSpec | None:
         """The spec to start a planned job with, or None if it must not start any more.
@@ -447,7 +526,7 @@ class Engine:
             return None
         if job.stop_intent == "cancel":
             self.launching.pop(job_id, None)
-            with self.guarded():
+            with self.guarded(), self.isolated(job_id, now):
                 self.move(job, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
                 self.settle_dependents([job_id], now)
             self.schedule(now)
@@ -545,7 +624,8 @@ class Engine:
                 if job is None or job.state is not State.QUEUED:
                     continue
                 waited_on = waited_on or st.job_id in self.children
-                self._record_start(job, st, now)
+                with self.isolated(st.job_id, now, pid=st.pid):
+                    self._record_start(job, st, now)
         for st in starts:
             self.launching.pop(st.job_id, None)
         if waited_on:  # only an "after" dependent can have become startable
@@ -576,7 +656,7 @@ class Engine:
         job = self.jobs.get(job_id)
         if job is None or job.state is not State.QUEUED:
             return
-        with self.guarded():
+        with self.guarded(), self.isolated(job_id, now):
             self.move(job, State.CANCELLED, now, reason=Reason.system_error(message))
             self.settle_dependents([job_id], now)
         self.schedule(now)
@@ -601,7 +681,8 @@ class Engine:
             for e in exits:
                 job = self.jobs.get(e.job_id)
                 if job is not None and job.state is State.RUNNING:
-                    self.finish(job, e.exit_code, now, e.end_time)
+                    with self.isolated(e.job_id, now):
+                        self.finish(job, e.exit_code, now, e.end_time)
         self.schedule(now)
 
     def finish(self, job: Job, exit_code: int | None, now: float, end_time: float | None) -> None:
@@ -640,6 +721,10 @@ class Engine:
     def set_gpus(self, slots: tuple[GpuSlot, ...], now: float) -> None:
         self.gpu_slots = slots
         self.schedule(now)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:150]
 
 
 class _Guard:

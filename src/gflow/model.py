@@ -10,8 +10,22 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gflow.deps import Dependency
+from gflow import limits
+from gflow.deps import Clause, Dependency
 from gflow.errors import Conflict
+from gflow.limits import (
+    EARLIEST,
+    LATEST,
+    MAX_GPU_INDEX,
+    MAX_GPUS,
+    MAX_ID,
+    MAX_PID,
+    MAX_PRIORITY,
+    MAX_REASON,
+    MAX_RETRIES,
+    MAX_SECONDS,
+    MAX_UID,
+)
 
 
 class State(StrEnum):
@@ -104,6 +118,11 @@ class Reason:
     @staticmethod
     def system_error(message: str) -> str:
         return f"SystemError:{message}"
+
+    @staticmethod
+    def invalid_data(problem: str) -> str:
+        """A job whose stored data gflowd cannot handle, ended so the others carry on."""
+        return f"InvalidJobData:{problem}"[:MAX_REASON]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +234,113 @@ def transition(
         stamped["exit_code"] = exit_code
     stamped.update(changes)
     return dataclasses.replace(job, **stamped)
+
+
+# ------------------------------------------------------------ stored data the engine can trust
+
+BROKEN_END: dict[State, State] = {
+    State.QUEUED: State.CANCELLED,
+    State.HOLD: State.CANCELLED,
+    State.RUNNING: State.FAILED,
+}
+"""How a job whose data cannot be handled ends: it never ran (Cancelled) or it did (Failed)."""
+
+_INT64 = 2**63 - 1
+_WHOLE: dict[str, tuple[int, int]] = {
+    "id": (1, MAX_ID),
+    "uid": (0, MAX_UID),
+    "batch_id": (0, _INT64),
+    "gpus": (0, MAX_GPUS),
+    "priority": (0, MAX_PRIORITY),
+    "max_retries": (0, MAX_RETRIES),
+    "attempt": (0, MAX_RETRIES),
+}
+_OPTIONAL_WHOLE: dict[str, tuple[int, int]] = {
+    "exit_code": (-(2**31), 2**31),
+    "gpu_memory_mb": (1, _INT64),
+    "memory_mb": (1, _INT64),
+    "time_limit": (1, MAX_SECONDS),
+    "group_id": (0, _INT64),
+    "task_id": (0, _INT64),
+    "retry_of": (1, _INT64),
+    "redo_of": (1, _INT64),
+    "pid": (1, MAX_PID),
+    "pid_start": (0, _INT64),
+}
+_INSTANTS = ("submit_time",)
+_OPTIONAL_INSTANTS = ("begin_at", "start_time", "end_time")
+_TEXTS = ("user", "name", "workdir")
+_OPTIONAL_TEXTS = (
+    "reason",
+    "script",
+    "conda_env",
+    "project",
+    "dep_text",
+    "executor",
+    "stop_intent",
+    "memory_enforcement",
+)
+_FLAGS = ("shared", "auto_close", "retry_on_timeout")
+
+
+def job_problem(job: Job) -> str | None:
+    """Why the engine cannot handle ``job`` as stored (a value of the wrong type or out of
+    range, as only a damaged or hand-edited database holds), or None when it can."""
+    for name, (lo, hi) in _WHOLE.items():
+        if not _whole(getattr(job, name), lo, hi):
+            return _out_of_range(name, getattr(job, name))
+    for name, (lo, hi) in _OPTIONAL_WHOLE.items():
+        value = getattr(job, name)
+        if value is not None and not _whole(value, lo, hi):
+            return _out_of_range(name, value)
+    for name in (*_INSTANTS, *_OPTIONAL_INSTANTS):
+        value = getattr(job, name)
+        if (value is not None or name in _INSTANTS) and not _instant(value):
+            return _out_of_range(name, value)
+    for name in (*_TEXTS, *_OPTIONAL_TEXTS):
+        value = getattr(job, name)
+        if (value is not None or name in _TEXTS) and not isinstance(value, str):
+            return _out_of_range(name, value)
+    for name in _FLAGS:
+        if type(getattr(job, name)) is not bool:
+            return _out_of_range(name, getattr(job, name))
+    return _parts_problem(job)
+
+
+def _parts_problem(job: Job) -> str | None:
+    if not job.command or not all(isinstance(w, str) for w in job.command):
+        return _out_of_range("command", job.command)
+    if not all(_whole(g, 0, MAX_GPU_INDEX) for g in job.gpu_ids):
+        return _out_of_range("gpu_ids", job.gpu_ids)
+    params = job.params
+    if params is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in params.items()
+    ):
+        return _out_of_range("params", params)
+    if not _whole(job.deps.on_count, 0, _INT64):
+        return _out_of_range("dependency on:COUNT", job.deps.on_count)
+    for clause in (*job.deps.clauses, *job.deps.on_pool):
+        problem = _clause_problem(clause)
+        if problem:
+            return problem
+    return None
+
+
+def _clause_problem(clause: Clause) -> str | None:
+    if not _whole(clause.delay, 0, MAX_SECONDS):
+        return _out_of_range("dependency delay", clause.delay)
+    if not all(_whole(p, 1, MAX_ID) for p in clause.parents):
+        return _out_of_range("dependency parent", clause.parents)
+    return None
+
+
+def _whole(value: object, lo: int, hi: int) -> bool:
+    return type(value) is int and lo <= value <= hi
+
+
+def _instant(value: object) -> bool:
+    return type(value) in (int, float) and EARLIEST <= value <= LATEST  # type: ignore[operator]
+
+
+def _out_of_range(name: str, value: object) -> str:
+    return f"{name} {limits.brief(value)} is out of range"

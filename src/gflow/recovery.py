@@ -8,11 +8,16 @@ pid file (or a live wrapper process naming its run directory) was being launched
 the daemon died: it did start, so it is moved to Running and handled the same way — it
 is never launched twice. A run directory with neither is removed before the job is
 planned again (a stale tmux session of that name is replaced at launch).
+
+A job whose stored data gflowd cannot handle (a row that cannot be read, a value out of
+range) is ended with reason ``InvalidJobData:...`` (its process killed if it still
+runs), and each job is handled on its own: one job's data never stops the start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 from gflow import proc
@@ -25,16 +30,34 @@ from gflow.rundir import pid_time, read_gpus, read_pid, read_result, remove
 def recover(engine: Engine, now: float) -> None:
     engine.load()
     with engine.guarded():
+        for job_id, _, problem in engine.broken:
+            engine.quarantine(job_id, problem, now, _live_wrapper(engine, job_id))
         for job in sorted(engine.jobs.values(), key=lambda j: j.id):
-            if job.state is State.RUNNING:
-                _running(engine, job, now)
-            elif job.state is State.QUEUED:
-                _maybe_launched(engine, job, now)
-        _rearm(engine, now)
+            with engine.isolated(job.id, now, functools.partial(_live_wrapper, engine, job.id)):
+                if job.state is State.RUNNING:
+                    _running(engine, job, now)
+                elif job.state is State.QUEUED:
+                    _maybe_launched(engine, job, now)
+        for job in list(engine.jobs.values()):
+            with engine.isolated(job.id, now):
+                _rearm(engine, job, now)
+        engine.arm_reservations(now)
         for job in list(engine.jobs.values()):
             if job.state.is_waiting and engine.judge(job.id, now):
                 engine.settle_dependents([job.id], now)
     engine.schedule(now)
+
+
+def _live_wrapper(engine: Engine, job_id: int) -> int | None:
+    return live_wrapper(engine.paths.run_dir / str(job_id))
+
+
+def live_wrapper(rd: Path) -> int | None:
+    """The pid of a job's wrapper if it still runs (found from its run directory ``rd``)."""
+    if not rd.is_dir():
+        return None
+    pid = read_pid(rd) or find_wrapper(rd)
+    return pid if pid is not None and is_wrapper(pid, rd) else None
 
 
 def _run_dir(engine: Engine, job: Job) -> Path:
@@ -103,13 +126,11 @@ def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
         _settle(engine, running, rd, now)
 
 
-def _rearm(engine: Engine, now: float) -> None:
-    for job in list(engine.jobs.values()):
-        if job.state is State.RUNNING:
-            if job.stop_intent is not None and job.pid:
-                engine.begin_stop(job, job.stop_intent, now)
-            elif job.time_limit and job.start_time is not None:
-                engine.add_timer(job.start_time + job.time_limit, "limit", job.id)
-        elif job.begin_at is not None:
-            engine.add_timer(job.begin_at, "begin", job.id)
-    engine.arm_reservations(now)
+def _rearm(engine: Engine, job: Job, now: float) -> None:
+    if job.state is State.RUNNING:
+        if job.stop_intent is not None and job.pid:
+            engine.begin_stop(job, job.stop_intent, now)
+        elif job.time_limit and job.start_time is not None:
+            engine.add_timer(job.start_time + job.time_limit, "limit", job.id)
+    elif job.begin_at is not None:
+        engine.add_timer(job.begin_at, "begin", job.id)

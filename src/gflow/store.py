@@ -21,7 +21,7 @@ from typing import Any
 
 from gflow.deps import Dependency
 from gflow.errors import StoreError
-from gflow.model import ACTIVE_STATES, Job, State
+from gflow.model import ACTIVE_STATES, Job, State, job_problem
 from gflow.quotas import Limits, Quota
 from gflow.reservations import Reservation
 
@@ -199,6 +199,13 @@ def _to_row(j: Job) -> tuple[Any, ...]:
     )
 
 
+def _readable(row: Sequence[Any]) -> Job | None:
+    try:
+        return _from_row(row)
+    except Exception:  # a damaged row is read as no job at all (doctor reports it)
+        return None
+
+
 def _from_row(row: Sequence[Any]) -> Job:
     data = dict(zip(_FIELDS, row, strict=True))
     data["state"] = State(data["state"])
@@ -210,6 +217,38 @@ def _from_row(row: Sequence[Any]) -> Job:
     for name in _BOOLS:
         data[name] = bool(data[name])
     return Job(**data)
+
+
+_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+
+
+def decode_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[Job], list[tuple[int, str, str]]]:
+    """Jobs from rows, and (id, state, why) for each row that is not a job gflowd can run."""
+    jobs: list[Job] = []
+    broken: list[tuple[int, str, str]] = []
+    for row in rows:
+        try:
+            job = _from_row(row)
+        except Exception as exc:  # whatever a damaged row holds, it is one job's problem
+            broken.append((row[0], str(row[_FIELDS.index("state")]), _unreadable(exc)))
+            continue
+        problem = job_problem(job)
+        if problem is None:
+            jobs.append(job)
+        else:
+            broken.append((job.id, job.state.value, problem))
+    return jobs, broken
+
+
+def load_active(db: sqlite3.Connection) -> tuple[list[Job], list[tuple[int, str, str]]]:
+    """:meth:`Store.load_active` on any connection (``gflowd doctor`` reads it read-only)."""
+    marks = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
+    rows = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id")
+    return decode_rows(rows)
+
+
+def _unreadable(exc: Exception) -> str:
+    return f"unreadable row ({type(exc).__name__}: {exc})"[:150]
 
 
 _RESERVATION = "id, user, gpu_ids, start, end, created, cancelled"
@@ -268,6 +307,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._depth = 0
+        self._savepoints = 0
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -346,6 +386,29 @@ class Store:
             raise
         finally:
             self._depth = 0
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Part of the current transaction that can be undone alone (one job's event).
+
+        A write the database refuses (disk full, I/O error) is a :class:`StoreError` for
+        the whole transaction; data it cannot take (an integer too large, a wrong type)
+        undoes this part only and is raised as it is.
+        """
+        assert self._depth, "a savepoint lives inside a transaction"
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        self.db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException as exc:
+            if self.db.in_transaction:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, _DATA_ERRORS):
+                raise StoreError(f"database write failed: {exc}") from exc
+            raise
+        self.db.execute(f"RELEASE {name}")
 
     # ------------------------------------------------------------ jobs
 
@@ -429,8 +492,9 @@ class Store:
         ).fetchall()
 
     def get(self, job_id: int) -> Job | None:
+        """The job, or None if there is none (or its row cannot be read)."""
         row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _from_row(row) if row else None
+        return _readable(row) if row else None
 
     def get_many(self, ids: Iterable[int]) -> dict[int, Job]:
         wanted = list(dict.fromkeys(ids))
@@ -439,16 +503,29 @@ class Store:
             chunk = wanted[start : start + 500]
             marks = ",".join("?" for _ in chunk)
             for row in self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk):
-                job = _from_row(row)
-                found[job.id] = job
+                job = _readable(row)
+                if job is not None:
+                    found[job.id] = job
         return found
 
-    def load_active(self) -> list[Job]:
-        marks = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
-        rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id"
-        ).fetchall()
-        return [_from_row(r) for r in rows]
+    def load_active(self) -> tuple[list[Job], list[tuple[int, str, str]]]:
+        """The active jobs, and (id, state, why) of active rows the engine cannot handle."""
+        return load_active(self.db)
+
+    def end_broken(self, job_id: int, old: str, new: State, reason: str, now: float) -> None:
+        """End a job whose data cannot be handled, writing only its state, reason and end."""
+        self.db.execute(
+            "UPDATE jobs SET state=?, reason=?, end_time=?, stop_intent=NULL WHERE id=?",
+            (new.value, reason, now, job_id),
+        )
+        self.db.execute(
+            "INSERT INTO events (job_id, time, from_state, to_state, reason) VALUES (?,?,?,?,?)",
+            (job_id, now, old, new.value, reason),
+        )
+
+    def state_of(self, job_id: int) -> str | None:
+        row = self.db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def query(self, flt: JobFilter) -> list[Job]:
         where, args = self._where(flt)
@@ -458,7 +535,8 @@ class Store:
                 sql += f" LIMIT {int(flt.limit)}"
             else:
                 sql = f"SELECT * FROM ({sql} DESC LIMIT {int(-flt.limit)}) ORDER BY id"
-        return [_from_row(r) for r in self.db.execute(sql, args)]
+        rows = (_readable(r) for r in self.db.execute(sql, args))
+        return [job for job in rows if job is not None]
 
     @staticmethod
     def _where(flt: JobFilter) -> tuple[str, list[Any]]:

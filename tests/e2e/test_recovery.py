@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 from tests.conftest import Gflow
 
 
@@ -91,3 +94,44 @@ def test_stop_leaves_jobs_running(gflow: Gflow) -> None:
     gflow.start()
     assert gflow.wait(job) == 0
     assert gflow.state(job) == "Finished"
+
+
+def _plant(g: Gflow, sql: str, *args: object) -> None:
+    """Write the database behind gflow's back, as a damaged or hand-edited file would be."""
+    db = sqlite3.connect(g.home / "gflow.db")
+    try:
+        with db:
+            db.execute(sql, args)
+    finally:
+        db.close()
+
+
+def test_a_job_with_bad_data_in_the_database_harms_no_other_job(gflow: Gflow) -> None:
+    g = gflow
+    parent = g.submit("-n", "parent", g.gate("parent"))
+    other = g.submit("-n", "other", g.gate("other"))
+    child = g.submit("-d", f"after:{parent}+1", "-n", "child", "true")
+    g.until_state(parent, "Running")
+    g.until_state(other, "Running")
+    g.stop()  # jobs keep running
+    clauses = [["after", [parent], 10**400]]
+    bomb = json.dumps({"clauses": clauses, "any_of": False, "on_count": 0, "on_pool": []})
+    _plant(g, "UPDATE jobs SET deps=? WHERE id=?", bomb, child)
+
+    g.start()  # the time bomb of an old request: it used to stop every start-up
+    assert g.state(child) == "Cancelled"
+    assert g.job(child)["reason"].startswith("InvalidJobData:dependency delay 1000")
+    g.open_gate("parent")
+    g.open_gate("other")
+    assert g.wait(parent, other) == 0
+    g.stop()
+
+    _plant(g, "UPDATE jobs SET state='Hold', begin_at=1e300, end_time=NULL WHERE id=?", other)
+    checked = g.run("gflowd", "doctor", check=False)
+    assert checked.returncode == 1, checked.stdout
+    assert f"job {other} (Hold) holds data gflowd cannot handle: begin_at" in checked.stdout
+    repaired = g.run("gflowd", "doctor", "--repair")
+    assert f"job {other}: Cancelled, begin_at" in repaired.stdout
+    assert "no problems found" in g.run("gflowd", "doctor").stdout
+    g.start()
+    assert g.state(other) == "Cancelled" and g.state(parent) == "Finished"
