@@ -375,12 +375,14 @@ class Api:
                 at = limits.instant(at, "at")
             result = commands.release(eng, selector(data), caller, now, at)
         elif verb == "update":
-            result = commands.update(
-                eng, selector(data), update_changes(data.get("changes")), caller, now
-            )
+            selected = selector(data)
+            changes = update_changes(data.get("changes"), data.get("options"))
+            result = commands.update(eng, selected, changes, caller, now)
         elif verb == "redo":
             ids = commands.select(eng, selector(data, "id"), caller)
-            overrides = update_changes(data["changes"]) if data.get("changes") else {}
+            overrides = update_changes(
+                data.get("changes") or None, data.get("options"), required=False
+            )
             result = commands.redo(
                 eng,
                 ids[0],

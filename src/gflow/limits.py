@@ -10,9 +10,12 @@ timestamp or a SQLite integer. Pure: no I/O, imports nothing heavier than the er
 from __future__ import annotations
 
 import math
-from typing import Final
 
 from gflow.errors import InvalidInput
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # a client imports this with the option table: no typing at start-up
+    from typing import Final
 
 # ------------------------------------------------------------ numbers
 
@@ -68,6 +71,8 @@ MAX_ENV_VARS: Final = 10_000
 MAX_BATCH_TEXT: Final = 64 << 20
 """Characters of command text one submission may store when a sweep renders one per job."""
 MAX_REASON: Final = 200
+MAX_KEYS: Final = 100
+"""Keys of a sweep, columns of a parameter file, uses of a repeatable option."""
 
 
 # ------------------------------------------------------------ checks

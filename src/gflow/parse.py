@@ -113,7 +113,8 @@ def _nums(texts: Iterable[str]) -> list[int] | None:
     return None if None in values else [v for v in values if v is not None]
 
 
-def _bounded_int(text: str, field: str, low: int, high: int) -> int:
+def parse_whole(text: str, field: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``, typed in ASCII digits."""
     value = _num(text.strip())
     if value is None or not low <= value <= high:
         raise _invalid(field, text, f"an integer from {low} to {high}")
@@ -180,11 +181,11 @@ def format_memory_mb(mb: int | None) -> str:
 
 
 def parse_priority(text: str) -> int:
-    return _bounded_int(text, "priority", 0, MAX_PRIORITY)
+    return parse_whole(text, "priority", 0, MAX_PRIORITY)
 
 
 def parse_nonneg_int(text: str, field: str) -> int:
-    return _bounded_int(text, field, 0, MAX_ID)
+    return parse_whole(text, field, 0, MAX_ID)
 
 
 # --- instants --------------------------------------------------------------------------

@@ -310,6 +310,27 @@ def test_update_validates_like_submission(gflow_process: Gflow) -> None:
     assert g.job(job)["priority"] == 10
 
 
+def test_update_takes_gbatchs_option_forms(two_gpus: Gflow) -> None:
+    """gjob update reads its options as gbatch does: Slurm's gpu:N, --dependency and -W;
+    what it cannot change is refused with the reason, and nothing changes."""
+    g = two_gpus
+    parent = g.submit("true")
+    job = g.submit("--hold", "-n", "plain", "true")
+    g.run("gjob", "update", str(job), "--gres", "gpu:2", "--dependency", f"afterany:{parent}")
+    assert (g.job(job)["gpus"], g.show(job)["dependency"]) == (2, f"afterany:{parent}")
+    g.run("gjob", "update", str(job), "-G", "1", "-W", f"depend=afterok:{parent}")
+    assert (g.job(job)["gpus"], g.show(job)["dependency"]) == (1, f"afterok:{parent}")
+    for argv, needle in (
+        (["--name", "two\nlines"], "printable"),
+        (["--array", "1-3"], "the tasks of an array are made when it is submitted"),
+        (["-P", "other"], "--project"),
+        (["--no-auto-cancel"], "--no-auto-cancel"),
+    ):
+        done = g.run("gjob", "update", str(job), *argv, check=False)
+        assert done.returncode == 2 and needle in done.stderr, (argv, done.stderr)
+    assert (g.job(job)["name"], g.job(job)["project"]) == ("plain", None)
+
+
 def test_redo_with_overrides(gflow_process: Gflow) -> None:
     g = gflow_process
     job = g.submit("-n", "again", "sh", "-c", "exit 4")

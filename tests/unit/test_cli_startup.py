@@ -105,6 +105,19 @@ def test_gqueue_hot_path_imports_little(tmp_path: Path) -> None:
     assert not _modules_after(show_help, tmp_path) & set(HOT_AVOIDED)
 
 
+def test_job_options_cost_a_client_no_parser(tmp_path: Path) -> None:
+    """gbatch and gjob build their options from the table and send text: the parsers,
+    and what they import, stay in the daemon."""
+    build = (
+        "from gflow.cli import gbatch, gjob\n"
+        "argv = ['-g', 'gpu:1', '-t', '1:00', '--begin', 'now', '-d', '@', 'true']\n"
+        "gbatch._request(gbatch.build_parser().parse_args(argv), None)\n"
+        "gjob._changes(gjob.build_parser().parse_args(['update', '1', '-g', '2']))\n"
+    )
+    parsers = {"typing", "dataclasses", "datetime", "gflow.parse", "gflow.deps", "gflow.protocol"}
+    assert not _modules_after(build, tmp_path) & (set(HEAVY) | parsers)
+
+
 @pytest.mark.parametrize(
     "env",
     [

@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 
+from gflow.cli import jobopts
 from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, UsageError, add_common, run
+from gflow.options import BY_KEY, SUBMIT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,25 +64,6 @@ TEMPLATE = """#!/bin/bash
 echo "job $GFLOW_JOB_ID ($GFLOW_JOB_NAME) on $HOSTNAME, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}"
 """
 
-# Slurm options that mean the same here; any other #SBATCH option is reported and skipped.
-SBATCH_FLAGS = {
-    "--job-name",
-    "-J",
-    "--time",
-    "-t",
-    "--gres",
-    "--gpus",
-    "-G",
-    "--dependency",
-    "-d",
-    "--mem",
-    "--array",
-    "-a",
-    "--begin",
-    "--hold",
-    "-H",
-}
-SBATCH_SWITCHES = {"--hold", "-H"}
 DIRECTIVE_MARKERS = ("# GFLOW", "#GFLOW", "#SBATCH")
 DIRECTIVE_LINES = 500
 
@@ -94,113 +77,7 @@ def build_parser() -> Parser:
         "       gbatch new NAME | gbatch completion bash|zsh|fish",
     )
     add_common(p)
-    p.add_argument(
-        "-n",
-        "--name",
-        "-J",
-        "--job-name",
-        dest="name",
-        metavar="NAME",
-        help="job name (default: a random readable name)",
-    )
-    p.add_argument(
-        "-g",
-        "--gpus",
-        "--gres",
-        "-G",
-        dest="gpus",
-        metavar="N",
-        help="GPUs to allocate (also Slurm's gpu:N)",
-    )
-    p.add_argument(
-        "--shared", action="store_true", help="share GPUs by memory (needs --gpu-memory)"
-    )
-    p.add_argument(
-        "--gpu-memory",
-        "--max-gpu-mem",
-        "--max-gpu-memory",
-        dest="gpu_memory",
-        metavar="SIZE",
-        help="GPU memory the job uses, e.g. 8G",
-    )
-    p.add_argument(
-        "-t",
-        "--time",
-        "--time-limit",
-        "--timelimit",
-        dest="time",
-        metavar="TIME",
-        help="time limit: HH:MM:SS, MM:SS or minutes",
-    )
-    p.add_argument(
-        "-m",
-        "--memory",
-        "--max-mem",
-        "--max-memory",
-        "--mem",
-        dest="memory",
-        metavar="SIZE",
-        help="host memory limit: 512 (MB), 1024M, 2G",
-    )
-    p.add_argument(
-        "-p",
-        "--priority",
-        "--nice",
-        dest="priority",
-        metavar="0-255",
-        help="higher runs first (default 10)",
-    )
-    p.add_argument(
-        "--begin",
-        metavar="WHEN",
-        help="start no earlier than HH:MM[:SS], YYYY-MM-DD[THH:MM[:SS]], now+N[smhd]",
-    )
-    p.add_argument(
-        "-c",
-        "--conda-env",
-        dest="conda_env",
-        metavar="ENV",
-        help="conda environment (default for commands: $CONDA_DEFAULT_ENV)",
-    )
-    p.add_argument("-P", "--project", metavar="CODE", help="project code (at most 64 characters)")
-    p.add_argument(
-        "-d",
-        "--depends-on",
-        "--dependency",
-        dest="depends_on",
-        action="append",
-        metavar="DEP",
-        help="after X succeeds; or Slurm form afterok:1:2,afterany:3",
-    )
-    p.add_argument("--depends-on-all", metavar="IDS", help="after all of them succeed")
-    p.add_argument("--depends-on-any", metavar="IDS", help="after any one of them succeeds")
-    p.add_argument(
-        "--no-auto-cancel",
-        action="store_true",
-        help="stay queued (marked) instead of being cancelled when a dependency fails",
-    )
-    p.add_argument(
-        "-W",
-        dest="moab",
-        action="append",
-        metavar="depend=SPEC",
-        help="Moab/Torque: depend=afterok:1:2,before:3,on:1",
-    )
-    p.add_argument("-a", "--array", metavar="SPEC", help="job array: 1-10, 1,3,5, 0-20:2, 1-100%%4")
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="K=V1,V2",
-        help="parameter sweep (repeatable; ranges start:stop[:step])",
-    )
-    p.add_argument("--param-file", metavar="CSV", help="one job per CSV row (header = keys)")
-    p.add_argument("--name-template", metavar="TEMPLATE", help="job names such as 'run_{lr}'")
-    p.add_argument("--max-concurrent", metavar="N", help="at most N jobs of this submission run")
-    p.add_argument("--max-retries", metavar="N", help="resubmit up to N times after a failure")
-    p.add_argument("--retry-on-timeout", action="store_true", help="also retry after a timeout")
-    p.add_argument("-H", "--hold", action="store_true", help="submit held (gjob release later)")
-    p.add_argument("--auto-close", action="store_true", help="close the tmux session at the end")
-    p.add_argument("--dry-run", action="store_true", help="show what would be submitted")
+    jobopts.add(p, SUBMIT)
     p.add_argument("command", nargs=argparse.REMAINDER, help="script or command, then its args")
     return p
 
@@ -320,14 +197,15 @@ def _directives(text: str) -> list[str]:
 
 
 def _sbatch(words: list[str]) -> tuple[list[str], list[str]]:
+    known, switches = jobopts.sbatch_flags()
     kept: list[str] = []
     skipped: list[str] = []
     i = 0
     while i < len(words):
         flag = words[i].split("=", 1)[0]
-        takes_value = "=" not in words[i] and flag not in SBATCH_SWITCHES
+        takes_value = "=" not in words[i] and flag not in switches
         group = words[i : i + (2 if takes_value and i + 1 < len(words) else 1)]
-        (kept if flag in SBATCH_FLAGS else skipped).extend(group)
+        (kept if flag in known else skipped).extend(group)
         i += len(group)
     return kept, skipped
 
@@ -358,54 +236,26 @@ def _request(args: argparse.Namespace, script: str | None) -> dict[str, Any]:
     Nothing here imports a parser, so ``gbatch`` in a shell loop costs little more than
     Python's start-up; a bad value comes back as a usage error naming the option.
     """
-    import time
-
-    conda = args.conda_env
-    if conda is None and script is None:
-        conda = os.environ.get("CONDA_DEFAULT_ENV") or None
-    command = [script, *args.command[1:]] if script else list(args.command)
-    if args.shared and not args.gpu_memory:
+    options = jobopts.given(args, SUBMIT)
+    if "conda_env" not in options and script is None and os.environ.get("CONDA_DEFAULT_ENV"):
+        options["conda_env"] = os.environ["CONDA_DEFAULT_ENV"]
+    if options.get("shared") and not options.get("gpu_memory"):
         raise UsageError("--shared needs --gpu-memory SIZE (the GPU memory the job uses)")
-    options = {
-        "gpus": args.gpus,
-        "time": args.time,
-        "memory": args.memory,
-        "gpu_memory": args.gpu_memory,
-        "priority": args.priority,
-        "begin": args.begin,
-        "utc_offset": time.localtime().tm_gmtoff if args.begin else None,
-        "params": args.param or [],
-        "max_concurrent": args.max_concurrent,
-        "max_retries": args.max_retries,
-        "depends_on": args.depends_on or [],
-        "depends_on_all": args.depends_on_all,
-        "depends_on_any": args.depends_on_any,
-        "moab": args.moab or [],
-        "no_auto_cancel": args.no_auto_cancel,
-    }
-    rows: list[dict[str, str]] = []
-    if args.param_file:
-        from gflow.parse import read_param_file
-
-        rows = read_param_file(args.param_file)
-    return {
-        "command": command,
+    body: dict[str, Any] = {
+        "command": [script, *args.command[1:]] if script else list(args.command),
         "script": script,
         "workdir": os.getcwd(),
         "env": dict(os.environ),
-        "name": args.name,
-        "shared": args.shared,
-        "conda_env": conda,
-        "project": args.project,
-        "auto_close": True if args.auto_close else None,
-        "array": args.array,
-        "param_rows": rows,
-        "name_template": args.name_template,
-        "retry_on_timeout": args.retry_on_timeout,
-        "hold": args.hold,
-        "dry_run": args.dry_run,
-        "options": {k: v for k, v in options.items() if v not in (None, [], False)},
     }
+    for key in [k for k in options if BY_KEY[k].local]:  # files are read here, as the user
+        option = BY_KEY[key]
+        body[option.field] = option.kind.load(options.pop(key))
+    if "begin" in options:
+        import time
+
+        options["utc_offset"] = time.localtime().tm_gmtoff
+    body["options"] = options
+    return body
 
 
 def _new(name: str) -> int:

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from gflow.cli import jobopts
 from gflow.cli.common import (
     EXIT_OK,
     EXIT_REFUSED,
@@ -23,6 +24,7 @@ from gflow.cli.common import (
     run,
     subcommand,
 )
+from gflow.options import CHANGE
 
 EXAMPLES = """
 gjob show 5                  everything about job 5 (also 5,6 or 3-7)
@@ -39,6 +41,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
+CHANGE_DESCRIPTION = """\
+{what}. The job options are gbatch's (see gbatch --help); those that set
+dependencies replace the job's dependencies."""
 RECONNECT_FOR = 60.0  # seconds gjob wait keeps trying while gflowd is down
 WAIT_CODES = {"Timeout": 124, "Cancelled": 125}
 
@@ -85,18 +90,20 @@ def build_parser() -> Parser:
         "gjob update 7 --depends-on-all 3,4\n"
         "gjob update 7 --command python train.py --lr 0.1   (--command comes last)",
         ["u"],
+        description=CHANGE_DESCRIPTION.format(what="Change queued or held jobs"),
     )
     upd.add_argument("ids", metavar="IDS")
-    _job_options(upd, update=True)
+    jobopts.add(upd, CHANGE)
     redo = subcommand(
         sub,
         "redo",
         "submit an ended job again as a new job",
         "gjob redo 5 --gpus 2\n"
         "gjob redo 5 --cascade        also redo the jobs its failure cancelled",
+        description=CHANGE_DESCRIPTION.format(what="Submit an ended job again as a new job"),
     )
     redo.add_argument("id", metavar="JOB")
-    _job_options(redo, update=False)
+    jobopts.add(redo, CHANGE)
     redo.add_argument("--clear-deps", action="store_true", help="drop its dependencies")
     redo.add_argument(
         "--cascade",
@@ -130,40 +137,6 @@ def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"invalid count {text!r}: expected a whole number >= 0")
     return int(text)
-
-
-def _job_options(p: argparse.ArgumentParser, update: bool) -> None:
-    p.add_argument("-g", "--gpus", metavar="N", help="GPUs")
-    p.add_argument("-p", "--priority", metavar="0-255", help="higher runs first")
-    p.add_argument(
-        "-t", "--time", "--time-limit", dest="time", metavar="TIME", help="HH:MM:SS, MM:SS or MM"
-    )
-    p.add_argument(
-        "-m",
-        "--memory",
-        "--memory-limit",
-        dest="memory",
-        metavar="SIZE",
-        help="host memory: 512 (MB), 1024M, 2G",
-    )
-    p.add_argument("--gpu-memory", metavar="SIZE", help="GPU memory per GPU, e.g. 8G")
-    p.add_argument(
-        "-d",
-        "--depends-on",
-        dest="depends_on",
-        action="append",
-        metavar="DEP",
-        help="replaces the dependencies: a job, or Slurm form afterok:1:2",
-    )
-    p.add_argument("--depends-on-all", metavar="IDS", help="after all of them succeed")
-    p.add_argument("--depends-on-any", metavar="IDS", help="after any one of them succeeds")
-    p.add_argument("--no-auto-cancel", action="store_true", help="with the options above")
-    if update:
-        p.add_argument("-n", "--name", metavar="NAME")
-        p.add_argument("-c", "--conda-env", metavar="ENV")
-        p.add_argument("--begin", metavar="WHEN", help="not before this time")
-        p.add_argument("--max-retries", metavar="N")
-        p.add_argument("--command", nargs=argparse.REMAINDER, help="new command (last option)")
 
 
 def main(argv: list[str]) -> int:
@@ -419,51 +392,21 @@ def _release(args: argparse.Namespace) -> int:
     return _report(answer, "released back to the queue" + suffix)
 
 
-def _changes(args: argparse.Namespace, update: bool) -> dict[str, Any]:
-    from gflow import deps, parse
-
-    out: dict[str, Any] = {}
-    if args.gpus is not None:
-        out["gpus"] = parse.parse_nonneg_int(args.gpus, "--gpus")
-    if args.priority is not None:
-        out["priority"] = parse.parse_priority(args.priority)
-    if args.time is not None:
-        out["time_limit"] = parse.parse_time_limit(args.time)
-    if args.memory is not None:
-        out["memory_mb"] = parse.parse_memory_mb(args.memory, "--memory")
-    if args.gpu_memory is not None:
-        out["gpu_memory_mb"] = parse.parse_memory_mb(args.gpu_memory, "--gpu-memory")
-    if args.depends_on or args.depends_on_all or args.depends_on_any:
-        dep = deps.from_gflow(
-            None, args.depends_on_all, args.depends_on_any, auto_cancel=not args.no_auto_cancel
-        )
-        for text in args.depends_on or []:
-            dep = dep.merge(deps.parse_dependency(text))
-        out["dependency"] = dep.to_json()
-    if update:
-        if args.name is not None:
-            out["name"] = args.name
-        if args.conda_env is not None:
-            out["conda_env"] = args.conda_env or None
-        if args.begin is not None:
-            out["begin_at"] = parse.parse_begin(args.begin, now_local())
-        if args.max_retries is not None:
-            out["max_retries"] = parse.parse_nonneg_int(args.max_retries, "--max-retries")
-        command = args.command or []
-        if command[:1] == ["--"]:
-            command = command[1:]
-        if command:
-            out["command"] = command
-    return out
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The job options given, as typed: the daemon parses them as it does gbatch's."""
+    options = jobopts.given(args, CHANGE)
+    if "begin" in options:
+        options["utc_offset"] = time.localtime().tm_gmtoff
+    return options
 
 
 def _update(args: argparse.Namespace) -> int:
-    changes = _changes(args, update=True)
-    if not changes:
+    options = _changes(args)
+    if not options:
         raise UsageError(
             "nothing to update: give at least one option such as --gpus 1", "gjob update"
         )
-    answer = client(args).post("/v1/jobs/update", {"ids": args.ids, "changes": changes})
+    answer = client(args).post("/v1/jobs/update", {"ids": args.ids, "options": options})
     for job in answer["jobs"]:
         print(f"Job {job['id']} updated: {', '.join(job['fields'])}.")
     return _errors(answer)
@@ -472,7 +415,7 @@ def _update(args: argparse.Namespace) -> int:
 def _redo(args: argparse.Namespace) -> int:
     body = {
         "id": args.id,
-        "changes": _changes(args, update=False),
+        "options": _changes(args),
         "cascade": args.cascade,
         "clear_deps": args.clear_deps,
     }

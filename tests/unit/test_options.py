@@ -1,0 +1,171 @@
+"""The option table (``gflow.options``): one declaration per job option, one parser.
+
+Walks the table: every option gbatch takes is taken by ``gjob update`` and ``gjob redo``
+in every spelling and with every value form, giving the same field values, or is refused
+with the table's reason; typed JSON values meet the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from gflow import options
+from gflow.cli import gbatch, gjob, jobopts
+from gflow.errors import InvalidInput
+from gflow.model import Job
+from gflow.options import CHANGE, OPTIONS, SUBMIT
+from gflow.protocol import SubmitRequest, update_changes
+
+# Value forms a user may type, per kind of value; an option whose kind is missing here fails.
+FORMS: dict[type[options.Kind], list[list[str]]] = {
+    options.Whole: [["3"], ["0003"]],
+    options.TimeLimit: [["90"], ["1:30"], ["1:30:00"], ["2-12:00:00"], ["UNLIMITED"]],
+    options.Size: [["512"], ["2G"], ["1.5G"], ["4096K"], ["1T"]],
+    options.Instant: [["2030-01-02"], ["2030-01-02T03:04"], ["2030-01-02T03:04:05"]],
+    options.Text: [["x1"]],
+    options.Name: [["train-1"]],
+    options.Project: [["vision"]],
+    options.Switch: [[]],
+    options.Params: [["lr=0.1,0.2"], ["n=1:3"]],
+    options.ParamFile: [["rows.csv"]],
+}
+GPU_FORMS = [["2"], ["gpu:2"], ["gpu:a100:2"], [" gpu:2 "]]
+DEP_FORMS = {
+    "gflow": [["5"], ["afterok:5:6,afterany:7"], ["after:5+10"], ["@"], ["5?6"], ["singleton"]],
+    "all": [["5,6"], ["@,@~1"]],
+    "any": [["5,6"]],
+    "moab": [["depend=afterok:5:6"], ["x=depend:afterany:5"], ["depend=before:5,on:1"]],
+    "no_auto_cancel": [[]],
+}
+
+
+def forms(option: options.Option) -> list[list[str]]:
+    kind = option.kind
+    if isinstance(kind, options.Dependency):
+        return DEP_FORMS[kind.syntax]
+    if option.key == "gpus":
+        return GPU_FORMS
+    return FORMS[type(kind)]
+
+
+def cases() -> list[tuple[options.Option, str, list[str]]]:
+    return [
+        (option, flag, value)
+        for option in OPTIONS
+        if option.kind.form != options.WORDS
+        for flag in option.flags
+        for value in forms(option)
+    ]
+
+
+def submitted(argv: list[str]) -> dict[str, Any]:
+    args = gbatch.build_parser().parse_args([*argv, "true"])
+    assert args.command == ["true"], argv
+    return jobopts.given(args, SUBMIT)
+
+
+def changed(sub: str, argv: list[str]) -> dict[str, Any]:
+    target = ["update", "7"] if sub == "update" else ["redo", "7"]
+    return jobopts.given(gjob.build_parser().parse_args([*target, *argv]), CHANGE)
+
+
+def fields(texts: dict[str, Any], purpose: str) -> dict[str, Any]:
+    return options.parse_texts({**texts, "utc_offset": 0}, purpose)
+
+
+def with_companion(option: options.Option, argv: list[str]) -> list[str]:
+    """--no-auto-cancel applies to dependencies set with it: give it one."""
+    return [*argv, "-d", "9"] if option.key == "no_auto_cancel" else argv
+
+
+@pytest.mark.parametrize(("option", "flag", "value"), cases(), ids=repr)
+def test_every_gbatch_option_is_taken_by_gjob_update_and_redo_alike(
+    option: options.Option, flag: str, value: list[str]
+) -> None:
+    argv = with_companion(option, [flag, *value])
+    texts = submitted(argv)
+    assert option.key in texts
+    for sub in ("update", "redo"):
+        assert changed(sub, argv) == texts
+    if option.local:  # read by the client; the daemon never opens a user's path
+        with pytest.raises(InvalidInput, match=option.flag):
+            fields(texts, SUBMIT)
+    else:
+        expected = fields(texts, SUBMIT)
+        assert option.field in expected
+    if option.update is True:
+        assert fields(texts, CHANGE) == expected
+    else:
+        assert isinstance(option.update, str) and option.update
+        with pytest.raises(InvalidInput) as refused:
+            fields(texts, CHANGE)
+        assert option.flag in refused.value.message and option.update in refused.value.message
+
+
+def test_no_auto_cancel_alone_is_refused_in_a_change() -> None:
+    assert fields({"no_auto_cancel": True}, SUBMIT)["dependency"].auto_cancel is False
+    with pytest.raises(InvalidInput, match="--no-auto-cancel"):
+        fields({"no_auto_cancel": True}, CHANGE)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=repr)
+def test_a_typed_value_meets_the_checks_of_the_text(option: options.Option) -> None:
+    """The JSON value a program sends is held to the limits its text form is."""
+    if option.local or isinstance(option.kind, options.Dependency):
+        return
+    if option.kind.form == options.WORDS:
+        value: Any = ["echo", "hi"]
+    else:
+        parsed = fields(submitted(with_companion(option, [option.flag, *forms(option)[0]])), SUBMIT)
+        value = parsed[option.field]
+        if isinstance(value, tuple):
+            value = [[k, list(vs)] for k, vs in value]
+    assert options.check_fields({option.field: value}, SUBMIT)[option.field] is not None
+    if isinstance(option.kind, options.Whole):
+        with pytest.raises(InvalidInput, match=option.field):
+            options.check_fields({option.field: option.kind.hi + 1}, SUBMIT)
+
+
+def test_gpus_in_slurm_form_are_refused_when_out_of_range() -> None:
+    with pytest.raises(InvalidInput, match="--gpus"):
+        fields({"gpus": "gpu:2000"}, CHANGE)
+    with pytest.raises(InvalidInput, match="--gpus"):
+        fields({"gpus": "gpu:x"}, SUBMIT)
+
+
+def test_the_table_matches_the_request_and_the_job() -> None:
+    request = {f.name for f in dataclasses.fields(SubmitRequest)}
+    assert request - {o.field for o in OPTIONS} == {"workdir", "env", "script"}
+    job = {f.name for f in dataclasses.fields(Job)}
+    assert options.CHANGEABLE - job == {"dependency"}
+    assert len(options.BY_KEY) == len(OPTIONS)
+    for option in OPTIONS:
+        assert option.key.isidentifier() and option.help and option.flags, option
+        assert set(option.sbatch) <= set(option.flags), option
+        assert option.update is True or isinstance(option.update, str), option
+    spellings = [f for o in OPTIONS for f in o.flags]
+    assert len(spellings) == len(set(spellings))
+
+
+def test_changes_take_values_and_texts_together() -> None:
+    got = update_changes({"priority": 5}, {"time": "10", "gpus": "gpu:1"})
+    assert got == {"priority": 5, "time_limit": 600, "gpus": 1}
+    assert update_changes({"time_limit": None}) == {"time_limit": None}
+    with pytest.raises(InvalidInput, match="cannot be cleared"):
+        update_changes({"priority": None})
+    with pytest.raises(InvalidInput, match="update field"):
+        update_changes({"array": "1-3"})
+    with pytest.raises(InvalidInput, match="changes"):
+        update_changes(None)
+    assert update_changes(None, None, required=False) == {}
+
+
+def test_a_submission_reads_texts_and_values_alike() -> None:
+    base = {"command": ["true"], "workdir": "/tmp"}
+    typed = SubmitRequest.from_json({**base, "gpus": 2, "time_limit": 600, "name": "a"})
+    texts = {"gpus": "gpu:2", "time": "10", "name": "a"}
+    assert SubmitRequest.from_json({**base, "options": texts}) == typed
+    assert SubmitRequest.from_json({**base, "name": "  "}).name is None  # a random one
