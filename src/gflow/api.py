@@ -15,18 +15,17 @@ import math
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import admin, commands, limits
-from gflow.deps import remaining_text
+from gflow import admin, commands, limits, listing
 from gflow.engine import Caller
 from gflow.errors import Forbidden, GflowError, InvalidInput
 from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
-from gflow.model import ACTIVE_STATES, FINAL_STATES, Job, State
+from gflow.model import ACTIVE_STATES, FINAL_STATES, State
 from gflow.protocol import SubmitRequest, selector, update_changes
 from gflow.store import JobFilter
 
@@ -37,146 +36,6 @@ log = logging.getLogger("gflow.api")
 MAX_BODY = 64 * 1024 * 1024
 MAX_USERS = 1000  # user names in one listing's users= filter
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
-    """Everything about a job (``gjob show``, ``gqueue -o json``): the listing fields and more."""
-    data = compact_json(job, rt, deps=deps)
-    data.update(
-        {
-            "script": job.script,
-            "workdir": job.workdir,
-            "shared": job.shared,
-            "gpu_memory_mb": job.gpu_memory_mb,
-            "begin_at": job.begin_at,
-            "conda_env": job.conda_env,
-            "auto_close": job.auto_close,
-            "dependency": job.deps.slurm_text() or None,
-            "dep_text": job.dep_text,
-            "auto_cancel": job.deps.auto_cancel,
-            "any_of": job.deps.any_of,
-            "params": job.params,
-            "max_retries": job.max_retries,
-            "attempt": job.attempt,
-            "retry_of": job.retry_of,
-            "redo_of": job.redo_of,
-            "pid": job.pid,
-            "executor": job.executor,
-            "log": str(rt.paths.log_of(job.id)),
-            "memory_enforcement": job.memory_enforcement,
-            "stop_intent": job.stop_intent,
-            "tmux_socket": rt.tmux_socket(job.uid),
-        }
-    )
-    if deps and not job.deps.is_empty:
-        ev = rt.engine.evals.get(job.id)
-        data["pending"] = list(ev.pending) if ev and job.state.is_waiting else []
-    return data
-
-
-PAGE = 2000
-
-
-def _remaining(job: Job, rt: Runtime) -> str:
-    if job.deps.is_empty or not job.state.is_waiting:
-        return "-"
-    return remaining_text(job.deps, rt.engine.views(job.deps.parents()), time.time())
-
-
-def compact_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
-    """The fields a listing shows (``gqueue``'s columns, tree and folding)."""
-    reason = job.reason
-    if job.state is State.QUEUED and reason is None:
-        reason = rt.engine.reasons.get(job.id)
-    out: dict[str, Any] = {
-        "id": job.id,
-        "name": job.name,
-        "user": job.user,
-        "uid": job.uid,
-        "state": job.state.value,
-        "st": job.state.code,
-        "reason": reason,
-        "exit_code": job.exit_code,
-        "gpus": job.gpus,
-        "gpu_ids": list(job.gpu_ids),
-        "submit_time": job.submit_time,
-        "start_time": job.start_time,
-        "end_time": job.end_time,
-        "time_limit": job.time_limit,
-        "memory_mb": job.memory_mb,
-        "priority": job.priority,
-        "project": job.project,
-        "group_id": job.group_id,
-        "task_id": job.task_id,
-        "parents": sorted(job.deps.parents()),
-        "command": list(job.command),
-        "session": job.session,
-    }
-    if deps:
-        out["remaining"] = _remaining(job, rt)
-    return out
-
-
-def row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
-    """:func:`compact_json` straight from a listing row (no Job object for history)."""
-    (
-        job_id,
-        name,
-        user,
-        uid,
-        state,
-        reason,
-        exit_code,
-        gpus,
-        gpu_ids,
-        submit,
-        start,
-        end,
-        limit,
-        memory,
-        priority,
-        project,
-        group,
-        task,
-        dep_text,
-        command,
-    ) = row
-    live = rt.engine.jobs.get(job_id)
-    if live is not None:
-        return compact_json(live, rt, deps=deps)
-    parents: list[int] = []
-    if dep_text:
-        data = json.loads(dep_text)
-        parents = sorted(
-            {int(p) for key in ("clauses", "on_pool") for c in data[key] for p in c[1]}
-        )
-    out: dict[str, Any] = {
-        "id": job_id,
-        "name": name,
-        "user": user,
-        "uid": uid,
-        "state": state,
-        "st": State(state).code,
-        "reason": reason,
-        "exit_code": exit_code,
-        "gpus": gpus,
-        "gpu_ids": [int(g) for g in gpu_ids.split(",")] if gpu_ids else [],
-        "submit_time": submit,
-        "start_time": start,
-        "end_time": end,
-        "time_limit": limit,
-        "memory_mb": memory,
-        "priority": priority,
-        "project": project,
-        "group_id": group,
-        "task_id": task,
-        "parents": parents,
-        "command": json.loads(command),
-        "session": f"gflow-{job_id}",
-    }
-    if deps:
-        out["remaining"] = "-"
-    return out
 
 
 class Api:
@@ -271,7 +130,8 @@ class Api:
         req = SubmitRequest.from_json(await self.body(request))
         jobs = commands.submit(self.rt.engine, req, caller, time.time())
         if req.dry_run:
-            return self.done({"jobs": [job_json(j, self.rt) for j in jobs], "dry_run": True})
+            dry = [listing.job_json(j, self.rt) for j in jobs]
+            return self.done({"jobs": dry, "dry_run": True})
         out = [{"id": j.id, "name": j.name, "state": j.state.value} for j in jobs]
         return self.done({"jobs": out, "dry_run": False}, 201)
 
@@ -289,40 +149,13 @@ class Api:
         )
         deps = q.get("deps") == "1"
         compact = q.get("view") == "compact"
-        active = {s.value for s in ACTIVE_STATES}
-        if flt.states and set(flt.states) <= active:
+        if flt.states and set(flt.states) <= {s.value for s in ACTIVE_STATES}:
+            view = listing.compact_json if compact else listing.job_json
             jobs = flt.pick(sorted(self.rt.engine.jobs.values(), key=lambda j: j.id))
-        elif compact and (flt.limit is None or flt.limit > 0):
-            return await self._stream(request, flt, deps)
+            rows = listing.encoded(view(j, self.rt, deps=deps) for j in jobs)
         else:
-            jobs = self.rt.engine.store.query(flt)
-        view = compact_json if compact else job_json
-        return self.done({"jobs": [view(j, self.rt, deps=deps) for j in jobs], "now": time.time()})
-
-    async def _stream(self, request: web.Request, flt: JobFilter, deps: bool) -> web.StreamResponse:
-        """A long listing, page by page: memory stays flat and events keep flowing."""
-        self.rt.drain()
-        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        await resp.write(b'{"now": %.6f, "jobs": [' % time.time())
-        after, left, sep = 0, flt.limit, b""
-        while left is None or left > 0:
-            size = PAGE if left is None else min(PAGE, left)
-            rows = self.rt.engine.store.query_rows(flt, after, size)
-            if not rows:
-                break
-            chunk = b",".join(json.dumps(row_json(r, self.rt, deps)).encode() for r in rows)
-            await resp.write(sep + chunk)
-            sep = b","
-            after = rows[-1][0]
-            left = None if left is None else left - len(rows)
-            if len(rows) < size:
-                break
-            await asyncio.sleep(0)
-        await resp.write(b"]}")
-        await resp.write_eof()
-        return resp
+            rows = listing.history(self.rt, flt, deps=deps, compact=compact)
+        return await listing.stream(request, self.rt, rows)
 
     def _uids(self, text: str, caller: Caller) -> tuple[int, ...]:
         names = _csv(text)
@@ -343,20 +176,27 @@ class Api:
                 uids.append(uid)
         return tuple(uids)
 
-    async def show(self, request: web.Request) -> web.Response:
+    async def show(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)
         eng = self.rt.engine
-        out = []
-        for job_id in commands.select(eng, request.query.get("ids", ""), caller):
-            job = eng.require(job_id)
-            data = job_json(job, self.rt, deps=True)
+        ids = commands.select(eng, request.query.get("ids", ""), caller)
+        for job_id in ids:
+            eng.require(job_id)
+        return await listing.stream(request, self.rt, listing.encoded(self._shown(ids)))
+
+    def _shown(self, ids: list[int]) -> Iterator[dict[str, Any]]:
+        eng = self.rt.engine
+        for job_id in ids:
+            job = eng.job(job_id)
+            if job is None:  # it was pruned meanwhile
+                continue
+            data = listing.job_json(job, self.rt, deps=True)
             data["events"] = [
                 {"time": t, "from": a, "to": b, "reason": r}
                 for t, a, b, r in eng.store.events_of(job_id)
             ]
             data["attempts"] = eng.store.attempts_of(job_id)
-            out.append(data)
-        return self.done({"jobs": out, "now": time.time()})
+            yield data
 
     async def control(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
@@ -405,7 +245,7 @@ class Api:
         active = [i for i in ids if i in eng.jobs]
         if active:
             await self.rt.wait_for(active, timeout)
-        jobs = [job_json(eng.require(i), self.rt) for i in ids]
+        jobs = [listing.job_json(eng.require(i), self.rt) for i in ids]
         return self.done({"jobs": jobs, "done": all(j["state"] in FINAL_STATES for j in jobs)})
 
     # ------------------------------------------------------------ daemon

@@ -16,6 +16,7 @@ from gflow.batch import Expansion, expand, random_name
 from gflow.deps import Clause, Dependency, DepRequest
 from gflow.engine import Caller, Engine
 from gflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
+from gflow.limits import MAX_DEP_EDGES
 from gflow.model import Job, Reason, State
 from gflow.parse import RecentRef, TaskRef, format_memory_mb, parse_id_list
 from gflow.protocol import SubmitRequest
@@ -59,12 +60,14 @@ def check_may_change_run(job: Job, fields: Iterable[str], caller: Caller) -> Non
 
 def select(engine: Engine, text: str, caller: Caller) -> list[int]:
     """Job ids named by a selector (``1,3,5-7``, ``@``, ``12_3``; an array id = all tasks)."""
+    refs = parse_id_list(text)
+    known = engine.get_many(r for r in refs if isinstance(r, int))  # one query per 500 ids
     ids: list[int] = []
-    for ref in parse_id_list(text):
+    for ref in refs:
         if isinstance(ref, (RecentRef, TaskRef)):
             ids.extend(graph.resolve_ref(ref, caller.uid, engine))
             continue
-        job = engine.job(ref)
+        job = known.get(ref)
         if job is None:
             raise NotFound(f"job {ref} not found")
         members = engine.group_members(ref) if job.group_id == ref else [ref]
@@ -150,6 +153,13 @@ def _build(
         req.dependency, caller.uid, engine, next_id=first, is_array=exp.is_group
     )
     parents = list(resolved.dependency.parents())
+    links = (len(parents) + len(resolved.corr)) * len(exp.tasks)
+    if links > MAX_DEP_EDGES:
+        raise Refused(
+            f"{len(exp.tasks)} jobs each waiting for {len(parents)} make {links} dependency "
+            f"links; one submission may make at most {MAX_DEP_EDGES} (use aftercorr, or wait "
+            "for fewer jobs)"
+        )
     for target in _before_targets(engine, resolved, caller):
         if graph.find_path(parents, target.id, engine.parents_of) is not None:
             raise Refused(
@@ -212,7 +222,7 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
     if req.dry_run:
         return jobs
     with engine.guarded():
-        engine.store.insert_batch(caller.uid, req.env, first, len(jobs), now, batch)
+        engine.store.insert_batch(caller.uid, req.env, first, len(jobs), now, batch, req.command)
         engine.store.insert_jobs(jobs)
         engine.store.record_events([(j.id, None, j.state, j.reason) for j in jobs], now)
         if exp.is_group and exp.max_concurrent:
@@ -456,9 +466,7 @@ def redo(
     new_jobs: list[Job] = []
     for src in chain:
         new_id = mapping[src.id]
-        deps = Dependency() if (clear_deps and src is old) else src.deps
-        for a, b in mapping.items():
-            deps = deps.replace_parent(a, b)
+        deps = Dependency() if (clear_deps and src is old) else src.deps.replace_parents(mapping)
         new = src.again(new_id, now, deps=deps, redo_of=src.id, group_id=None, task_id=None)
         if src is old and overrides:
             new = new.replace(**{k: v for k, v in overrides.items() if k != "dependency"})
@@ -476,7 +484,7 @@ def redo(
     out = Outcome()
     with engine.guarded():
         env = engine.store.batch_env(old.batch_id)
-        batch = engine.store.insert_batch(caller.uid, env, first, 1, now)
+        batch = engine.store.insert_batch(caller.uid, env, first, 1, now, None, new_jobs[0].command)
         new_jobs = [j.replace(batch_id=batch) if j.id == first else j for j in new_jobs]
         engine.store.insert_jobs(new_jobs)
         for job in new_jobs:
@@ -498,16 +506,19 @@ def _cancelled_by(engine: Engine, root: int, caller: Caller) -> list[Job]:
 
     Another user's dependent is never re-created (it would run as that user).
     """
-    found: list[Job] = []
-    work = [root]
-    while work:
-        parent = work.pop(0)
-        reason = Reason.dependency_failed(parent)
-        for child_id in engine.store.ids_with_reason(State.CANCELLED, reason):
-            child = engine.require(child_id)
-            if child.uid != caller.uid and not caller.admin:
-                continue
-            if all(j.id != child.id for j in found):
-                found.append(child)
-                work.append(child.id)
-    return found
+    found: dict[int, Job] = {root: engine.require(root)}
+    level = [root]
+    while level:  # one query per level of the graph: linear in the jobs found
+        reasons = {Reason.dependency_failed(p): p for p in level}
+        children: dict[int, list[Job]] = {p: [] for p in level}
+        for child in engine.store.cancelled_because(list(reasons)):
+            if child.uid == caller.uid or caller.admin:
+                children[reasons[child.reason or ""]].append(child)
+        level = []
+        for parent in reasons.values():
+            for child in children[parent]:
+                if child.id not in found:
+                    found[child.id] = child
+                    level.append(child.id)
+    del found[root]
+    return list(found.values())

@@ -86,12 +86,16 @@ class Dependency:
         ``keep_after`` leaves ``after`` clauses alone: when a waiting job is re-pointed
         to a retry, ``old`` has started or ended, so those are already met for good.
         """
+        return self.replace_parents({old: new}, keep_after=keep_after)
+
+    def replace_parents(self, new: Mapping[int, int], *, keep_after: bool = False) -> Dependency:
+        """Wait for ``new[p]`` wherever this waited for ``p`` (one pass over the clauses)."""
 
         def swap(cs: tuple[Clause, ...]) -> tuple[Clause, ...]:
             return tuple(
                 c
                 if keep_after and c.type is DepType.AFTER
-                else replace(c, parents=tuple(new if p == old else p for p in c.parents))
+                else replace(c, parents=tuple(new.get(p, p) for p in c.parents))
                 for c in cs
             )
 

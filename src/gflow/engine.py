@@ -141,6 +141,19 @@ class Engine:
     def job(self, job_id: int) -> Job | None:
         return self.jobs.get(job_id) or self.store.get(job_id)
 
+    def get_many(self, ids: Iterable[int]) -> dict[int, Job]:
+        """The jobs of these ids that exist, from memory or (in batches) the database."""
+        found: dict[int, Job] = {}
+        missing = []
+        for job_id in ids:
+            job = self.jobs.get(job_id)
+            if job is None:
+                missing.append(job_id)
+            else:
+                found[job_id] = job
+        found.update(self.store.get_many(missing))
+        return found
+
     def require(self, job_id: int) -> Job:
         job = self.job(job_id)
         if job is None:

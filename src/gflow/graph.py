@@ -27,6 +27,7 @@ from gflow.deps import (
     FINAL_STATES as FINAL_VIEW_STATES,
 )
 from gflow.errors import Refused
+from gflow.limits import MAX_PARENTS
 from gflow.model import Job, State
 from gflow.parse import RecentRef, TaskRef
 
@@ -137,10 +138,16 @@ def resolve(
     clauses: list[Clause] = []
     corr: list[list[int]] = []
     before: list[tuple[DepType, int]] = []
+    total = 0
     for raw in req.clauses:
         ids: list[int] = []
         for ref in raw.refs:
             ids.extend(resolve_ref(ref, uid, lookup, next_id=next_id))
+            if total + len(ids) > MAX_PARENTS:
+                raise Refused(
+                    f"a job may wait for at most {MAX_PARENTS} jobs (arrays count their tasks)"
+                )
+        total += len(ids)
         ids = list(dict.fromkeys(latest_attempt(i, lookup) for i in ids))
         if raw.type == "aftercorr":
             if not is_array:

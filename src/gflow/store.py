@@ -8,7 +8,6 @@ commit durable across power loss, not just across a crash of the daemon.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import shutil
 import sqlite3
@@ -19,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gflow.deps import Dependency
 from gflow.errors import StoreError
-from gflow.model import ACTIVE_STATES, Job, State, job_problem
+from gflow.jobrows import FIELDS, LIST_COLUMNS, command_of, decode_rows, readable, to_row
+from gflow.model import ACTIVE_STATES, Job, State
 from gflow.quotas import Limits, Quota
 from gflow.reservations import Reservation
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -119,136 +118,47 @@ CREATE TABLE reservations (
 CREATE INDEX reservations_end ON reservations(end);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_SCHEMA_V3 = """
+ALTER TABLE batches ADD COLUMN command TEXT;
+CREATE INDEX jobs_cancelled_reason ON jobs(reason) WHERE state = 'Cancelled';
+"""
+"""A submission's command is stored once, with its batch (its jobs' own column holds '');
+the jobs a failure cancelled are found by their reason (``gjob redo --cascade``)."""
 
-_FIELDS = [f.name for f in dataclasses.fields(Job)]
-_COLUMNS = ", ".join(_FIELDS)
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in _FIELDS)})"
-_BOOLS = {"shared", "auto_close", "retry_on_timeout"}
-LIST_COLUMNS = (
-    "id",
-    "name",
-    "user",
-    "uid",
-    "state",
-    "reason",
-    "exit_code",
-    "gpus",
-    "gpu_ids",
-    "submit_time",
-    "start_time",
-    "end_time",
-    "time_limit",
-    "memory_mb",
-    "priority",
-    "project",
-    "group_id",
-    "task_id",
-    "deps",
-    "command",
-)
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
-
-def _deps_json(deps: Dependency) -> str | None:
-    return None if deps.is_empty and not deps.on_pool else json.dumps(deps.to_json())
-
-
-def _to_row(j: Job) -> tuple[Any, ...]:
-    """A job as a row, in :data:`_FIELDS` order (written out: it runs for every job saved)."""
-    return (
-        j.id,
-        j.uid,
-        j.user,
-        j.name,
-        json.dumps(list(j.command)),
-        j.workdir,
-        j.submit_time,
-        j.batch_id,
-        j.state.value,
-        j.reason,
-        j.exit_code,
-        j.script,
-        j.gpus,
-        int(j.shared),
-        j.gpu_memory_mb,
-        j.memory_mb,
-        j.time_limit,
-        j.priority,
-        j.begin_at,
-        j.conda_env,
-        j.project,
-        int(j.auto_close),
-        _deps_json(j.deps),
-        j.dep_text,
-        j.group_id,
-        j.task_id,
-        None if j.params is None else json.dumps(j.params),
-        j.max_retries,
-        int(j.retry_on_timeout),
-        j.attempt,
-        j.retry_of,
-        j.redo_of,
-        j.start_time,
-        j.end_time,
-        ",".join(map(str, j.gpu_ids)) if j.gpu_ids else None,
-        j.pid,
-        j.pid_start,
-        j.executor,
-        j.stop_intent,
-        j.memory_enforcement,
-    )
-
-
-def _readable(row: Sequence[Any]) -> Job | None:
-    try:
-        return _from_row(row)
-    except Exception:  # a damaged row is read as no job at all (doctor reports it)
-        return None
-
-
-def _from_row(row: Sequence[Any]) -> Job:
-    data = dict(zip(_FIELDS, row, strict=True))
-    data["state"] = State(data["state"])
-    data["command"] = tuple(json.loads(data["command"]))
-    data["deps"] = Dependency.from_json(json.loads(data["deps"])) if data["deps"] else Dependency()
-    data["params"] = json.loads(data["params"]) if data["params"] else None
-    ids = data["gpu_ids"]
-    data["gpu_ids"] = tuple(int(i) for i in ids.split(",")) if ids else ()
-    for name in _BOOLS:
-        data[name] = bool(data[name])
-    return Job(**data)
-
-
+_COLUMNS = ", ".join(FIELDS)
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in FIELDS)})"
+_LISTED = ", ".join(LIST_COLUMNS)
 _DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 
-def decode_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[Job], list[tuple[int, str, str]]]:
-    """Jobs from rows, and (id, state, why) for each row that is not a job gflowd can run."""
-    jobs: list[Job] = []
-    broken: list[tuple[int, str, str]] = []
-    for row in rows:
-        try:
-            job = _from_row(row)
-        except Exception as exc:  # whatever a damaged row holds, it is one job's problem
-            broken.append((row[0], str(row[_FIELDS.index("state")]), _unreadable(exc)))
-            continue
-        problem = job_problem(job)
-        if problem is None:
-            jobs.append(job)
-        else:
-            broken.append((job.id, job.state.value, problem))
-    return jobs, broken
+class BatchCommands:
+    """The command each submission shares among its jobs, read once: it never changes."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.known: dict[int, tuple[str, ...] | None] = {}
+
+    def __call__(self, batch_id: int) -> tuple[str, ...] | None:
+        if batch_id not in self.known:
+            row = self.db.execute("SELECT command FROM batches WHERE id=?", (batch_id,)).fetchone()
+            self.remember(batch_id, tuple(json.loads(row[0])) if row and row[0] else None)
+        return self.known[batch_id]
+
+    def remember(self, batch_id: int, command: tuple[str, ...] | None) -> None:
+        if len(self.known) >= 1024:
+            self.known.clear()
+        self.known[batch_id] = command
 
 
-def load_active(db: sqlite3.Connection) -> tuple[list[Job], list[tuple[int, str, str]]]:
+def load_active(
+    db: sqlite3.Connection, commands: BatchCommands | None = None
+) -> tuple[list[Job], list[tuple[int, str, str]]]:
     """:meth:`Store.load_active` on any connection (``gflowd doctor`` reads it read-only)."""
     marks = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
     rows = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id")
-    return decode_rows(rows)
-
-
-def _unreadable(exc: Exception) -> str:
-    return f"unreadable row ({type(exc).__name__}: {exc})"[:150]
+    return decode_rows(rows, commands or BatchCommands(db))
 
 
 _RESERVATION = "id, user, gpu_ids, start, end, created, cancelled"
@@ -312,6 +222,7 @@ class Store:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
+        self.commands = BatchCommands(self.db)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
@@ -381,6 +292,7 @@ class Store:
         except BaseException as exc:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
+            self.commands.known.clear()  # a batch written here may be gone
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"database write failed: {exc}") from exc
             raise
@@ -428,22 +340,37 @@ class Store:
         count: int,
         now: float,
         batch_id: int | None = None,
+        command: tuple[str, ...] | None = None,
     ) -> int:
+        """One submission: its environment, and the command its jobs share (stored once)."""
         cur = self.db.execute(
-            "INSERT INTO batches (id, uid, submit_time, env, first_job, count) "
-            "VALUES (?,?,?,?,?,?)",
-            (batch_id, uid, now, json.dumps(env), first_job, count),
+            "INSERT INTO batches (id, uid, submit_time, env, first_job, count, command) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (
+                batch_id,
+                uid,
+                now,
+                json.dumps(env),
+                first_job,
+                count,
+                None if command is None else json.dumps(list(command)),
+            ),
         )
         assert cur.lastrowid is not None
+        self.commands.remember(cur.lastrowid, command)
         return cur.lastrowid
 
+    def _row(self, job: Job) -> tuple[Any, ...]:
+        shared = self.commands(job.batch_id)
+        return to_row(job, shared is not None and (shared is job.command or shared == job.command))
+
     def insert_jobs(self, jobs: Iterable[Job]) -> None:
-        self.db.executemany(_INSERT, (_to_row(j) for j in jobs))
+        self.db.executemany(_INSERT, (self._row(j) for j in jobs))
 
     def save(self, job: Job) -> None:
         """Write every field of an existing job."""
-        sets = ", ".join(f"{name}=?" for name in _FIELDS[1:])
-        self.db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*_to_row(job)[1:], job.id))
+        sets = ", ".join(f"{name}=?" for name in FIELDS[1:])
+        self.db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*self._row(job)[1:], job.id))
 
     def record_event(
         self, job_id: int, old: State | None, new: State, reason: str | None, now: float
@@ -461,11 +388,15 @@ class Store:
             [(i, now, old.value if old else None, new.value, why) for i, old, new, why in rows],
         )
 
-    def ids_with_reason(self, state: State, reason: str) -> list[int]:
+    def cancelled_because(self, reasons: list[str]) -> list[Job]:
+        """The jobs cancelled with one of these reasons (``DependencyFailed:<id>``), by id."""
         rows = self.db.execute(
-            "SELECT id FROM jobs WHERE state=? AND reason=? ORDER BY id", (state.value, reason)
+            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'Cancelled' "
+            "AND reason IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (json.dumps(reasons),),
         )
-        return [int(r[0]) for r in rows]
+        found = (readable(row, self.commands) for row in rows.fetchall())
+        return [job for job in found if job is not None]
 
     def attempts_of(self, job_id: int) -> list[int]:
         """Every attempt in ``job_id``'s retry chain (first attempt first)."""
@@ -494,7 +425,7 @@ class Store:
     def get(self, job_id: int) -> Job | None:
         """The job, or None if there is none (or its row cannot be read)."""
         row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _readable(row) if row else None
+        return readable(row, self.commands) if row else None
 
     def get_many(self, ids: Iterable[int]) -> dict[int, Job]:
         wanted = list(dict.fromkeys(ids))
@@ -503,14 +434,14 @@ class Store:
             chunk = wanted[start : start + 500]
             marks = ",".join("?" for _ in chunk)
             for row in self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk):
-                job = _readable(row)
+                job = readable(row, self.commands)
                 if job is not None:
                     found[job.id] = job
         return found
 
     def load_active(self) -> tuple[list[Job], list[tuple[int, str, str]]]:
         """The active jobs, and (id, state, why) of active rows the engine cannot handle."""
-        return load_active(self.db)
+        return load_active(self.db, self.commands)
 
     def end_broken(self, job_id: int, old: str, new: State, reason: str, now: float) -> None:
         """End a job whose data cannot be handled, writing only its state, reason and end."""
@@ -527,21 +458,29 @@ class Store:
         row = self.db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def query(self, flt: JobFilter) -> list[Job]:
+    def query_page(self, flt: JobFilter, after: int, size: int) -> list[tuple[int, Job | None]]:
+        """Up to ``size`` matching jobs with ids above ``after``, in id order, by id (None:
+        a row that cannot be read)."""
+        where, args = self._where(flt, after)
+        sql = f"SELECT {_COLUMNS} FROM jobs{where} ORDER BY id LIMIT ?"
+        rows = self.db.execute(sql, [*args, size]).fetchall()
+        return [(row[0], readable(row, self.commands)) for row in rows]
+
+    def start_of_last(self, flt: JobFilter, count: int) -> int:
+        """The id below which :meth:`query_page` must start to list the last ``count`` jobs."""
         where, args = self._where(flt)
-        sql = f"SELECT {_COLUMNS} FROM jobs{where} ORDER BY id"
-        if flt.limit is not None and flt.limit != 0:
-            if flt.limit > 0:
-                sql += f" LIMIT {int(flt.limit)}"
-            else:
-                sql = f"SELECT * FROM ({sql} DESC LIMIT {int(-flt.limit)}) ORDER BY id"
-        rows = (_readable(r) for r in self.db.execute(sql, args))
-        return [job for job in rows if job is not None]
+        row = self.db.execute(
+            f"SELECT id FROM jobs{where} ORDER BY id DESC LIMIT 1 OFFSET ?", [*args, count - 1]
+        ).fetchone()
+        return 0 if row is None else int(row[0]) - 1
 
     @staticmethod
-    def _where(flt: JobFilter) -> tuple[str, list[Any]]:
+    def _where(flt: JobFilter, after: int | None = None) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
+        if after is not None:
+            clauses.append("id > ?")
+            args.append(after)
         for column, values in (
             ("state", flt.states),
             ("id", flt.ids),
@@ -559,15 +498,22 @@ class Store:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def query_rows(self, flt: JobFilter, after: int = 0, size: int = 2000) -> list[tuple[Any, ...]]:
-        """One page of listing rows (:data:`LIST_COLUMNS`), ids above ``after``, in id order.
+        """One page of listing rows, ids above ``after``, in id order: the
+        :data:`LIST_COLUMNS` but the last, with the command as a tuple (None: unreadable).
 
         Paging keeps no statement open between pages, so the daemon can list a long
         history in slices while it goes on handling events.
         """
-        where, args = self._where(flt)
-        where = (where + " AND" if where else " WHERE") + " id > ?"
-        sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where} ORDER BY id LIMIT ?"
-        return self.db.execute(sql, [*args, after, size]).fetchall()
+        where, args = self._where(flt, after)
+        sql = f"SELECT {_LISTED} FROM jobs{where} ORDER BY id LIMIT ?"
+        rows = self.db.execute(sql, [*args, size]).fetchall()
+        return [(*row[:-2], self._listed_command(row[-2], row[-1])) for row in rows]
+
+    def _listed_command(self, text: str, batch_id: int) -> tuple[str, ...] | None:
+        try:
+            return command_of(text, batch_id, self.commands)
+        except Exception:  # a damaged row: listed without its command
+            return None
 
     def group_members(self, group_id: int) -> list[int]:
         rows = self.db.execute("SELECT id FROM jobs WHERE group_id=? ORDER BY id", (group_id,))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gflow import limits
+from gflow import commands, limits
+from gflow.config import DaemonConfig, Paths
 from gflow.deps import DepRequest, parse_dependency, parse_moab
-from gflow.errors import InvalidInput
+from gflow.engine import Caller, Engine
+from gflow.errors import InvalidInput, Refused
 from gflow.protocol import SubmitRequest, update_changes
+from gflow.store import Store
 
 BASE: dict[str, Any] = {"command": ["true"], "workdir": "/tmp"}
 
@@ -105,3 +109,19 @@ def test_an_update_is_held_to_the_same_limits() -> None:
     ]:
         with pytest.raises(InvalidInput, match=field):
             update_changes(changes)
+
+
+def test_one_submission_makes_at_most_a_million_dependency_links(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "gflow.toml", tmp_path, tmp_path)
+    engine = Engine(Store(paths.db), paths, DaemonConfig())
+    parents = SubmitRequest.from_json({**BASE, "array": "1-1000", "hold": True})
+    first = commands.submit(engine, parents, ANN, 100.0)[0].id
+    fan = SubmitRequest.from_json(
+        {**BASE, "array": "1-1001", "options": {"depends_on": [str(first)]}}
+    )
+    with pytest.raises(Refused, match="at most 1000000"):
+        commands.submit(engine, fan, ANN, 100.0)
+    assert len(engine.jobs) == 1000
+
+
+ANN = Caller(1000, 1000, "ann")

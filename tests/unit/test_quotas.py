@@ -16,7 +16,7 @@ from gflow.parse import parse_duration, parse_when
 from gflow.quotas import Limits, Quota, QuotaTable, check_queued, usage
 from gflow.reservations import Calendar, Reservation, clash, next_changes, pick_cards
 from gflow.scheduler import GpuSlot, Plan, Resources, plan, sort_key
-from gflow.store import _SCHEMA_V1, Store
+from gflow.store import _SCHEMA_V1, SCHEMA_VERSION, Store
 
 NOW = 1_000_000.0
 G24 = 24 * 1024
@@ -336,7 +336,7 @@ def test_a_schema_1_database_gains_the_quota_and_reservation_tables(tmp_path: Pa
     db.close()
     store = Store(path)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == SCHEMA_VERSION
         with store.tx():
             store.put_quota(quota("user", "alice", max_running_jobs=2))
             store.put_quota(quota("default_user", max_queued_jobs=9))

@@ -1,0 +1,249 @@
+"""What the API says about jobs: their fields, and long listings streamed page by page.
+
+A listing of the history is written as chunked JSON while it is read: the daemon holds
+one page of rows at a time (fewer rows when they are large), and the event loop runs
+between chunks, so a long listing neither grows the daemon's memory nor stalls other
+requests and the jobs' events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gflow.deps import remaining_text
+from gflow.model import Job, State
+from gflow.store import JobFilter
+
+if TYPE_CHECKING:
+    from gflow.daemon import Runtime
+
+CHUNK = 256 * 1024
+"""Bytes written to the client at a time."""
+PAGE_BYTES = 4 << 20
+"""About how many bytes of jobs are read from the database at a time."""
+PAGE = 2000
+"""Rows read at a time at most (and the first page reads only FIRST_PAGE)."""
+FIRST_PAGE = 64
+
+
+def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
+    """Everything about a job (``gjob show``, ``gqueue -o json``): the listing fields and more."""
+    data = compact_json(job, rt, deps=deps)
+    data.update(
+        {
+            "script": job.script,
+            "workdir": job.workdir,
+            "shared": job.shared,
+            "gpu_memory_mb": job.gpu_memory_mb,
+            "begin_at": job.begin_at,
+            "conda_env": job.conda_env,
+            "auto_close": job.auto_close,
+            "dependency": job.deps.slurm_text() or None,
+            "dep_text": job.dep_text,
+            "auto_cancel": job.deps.auto_cancel,
+            "any_of": job.deps.any_of,
+            "params": job.params,
+            "max_retries": job.max_retries,
+            "attempt": job.attempt,
+            "retry_of": job.retry_of,
+            "redo_of": job.redo_of,
+            "pid": job.pid,
+            "executor": job.executor,
+            "log": str(rt.paths.log_of(job.id)),
+            "memory_enforcement": job.memory_enforcement,
+            "stop_intent": job.stop_intent,
+            "tmux_socket": rt.tmux_socket(job.uid),
+        }
+    )
+    if deps and not job.deps.is_empty:
+        ev = rt.engine.evals.get(job.id)
+        data["pending"] = list(ev.pending) if ev and job.state.is_waiting else []
+    return data
+
+
+def _remaining(job: Job, rt: Runtime) -> str:
+    if job.deps.is_empty or not job.state.is_waiting:
+        return "-"
+    return remaining_text(job.deps, rt.engine.views(job.deps.parents()), time.time())
+
+
+def compact_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
+    """The fields a listing shows (``gqueue``'s columns, tree and folding)."""
+    reason = job.reason
+    if job.state is State.QUEUED and reason is None:
+        reason = rt.engine.reasons.get(job.id)
+    out: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "user": job.user,
+        "uid": job.uid,
+        "state": job.state.value,
+        "st": job.state.code,
+        "reason": reason,
+        "exit_code": job.exit_code,
+        "gpus": job.gpus,
+        "gpu_ids": list(job.gpu_ids),
+        "submit_time": job.submit_time,
+        "start_time": job.start_time,
+        "end_time": job.end_time,
+        "time_limit": job.time_limit,
+        "memory_mb": job.memory_mb,
+        "priority": job.priority,
+        "project": job.project,
+        "group_id": job.group_id,
+        "task_id": job.task_id,
+        "parents": sorted(job.deps.parents()),
+        "command": list(job.command),
+        "session": job.session,
+    }
+    if deps:
+        out["remaining"] = _remaining(job, rt)
+    return out
+
+
+def row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
+    """:func:`compact_json` straight from a listing row (no Job object for history).
+
+    The command comes decoded (:meth:`gflow.store.Store.query_rows`); a row that cannot
+    be read is listed as such rather than breaking the listing.
+    """
+    try:
+        return _row_json(row, rt, deps)
+    except Exception:  # one damaged row must not break everyone's listing
+        return _unreadable(row[0], rt, deps)
+
+
+def _unreadable(job_id: int, rt: Runtime, deps: bool) -> dict[str, Any]:
+    placeholder = Job(job_id, -1, "?", "(unreadable)", ("?",), "/", 0.0, state=State.FAILED)
+    out = compact_json(placeholder, rt, deps=deps)
+    out["reason"] = "InvalidJobData:unreadable row"
+    return out
+
+
+def _row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
+    (
+        job_id,
+        name,
+        user,
+        uid,
+        state,
+        reason,
+        exit_code,
+        gpus,
+        gpu_ids,
+        submit,
+        start,
+        end,
+        limit,
+        memory,
+        priority,
+        project,
+        group,
+        task,
+        dep_text,
+        command,
+    ) = row
+    live = rt.engine.jobs.get(job_id)
+    if live is not None:
+        return compact_json(live, rt, deps=deps)
+    parents: list[int] = []
+    if dep_text:
+        data = json.loads(dep_text)
+        parents = sorted(
+            {int(p) for key in ("clauses", "on_pool") for c in data[key] for p in c[1]}
+        )
+    out: dict[str, Any] = {
+        "id": job_id,
+        "name": name,
+        "user": user,
+        "uid": uid,
+        "state": state,
+        "st": State(state).code,
+        "reason": reason,
+        "exit_code": exit_code,
+        "gpus": gpus,
+        "gpu_ids": [int(g) for g in gpu_ids.split(",")] if gpu_ids else [],
+        "submit_time": submit,
+        "start_time": start,
+        "end_time": end,
+        "time_limit": limit,
+        "memory_mb": memory,
+        "priority": priority,
+        "project": project,
+        "group_id": group,
+        "task_id": task,
+        "parents": parents,
+        "command": list(command),
+        "session": f"gflow-{job_id}",
+    }
+    if deps:
+        out["remaining"] = "-"
+    return out
+
+
+def history(rt: Runtime, flt: JobFilter, *, deps: bool, compact: bool) -> Iterator[bytes]:
+    """The jobs matching ``flt`` from the database, encoded one by one, read page by page
+    (a negative ``limit``: the last ones)."""
+    store = rt.engine.store
+    after, left = 0, flt.limit or None
+    if left is not None and left < 0:
+        after, left = store.start_of_last(flt, -left), None
+    size = FIRST_PAGE
+    while left is None or left > 0:
+        want = size if left is None else min(size, left)
+        if compact:
+            rows = store.query_rows(flt, after, want)
+            encoded = [_encode(row_json(r, rt, deps)) for r in rows]
+            ids = [r[0] for r in rows]
+        else:
+            page = store.query_page(flt, after, want)
+            encoded = [_encode(_full(i, job, rt, deps)) for i, job in page]
+            ids = [i for i, _ in page]
+        yield from encoded
+        if not ids or len(ids) < want:
+            return
+        after = ids[-1]
+        left = None if left is None else left - len(ids)
+        used = sum(map(len, encoded))
+        size = max(1, min(PAGE, PAGE_BYTES * len(ids) // max(used, 1)))
+
+
+def _full(job_id: int, job: Job | None, rt: Runtime, deps: bool) -> dict[str, Any]:
+    live = rt.engine.jobs.get(job_id, job)
+    return _unreadable(job_id, rt, deps) if live is None else job_json(live, rt, deps=deps)
+
+
+def encoded(items: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    return (_encode(item) for item in items)
+
+
+def _encode(item: dict[str, Any]) -> bytes:
+    return json.dumps(item).encode()
+
+
+async def stream(request: web.Request, rt: Runtime, jobs: Iterable[bytes]) -> web.StreamResponse:
+    """``{"now": ..., "jobs": [...]}`` written while ``jobs`` is produced."""
+    rt.drain()
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    buf = bytearray(b'{"now": %.6f, "jobs": [' % time.time())
+    for count, item in enumerate(jobs):
+        if count:
+            buf += b","
+        buf += item
+        if len(buf) >= CHUNK:
+            await resp.write(bytes(buf))
+            buf.clear()
+        elif count % 256 == 255:
+            await asyncio.sleep(0)  # many small rows: let the others in now and then
+    buf += b"]}"
+    await resp.write(bytes(buf))
+    await resp.write_eof()
+    return resp
