@@ -96,8 +96,31 @@ def test_the_log_stays_bounded_when_file_descriptors_run_out(
         GFLOW_DAEMON__LOG_BACKUPS="1",
     )
     g.run("bash", "-c", 'ulimit -n 64 && exec "$0" up', str(BIN / "gflowd"))
+    held = exhaust(g, refusals=300)
+    assert held, "some connections were served before descriptors ran out"
+    done = g.run("gqueue", check=False)
+    assert done.returncode == 1 and "gflowd has run out of file descriptors" in done.stderr
+    for sock in held:
+        sock.close()
+    g.until(lambda: g.run("gqueue", check=False).returncode == 0, what="gflowd to answer again")
+    logs = [p for p in g.home.iterdir() if p.name.startswith("gflowd.log")]
+    text = "".join(p.read_text() for p in logs)
+    assert 1 <= text.count("cannot accept a connection") <= 5
+    assert "Traceback" not in text
+    assert sum(p.stat().st_size for p in logs) <= 2 * 0.05 * 1024 * 1024 + 4096
+    # out of descriptors once more, gflowd down still stops it
+    held = exhaust(g, refusals=1)
+    assert g.run("gflowd", "down").stdout.strip() == "gflowd stopped."
+    assert g.run("gflowd", "status", check=False).returncode == 3
+    for sock in held:
+        sock.close()
+
+
+def exhaust(g: Gflow, refusals: int) -> list[socket.socket]:
+    """Connections served and kept open until gflowd has refused ``refusals`` for want of
+    file descriptors; the kept ones are returned."""
     held, refused = [], 0
-    while refused < 300:
+    while refused < refusals:
         sock = connect(g)
         with contextlib.suppress(BrokenPipeError):  # refused before it was read
             sock.sendall(HEALTH)
@@ -109,15 +132,7 @@ def test_the_log_stays_bounded_when_file_descriptors_run_out(
         assert b"gflowd has run out of file descriptors" in answer
         refused += 1
         sock.close()
-    assert held, "some connections were served before descriptors ran out"
-    for sock in held:
-        sock.close()
-    g.until(lambda: g.run("gqueue", check=False).returncode == 0, what="gflowd to answer again")
-    logs = [p for p in g.home.iterdir() if p.name.startswith("gflowd.log")]
-    text = "".join(p.read_text() for p in logs)
-    assert 1 <= text.count("cannot accept a connection") <= 5
-    assert "Traceback" not in text
-    assert sum(p.stat().st_size for p in logs) <= 2 * 0.05 * 1024 * 1024 + 4096
+    return held
 
 
 def test_gflowd_raises_its_open_file_limit_but_jobs_keep_theirs(

@@ -132,7 +132,7 @@ def test_the_daemon_does_not_look_at_a_script_on_the_users_behalf(
     assert "Permission denied" in seen[0]
     assert seen[0] == seen[1]
     mine = alice.work / "mine.sh"
-    mine.write_text("#!/bin/sh\necho \"$0\"\n")
+    mine.write_text('#!/bin/sh\necho "$0"\n')
     os.chown(mine, other_user.pw_uid, other_user.pw_gid)
     direct = alice.submit(str(mine))
     mine.chmod(0o644)

@@ -271,15 +271,13 @@ def _down(paths: Paths) -> int:
             return EXIT_OK
     try:
         client.post("/v1/shutdown", {})
-    except RemoteError as exc:
-        if exc.status != 403:
-            raise
-        print(f"gflowd: error: permission denied: {exc.message}", file=sys.stderr)
-        return EXIT_REFUSED
-    except GflowError:
+    except GflowError as exc:
+        if isinstance(exc, RemoteError) and exc.status == 403:
+            print(f"gflowd: error: permission denied: {exc.message}", file=sys.stderr)
+            return EXIT_REFUSED
         if own is None or own <= 0:
             raise
-        os.kill(own, signal.SIGTERM)
+        os.kill(own, signal.SIGTERM)  # our own daemon, busy or unreachable: the signal
     if pid > 0 and not _wait_gone(pid, 15):
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 5)
