@@ -176,17 +176,28 @@ def check_before_target(target: Job, uid: int, admin: bool) -> None:
 def find_path(
     start: Iterable[int], goal: int, parents_of: Callable[[int], Iterable[int]]
 ) -> list[int] | None:
-    """A parent-chain from one of ``start`` to ``goal`` (depth-first), or None."""
-    stack: list[tuple[int, list[int]]] = [(s, [s]) for s in start]
-    seen: set[int] = set()
+    """A parent-chain from one of ``start`` to ``goal`` (depth-first), or None.
+
+    Each job is visited once and the chain is rebuilt at the end, so a chain of any
+    depth costs time linear in the jobs it crosses.
+    """
+    came_from: dict[int, int | None] = {}
+    stack: list[int] = []
+    for node in start:
+        if node not in came_from:
+            came_from[node] = None
+            stack.append(node)
     while stack:
-        node, path = stack.pop()
+        node = stack.pop()
         if node == goal:
-            return path
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.extend((p, [*path, p]) for p in parents_of(node))
+            path = [node]
+            while (step := came_from[path[-1]]) is not None:
+                path.append(step)
+            return path[::-1]
+        for parent in parents_of(node):
+            if parent not in came_from:
+                came_from[parent] = node
+                stack.append(parent)
     return None
 
 
@@ -196,13 +207,12 @@ def check_cycle(
     """Refuse making ``child`` depend on ``parents`` when one of them already waits on it."""
     if child in parents:
         raise Refused("Job cannot depend on itself")
-    for parent in parents:
-        path = find_path([parent], child, parents_of)
-        if path is not None:
-            raise Refused(
-                f"Circular dependency detected: Job {child} depends on Job {parent}, "
-                f"which has a path back to Job {child}"
-            )
+    path = find_path(parents, child, parents_of)
+    if path is not None:
+        raise Refused(
+            f"Circular dependency detected: Job {child} depends on Job {path[0]}, "
+            f"which has a path back to Job {child}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ the field, and nothing is written.
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from tests.conftest import Gflow
@@ -105,3 +106,25 @@ def test_hostile_updates_queries_and_controls_are_refused(gflow_process: Gflow) 
     assert renamed.returncode == 2 and "printable" in renamed.stderr
     assert g.job(held)["name"] == "plain"
     assert g.run("gjob", "show", str(held)).returncode == 0
+
+
+def test_text_from_the_database_reaches_no_terminal_raw(gflow_process: Gflow) -> None:
+    """Names stored before names were checked (or by hand) are printed escaped."""
+    g = gflow_process
+    job = g.submit("--hold", "-n", "plain", "true")
+    g.stop()
+    db = sqlite3.connect(g.home / "gflow.db")
+    with db:
+        db.execute("UPDATE jobs SET name=? WHERE id=?", ("\x1b[2J\x1b]0;pwned\x07x\ny", job))
+    db.close()
+    g.start()
+    for argv in (
+        ["gqueue", "-u", "all"],
+        ["gqueue", "-t"],
+        ["gqueue", "-o", "csv", "-f", "JOBID,NAME"],
+        ["gjob", "show", str(job)],
+        ["gcancel", "--dry-run", str(job)],
+    ):
+        out = g.run(*argv).stdout
+        assert "\x1b" not in out and "\x07" not in out, argv
+        assert "\\x1b[2J\\x1b]0;pwned\\x07x\\ny" in out, argv

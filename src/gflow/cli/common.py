@@ -81,8 +81,18 @@ def call(prog: str, main: Callable[[list[str]], int], argv: Sequence[str] | None
 
 def fail(message: str, code: int, prog: str) -> int:
     """Print ``prog: error: message`` on stderr and return ``code``."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    shown = "\n".join(safe(line) for line in message.split("\n"))
+    print(f"{prog}: error: {shown}", file=sys.stderr)
     return code
+
+
+def safe(text: str) -> str:
+    """Text that other users wrote, as a terminal may show it: every character that could
+    move the cursor, clear the screen or recolour it (escape, newline, tab, bidi marks...)
+    is shown as an escape such as ``\\x1b`` instead of being sent raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -213,7 +223,11 @@ def table(
     rows: Sequence[Sequence[str]],
     paint: Callable[[int, str], str] | None = None,
 ) -> str:
-    """Left-aligned columns as wide as their content, two spaces apart, no trailing blanks."""
+    """Left-aligned columns as wide as their content, two spaces apart, no trailing blanks.
+
+    Cells are shown :func:`safe`: a job name cannot send escape sequences to a terminal.
+    """
+    rows = [[safe(cell) for cell in row] for row in rows]
     widths = [
         max(len(h), max((len(row[i]) for row in rows), default=0)) for i, h in enumerate(headers)
     ]

@@ -7,7 +7,7 @@ import os
 import sys
 
 from gflow.cli import jobopts
-from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, UsageError, add_common, run
+from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, UsageError, add_common, run, safe
 from gflow.options import BY_KEY, SUBMIT
 
 TYPE_CHECKING = False
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
         _print_dry_run(jobs)
         return EXIT_OK
     for job in jobs:
-        print(f"Submitted batch job {job['id']} ({job['name']})")
+        print(f"Submitted batch job {job['id']} ({safe(job['name'])})")
     return EXIT_OK
 
 
@@ -138,7 +138,8 @@ def _print_dry_run(jobs: list[dict[str, Any]]) -> None:
         shown = words[0] if len(words) == 1 else shlex.join(words)
         if "\n" in shown:
             shown = shown.strip().splitlines()[0] + " ..."
-        print(f"  [{job['id']}] {job['name']}: {shown} (GPUs: {job['gpus']}{extra})")
+        line = f"  [{job['id']}] {job['name']}: {shown} (GPUs: {job['gpus']}{extra})"
+        print(safe(line))
 
 
 def _script_path(first: str) -> str | None:

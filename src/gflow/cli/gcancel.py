@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, add_common, client, run
+from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, add_common, client, run, safe
 
 EXAMPLES = """
 gcancel 42                   one job
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
         action = job["action"]
         if args.dry_run:
             lead = "  dependent" if job.get("dependent") else "Job"
-            print(f"{lead} {job['id']} ({job['name']}, {job['state']}): {action}")
+            print(f"{lead} {job['id']} ({safe(job['name'])}, {job['state']}): {action}")
         elif action == "cancelled":
             print(f"Job {job['id']} cancelled.")
         elif action == "stopping":

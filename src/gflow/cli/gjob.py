@@ -22,6 +22,7 @@ from gflow.cli.common import (
     memory_text,
     now_local,
     run,
+    safe,
     subcommand,
 )
 from gflow.options import CHANGE
@@ -262,7 +263,7 @@ def _describe(j: dict[str, Any], now: float) -> str:
         for e in j["events"]:
             reason = f" ({e['reason']})" if e["reason"] else ""
             lines.append(f"  {clock(e['time'])}  {e['from'] or 'new'} -> {e['to']}{reason}")
-    return "\n".join(lines)
+    return "\n".join(map(safe, lines))
 
 
 # ------------------------------------------------------------ log and attach
@@ -421,7 +422,8 @@ def _redo(args: argparse.Namespace) -> int:
     }
     answer = client(args).post("/v1/jobs/redo", body)
     for job in answer["jobs"]:
-        print(f"Submitted batch job {job['id']} ({job['name']}) as a redo of job {job['redo_of']}")
+        name = safe(job["name"])
+        print(f"Submitted batch job {job['id']} ({name}) as a redo of job {job['redo_of']}")
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ from gflow.cli.common import (
     memory_text,
     now_local,
     run,
+    safe,
     table,
     use_color,
 )
@@ -286,7 +287,12 @@ def _foldable(first: dict[str, Any], other: dict[str, Any], offset: int) -> bool
     )
 
 
+TREE_DEPTH = 32  # levels drawn; a deeper chain keeps the width of this many
+
+
 def _tree_rows(jobs: list[dict[str, Any]], fields: list[str], now: float) -> list[list[str]]:
+    """The jobs as a forest under their first listed parent, drawn without recursion (a
+    chain of any depth), its indentation capped at :data:`TREE_DEPTH` levels."""
     listed = {j["id"]: j for j in jobs}
     kids: dict[int, list[int]] = {}
     roots: list[int] = []
@@ -297,26 +303,34 @@ def _tree_rows(jobs: list[dict[str, Any]], fields: list[str], now: float) -> lis
         else:
             roots.append(job["id"])
     rows: list[list[str]] = []
-
-    def walk(job_id: int, lead: str, branch: str) -> None:
-        job = listed[job_id]
-        row = [FIELDS[f](job, now) for f in fields]
-        others = [p for p in job["parents"] if p in listed][1:]
-        for k, f in enumerate(fields):
-            if f == "JOBID":
-                row[k] = lead + branch + row[k]
-            elif f == "NAME" and others:
-                row[k] += f" (also after {','.join(map(str, others))})"
-        rows.append(row)
+    stack: list[tuple[int, str, str]] = [(root, "", "") for root in reversed(roots)]
+    seen: set[int] = set()
+    while stack:
+        job_id, lead, branch = stack.pop()
+        if job_id in seen:  # a cycle in the data: drawn once
+            continue
+        seen.add(job_id)
+        rows.append(_tree_row(listed[job_id], fields, now, lead + branch, listed))
         children = kids.get(job_id, [])
-        for n, child in enumerate(children):
-            last = n == len(children) - 1
-            deeper = lead + ("" if not branch else ("  " if branch == "└─" else "│ "))
-            walk(child, deeper, "└─" if last else "├─")
-
-    for root in roots:
-        walk(root, "", "")
+        deeper = lead + ("" if not branch else ("  " if branch == "└─" else "│ "))
+        if len(deeper) > 2 * TREE_DEPTH:
+            deeper = "…" + deeper[-(2 * TREE_DEPTH - 1) :]
+        for n in range(len(children) - 1, -1, -1):
+            stack.append((children[n], deeper, "└─" if n == len(children) - 1 else "├─"))
     return rows
+
+
+def _tree_row(
+    job: dict[str, Any], fields: list[str], now: float, prefix: str, listed: dict[int, Any]
+) -> list[str]:
+    row = [FIELDS[f](job, now) for f in fields]
+    others = [p for p in job["parents"] if p in listed][1:]
+    for k, f in enumerate(fields):
+        if f == "JOBID":
+            row[k] = prefix + row[k]
+        elif f == "NAME" and others:
+            row[k] += f" (also after {','.join(map(str, others))})"
+    return row
 
 
 def _csv(fields: list[str], rows: list[list[str]]) -> str:
@@ -326,7 +340,7 @@ def _csv(fields: list[str], rows: list[list[str]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(fields)
-    writer.writerows(rows)
+    writer.writerows([safe(cell) for cell in row] for row in rows)
     return buf.getvalue().rstrip("\n")
 
 
