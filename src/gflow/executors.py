@@ -26,7 +26,10 @@ from gflow import rundir
 from gflow.errors import GflowError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+_JOB_NAME = r"GFLOW_[A-Za-z0-9_]*|CUDA_VISIBLE_DEVICES(?![A-Za-z0-9_])"
+JOB_VAR = re.compile(rf"(\\)?\$(?:\{{({_JOB_NAME})\}}|({_JOB_NAME}))")
+"""The variables gflow sets for a job, as a command word may name them: ``$GFLOW_*`` and
+``$CUDA_VISIBLE_DEVICES``, written ``$NAME`` or ``${NAME}`` (``\\$``: a literal dollar)."""
 STRIPPED_ENV = frozenset(
     {
         "TMUX",
@@ -109,25 +112,24 @@ class Launched:
 
 
 def quote_word(word: str) -> str:
-    """Quote one command word for bash, keeping ``$VAR``/``${VAR}`` live and ``\\$`` literal."""
-    out = ['"']
-    i = 0
-    while i < len(word):
-        ch = word[i]
-        if ch == "\\" and word.startswith("\\$", i):
-            out.append("\\$")
-            i += 2
-            continue
-        if ch == "$":
-            m = _VAR.match(word, i)
-            if m:
-                out.append(m.group(0))
-                i = m.end()
-                continue
-        out.append("\\" + ch if ch in '"\\`$' else ch)
-        i += 1
-    out.append('"')
-    return "".join(out)
+    """Quote one command word for bash: it reaches the job exactly as written, except
+    gflow's own variables (:data:`JOB_VAR`), filled in when the job runs, and ``\\$``
+    before one of them, which keeps that ``$`` literal. Every other ``$`` is left alone
+    for the program that reads the word (``awk '{print $NF}'``, ``sh -c 'echo $i'``)."""
+    parts: list[str] = []
+    at = 0
+    for m in JOB_VAR.finditer(word):
+        literal = word[at : m.start()]
+        if m.group(1):  # \$NAME: the text $NAME
+            literal += m.group(0)[1:]
+        if literal:
+            parts.append(shlex.quote(literal))
+        if not m.group(1):
+            parts.append(f'"${{{m.group(2) or m.group(3)}}}"')
+        at = m.end()
+    if at < len(word) or not parts:
+        parts.append(shlex.quote(word[at:]))
+    return "".join(parts)
 
 
 def render_command(words: tuple[str, ...], script: str | None) -> str:

@@ -1,0 +1,40 @@
+"""What a job runs, with both executors: its words exactly as written, scripts with their
+interpreter, and the options a script's header holds."""
+
+from __future__ import annotations
+
+from tests.conftest import Gflow
+
+
+def test_words_reach_the_program_as_written(gflow: Gflow) -> None:
+    data = gflow.work / "table.txt"
+    data.write_text("a b c\nd e f\n")
+    loop = gflow.submit("sh", "-c", "for i in 1 2 3; do echo $i; done")
+    fields = gflow.submit("awk", "{print $NF}", str(data))
+    perl = gflow.submit("perl", "-e", "my $x=1; print $x, qq(\\n)")
+    assert gflow.wait(loop, fields, perl) == 0
+    assert gflow.log(loop) == "1\n2\n3\n"
+    assert gflow.log(fields) == "c\nf\n"
+    assert gflow.log(perl) == "1\n"
+
+
+def test_gflow_variables_are_filled_in(gflow: Gflow) -> None:
+    tasks = gflow.submit_many("--array", "1-2", "echo", "task=$GFLOW_ARRAY_TASK_ID")
+    inner = gflow.submit_many("--array", "3-4", "sh", "-c", "echo inner=$GFLOW_ARRAY_TASK_ID")
+    job = gflow.submit(
+        "python3",
+        "-c",
+        "import sys; print(sys.argv[1:])",
+        "a b",
+        "${GFLOW_JOB_ID}x",
+        "\\$GFLOW_JOB_NAME",
+        "$HOME",
+        "\\$HOME",
+        "{x}",
+    )
+    assert gflow.wait(*tasks, *inner, job) == 0
+    assert [gflow.log(t) for t in tasks] == ["task=1\n", "task=2\n"]
+    assert [gflow.log(t) for t in inner] == ["inner=3\n", "inner=4\n"]
+    assert gflow.log(job).strip() == str(
+        ["a b", f"{job}x", "$GFLOW_JOB_NAME", "$HOME", "\\$HOME", "{x}"]
+    )
