@@ -38,3 +38,33 @@ def test_gflow_variables_are_filled_in(gflow: Gflow) -> None:
     assert gflow.log(job).strip() == str(
         ["a b", f"{job}x", "$GFLOW_JOB_NAME", "$HOME", "\\$HOME", "{x}"]
     )
+
+
+def test_directives_are_read_only_in_the_header(gflow: Gflow) -> None:
+    script = gflow.work / "generate.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        "\n"
+        "# GFLOW --name=generator\n"
+        "#SBATCH --time=10:00\n"
+        "cat > child.sh <<'EOF'\n"
+        "#!/bin/bash\n"
+        "#SBATCH --array=1-50\n"
+        "# GFLOW --gpus=2\n"
+        "EOF\n"
+        "# GFLOW --priority=99\n"
+        "echo generated\n"
+    )
+    ids = gflow.submit_many(str(script))
+    assert len(ids) == 1
+    assert gflow.wait(ids[0]) == 0
+    row = gflow.job(ids[0])
+    assert (row["name"], row["time_limit"], row["gpus"], row["priority"]) == (
+        "generator",
+        600,
+        0,
+        10,
+    )
+    assert row["group_id"] is None
+    assert gflow.log(ids[0]) == "generated\n"
+    assert "#SBATCH --array=1-50" in (gflow.work / "child.sh").read_text()

@@ -167,14 +167,28 @@ def _stdin_script() -> str:
     return text
 
 
+def _header(text: str) -> list[str]:
+    """The lines of a script's header, where directives live (as sbatch reads them): after
+    the ``#!`` line, up to the first line that is neither blank nor a comment."""
+    lines = text.splitlines()[:DIRECTIVE_LINES]
+    if lines and lines[0].startswith("#!"):
+        lines = lines[1:]
+    header = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        header.append(stripped)
+    return header
+
+
 def _directives(text: str) -> list[str]:
-    """Options from the ``# GFLOW`` (and mappable ``#SBATCH``) lines of a script."""
+    """Options from the ``# GFLOW`` (and mappable ``#SBATCH``) lines of a script's header."""
     import shlex
 
     tokens: list[str] = []
     ignored: list[str] = []
-    for line in text.splitlines()[:DIRECTIVE_LINES]:
-        stripped = line.strip()
+    for stripped in _header(text):
         for marker in DIRECTIVE_MARKERS:
             if stripped.startswith(marker):
                 rest = stripped[len(marker) :]
