@@ -132,21 +132,48 @@ def quote_word(word: str) -> str:
     return "".join(parts)
 
 
+_BUILTIN_NAMES = (
+    ". : [ alias bg bind break builtin caller cd command compgen complete compopt continue "
+    "declare dirs disown echo enable eval exec exit export false fc fg getopts hash help "
+    "history jobs kill let local logout mapfile popd printf pushd pwd read readarray "
+    "readonly return set shift shopt source suspend test times trap true type typeset "
+    "ulimit umask unalias unset wait"
+)
+BASH_BUILTINS = frozenset(_BUILTIN_NAMES.split())
+"""Commands bash runs itself: a job's command named so is not ``exec``-ed."""
+
+_RUN_SCRIPT = """__gflow_s={path}
+if [ -x "$__gflow_s" ]; then exec "$__gflow_s"{args}; fi
+__gflow_l=; {{ IFS= read -r __gflow_l < "$__gflow_s"; }} 2>/dev/null
+case $__gflow_l in
+'#!'*) read -r __gflow_i __gflow_a <<< "${{__gflow_l:2}}"
+    __gflow_i=${{__gflow_i%$'\\r'}} __gflow_a=${{__gflow_a%$'\\r'}}
+    if [ -n "$__gflow_i" ]; then
+        exec "$__gflow_i" ${{__gflow_a:+"$__gflow_a"}} "$__gflow_s"{args}
+    fi ;;
+esac
+exec bash "$__gflow_s"{args}"""
+
+
 def render_command(words: tuple[str, ...], script: str | None) -> str:
-    """The bash line that runs a job's command.
+    """The bash lines that run a job's command.
 
     A single word containing whitespace is shell code, as written (``gbatch "a && b"``).
-    Otherwise every word is one argument. A script that is not executable runs with bash;
-    the job's own shell decides, with its user's rights (the daemon, maybe root, must not
-    look at a file on the user's behalf).
+    Otherwise every word is one argument, and the command replaces the job's shell
+    (``exec``), so the job's signals reach it and its exit status is the job's.
+
+    A script runs directly when it is executable; else with the interpreter its ``#!``
+    line names (with the one argument that line may give, as the kernel reads it), and
+    with bash when it has none. The job's own shell decides, with its user's rights (the
+    daemon, maybe root, must not look at a file on the user's behalf).
     """
     if script is not None:
-        head = quote_word(script)
-        rest = "".join(" " + quote_word(w) for w in words[1:])
-        return f"if [ -x {head} ]; then {head}{rest}; else bash {head}{rest}; fi"
+        args = "".join(" " + quote_word(w) for w in words[1:])
+        return _RUN_SCRIPT.format(path=quote_word(script), args=args)
     if len(words) == 1 and any(c.isspace() for c in words[0]):
         return words[0]
-    return " ".join(quote_word(w) for w in words)
+    line = " ".join(quote_word(w) for w in words)
+    return line if words[0] in BASH_BUILTINS else f"exec {line}"
 
 
 def job_script(

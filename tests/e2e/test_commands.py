@@ -3,6 +3,8 @@ interpreter, and the options a script's header holds."""
 
 from __future__ import annotations
 
+import os
+
 from tests.conftest import Gflow
 
 
@@ -68,3 +70,16 @@ def test_directives_are_read_only_in_the_header(gflow: Gflow) -> None:
     assert row["group_id"] is None
     assert gflow.log(ids[0]) == "generated\n"
     assert "#SBATCH --array=1-50" in (gflow.work / "child.sh").read_text()
+
+
+def test_a_script_runs_with_the_interpreter_its_shebang_names(gflow: Gflow) -> None:
+    train = gflow.work / "train.py"
+    train.write_text('#!/usr/bin/env python3\nimport sys\nprint("python", sys.argv[1:])\n')
+    traced = gflow.work / "traced.sh"
+    traced.write_text('#!/bin/sh -eu\necho "sh $1"\n')
+    plain = gflow.work / "plain.sh"
+    plain.write_text('[[ -n $BASH_VERSION ]] && echo "bash $1"\n')
+    ids = [gflow.submit(str(path), "a b") for path in (train, traced, plain)]
+    assert all(not os.access(path, os.X_OK) for path in (train, traced, plain))
+    assert gflow.wait(*ids) == 0
+    assert [gflow.log(job) for job in ids] == ["python ['a b']\n", "sh a b\n", "bash a b\n"]
