@@ -121,6 +121,8 @@ def _combinations(req: SubmitRequest) -> list[dict[str, str]]:
             f"{len(rows) * len(swept)} combinations",
             f"at most {MAX_EXPANSION} jobs in one submission",
         )
+    if not swept:
+        raise InvalidInput("params", "(no values)", "at least one value for each key")
     out = []
     for row, combo in itertools.product(rows, swept):
         clash = set(row) & set(combo)

@@ -72,6 +72,8 @@ def select(engine: Engine, text: str, caller: Caller) -> list[int]:
             raise NotFound(f"job {ref} not found")
         members = engine.group_members(ref) if job.group_id == ref else [ref]
         ids.extend(members if len(members) > 1 else [ref])
+    if not ids:  # e.g. @ naming a submission none of whose jobs is left
+        raise NotFound(f"no job matches {text!r}")
     return list(dict.fromkeys(ids))
 
 

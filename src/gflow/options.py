@@ -255,12 +255,14 @@ class Params(Kind):
                 and len(p) == 2
                 and isinstance(p[0], str)
                 and isinstance(p[1], list)
-                and len(p[1]) <= MAX_EXPANSION
+                and 1 <= len(p[1]) <= MAX_EXPANSION
                 for p in value
             )
         )
         if not ok:
-            raise InvalidInput(field, limits.brief(value), 'a list of ["key", ["v1", "v2"]] pairs')
+            raise InvalidInput(
+                field, limits.brief(value), 'a list of ["key", ["v1", "v2"]] pairs, values given'
+            )
         return tuple(
             (
                 limits.text(k, "param", MAX_NAME, line=True),

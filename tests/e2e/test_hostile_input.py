@@ -62,6 +62,7 @@ SUBMISSIONS = [
     (_body(name="\x1b[31mred"), "name"),
     (_body(name="two\nlines"), "name"),
     (_body(params=[["x", ["a\x00b"]]]), "param x"),
+    (_body(params=[["x", []]]), "params"),  # a sweep of no jobs left an empty submission
     (_body(params=[["x", ["\x1b]0;owned\x07"]]]), "name"),
     (
         json.dumps(BASE)[:-1].encode() + b', "dependency": '
