@@ -22,10 +22,10 @@ from aiohttp import web
 
 from gflow import admin, commands, limits, listing
 from gflow.engine import Caller
-from gflow.errors import Forbidden, GflowError, InvalidInput
+from gflow.errors import Conflict, Forbidden, GflowError, InvalidInput
 from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
-from gflow.model import ACTIVE_STATES, FINAL_STATES, State
+from gflow.model import ACTIVE_STATES, FINAL_STATES, Job, State
 from gflow.protocol import SubmitRequest, selector, update_changes
 from gflow.store import JobFilter
 
@@ -45,7 +45,6 @@ class Api:
     # ------------------------------------------------------------ plumbing
 
     def caller(self, request: web.Request) -> Caller:
-        cfg = self.rt.config
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None and sock.family.name == "AF_UNIX":
             _, uid, gid = peer_credentials(sock)
@@ -63,10 +62,7 @@ class Api:
                 "TCP clients must sign each request with the token in "
                 f"{self.rt.paths.token_file} (the gflow commands do, with GFLOW_TCP=1)"
             )
-        if not self.rt.system and uid not in (self.rt.uid, 0):
-            raise Forbidden(f"this gflowd serves {user_name(self.rt.uid)} only")
-        admin = is_admin(uid, cfg.admin_group) if self.rt.system else uid in (self.rt.uid, 0)
-        return Caller(uid, gid, user_name(uid), admin)
+        return caller_for(self.rt, uid, gid)
 
     @web.middleware
     async def deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -142,7 +138,7 @@ class Api:
             states=tuple(State.parse(s).value for s in _csv(q.get("states"))),
             ids=tuple(commands.select(self.rt.engine, q["ids"], caller)) if q.get("ids") else (),
             names=tuple(_csv(q.get("names"))),
-            uids=self._uids(q.get("users", "me"), caller),
+            uids=uids_of(q.get("users", "me"), caller),
             projects=tuple(_csv(q.get("projects"))),
             since=_since(q),
             limit=_int(q, "limit", -MAX_ID, MAX_ID),
@@ -156,25 +152,6 @@ class Api:
         else:
             rows = listing.history(self.rt, flt, deps=deps, compact=compact)
         return await listing.stream(request, self.rt, rows)
-
-    def _uids(self, text: str, caller: Caller) -> tuple[int, ...]:
-        names = _csv(text)
-        if not names or "all" in names or "*" in names:
-            return ()
-        if len(names) > MAX_USERS:
-            raise InvalidInput("users", f"{len(names)} names", f"at most {MAX_USERS} users")
-        uids = []
-        for name in names:
-            if name == "me":
-                uids.append(caller.uid)
-            elif name.isascii() and name.isdigit():
-                uids.append(_whole_text("users", name, 0, MAX_UID))
-            else:
-                uid = uid_of(name)
-                if uid is None:
-                    raise InvalidInput("user", name, "an existing user name or all")
-                uids.append(uid)
-        return tuple(uids)
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)
@@ -190,51 +167,12 @@ class Api:
             job = eng.job(job_id)
             if job is None:  # it was pruned meanwhile
                 continue
-            data = listing.job_json(job, self.rt, deps=True)
-            data["events"] = [
-                {"time": t, "from": a, "to": b, "reason": r}
-                for t, a, b, r in eng.store.events_of(job_id)
-            ]
-            data["attempts"] = eng.store.attempts_of(job_id)
-            yield data
+            yield show_json(job, self.rt)
 
     async def control(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         data = await self.body(request)
-        verb = request.match_info["verb"]
-        eng, now = self.rt.engine, time.time()
-        if verb == "cancel":
-            result = commands.cancel(
-                eng, selector(data), caller, now, dry_run=bool(data.get("dry_run"))
-            )
-        elif verb == "hold":
-            result = commands.hold(eng, selector(data), caller, now)
-        elif verb == "release":
-            at = data.get("at")
-            if at is not None:
-                at = limits.instant(at, "at")
-            result = commands.release(eng, selector(data), caller, now, at)
-        elif verb == "update":
-            selected = selector(data)
-            changes = update_changes(data.get("changes"), data.get("options"))
-            result = commands.update(eng, selected, changes, caller, now)
-        elif verb == "redo":
-            ids = commands.select(eng, selector(data, "id"), caller)
-            overrides = update_changes(
-                data.get("changes") or None, data.get("options"), required=False
-            )
-            result = commands.redo(
-                eng,
-                ids[0],
-                overrides,
-                caller,
-                now,
-                cascade=bool(data.get("cascade")),
-                clear_deps=bool(data.get("clear_deps")),
-            )
-        else:
-            raise web.HTTPNotFound(reason=f"unknown action {verb}")
-        return self.done(result.to_json())
+        return self.done(control(self.rt, request.match_info["verb"], data, caller))
 
     async def wait(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
@@ -274,7 +212,24 @@ class Api:
     async def stats(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         q = request.query
-        return self.done(admin.stats(self.rt, self._uids(q.get("users", "me"), caller), _since(q)))
+        return self.done(admin.stats(self.rt, uids_of(q.get("users", "me"), caller), _since(q)))
+
+    async def web_token(self, request: web.Request) -> web.Response:
+        """``gflow web``: the caller's dashboard token and address (Unix socket only)."""
+        caller = self.caller(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is None or sock.family.name != "AF_UNIX":
+            raise Forbidden("dashboard tokens are given over the Unix socket only")
+        if self.rt.web is None:
+            raise Conflict(
+                "the dashboard is off: set web = true in the [daemon] table of "
+                f"{self.rt.paths.config_file} (or GFLOW_DAEMON__WEB=1) and restart gflowd"
+            )
+        data = await self.body(request)
+        current = data.get("token")
+        if current is not None and not isinstance(current, str):
+            raise InvalidInput("token", repr(current)[:20], "the token text")
+        return self.done(self.rt.web.issue(caller.uid, current, bool(data.get("renew"))))
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.deadline, self.errors], client_max_size=MAX_BODY)
@@ -290,6 +245,7 @@ class Api:
                 web.post("/v1/admin/{verb}", self.admin),
                 web.get("/v1/stats", self.stats),
                 web.post("/v1/shutdown", self.shutdown),
+                web.post("/v1/web/token", self.web_token),
             ]
         )
         return app
@@ -298,6 +254,81 @@ class Api:
 def _is_tcp(request: web.Request) -> bool:
     sock = request.transport.get_extra_info("socket") if request.transport else None
     return sock is not None and sock.family != socket.AF_UNIX
+
+
+def control(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """One ``/v1/jobs/<verb>`` request (cancel, hold, release, update, redo) by ``caller``."""
+    eng, now = rt.engine, time.time()
+    if verb == "cancel":
+        result = commands.cancel(
+            eng, selector(data), caller, now, dry_run=bool(data.get("dry_run"))
+        )
+    elif verb == "hold":
+        result = commands.hold(eng, selector(data), caller, now)
+    elif verb == "release":
+        at = data.get("at")
+        if at is not None:
+            at = limits.instant(at, "at")
+        result = commands.release(eng, selector(data), caller, now, at)
+    elif verb == "update":
+        selected = selector(data)
+        changes = update_changes(data.get("changes"), data.get("options"))
+        result = commands.update(eng, selected, changes, caller, now)
+    elif verb == "redo":
+        ids = commands.select(eng, selector(data, "id"), caller)
+        overrides = update_changes(data.get("changes") or None, data.get("options"), required=False)
+        result = commands.redo(
+            eng,
+            ids[0],
+            overrides,
+            caller,
+            now,
+            cascade=bool(data.get("cascade")),
+            clear_deps=bool(data.get("clear_deps")),
+        )
+    else:
+        raise web.HTTPNotFound(reason=f"unknown action {verb}")
+    return result.to_json()
+
+
+def caller_for(rt: Runtime, uid: int, gid: int) -> Caller:
+    """Who ``uid`` is to this daemon: refused if it serves another user; an administrator
+    on a system daemon by ``admin_group``, on a per-user daemon the user and root."""
+    if not rt.system and uid not in (rt.uid, 0):
+        raise Forbidden(f"this gflowd serves {user_name(rt.uid)} only")
+    admin = is_admin(uid, rt.config.admin_group) if rt.system else uid in (rt.uid, 0)
+    return Caller(uid, gid, user_name(uid), admin)
+
+
+def uids_of(text: str, caller: Caller) -> tuple[int, ...]:
+    """The users a listing asks for (``me``, names, uids; ``all`` or nothing: everyone)."""
+    names = _csv(text)
+    if not names or "all" in names or "*" in names:
+        return ()
+    if len(names) > MAX_USERS:
+        raise InvalidInput("users", f"{len(names)} names", f"at most {MAX_USERS} users")
+    uids = []
+    for name in names:
+        if name == "me":
+            uids.append(caller.uid)
+        elif name.isascii() and name.isdigit():
+            uids.append(_whole_text("users", name, 0, MAX_UID))
+        else:
+            uid = uid_of(name)
+            if uid is None:
+                raise InvalidInput("user", name, "an existing user name or all")
+            uids.append(uid)
+    return tuple(uids)
+
+
+def show_json(job: Job, rt: Runtime) -> dict[str, Any]:
+    """``gjob show``: everything about a job, its state changes and its retry attempts."""
+    data = listing.job_json(job, rt, deps=True)
+    data["events"] = [
+        {"time": t, "from": a, "to": b, "reason": r} for t, a, b, r in rt.store.events_of(job.id)
+    ]
+    data["attempts"] = rt.store.attempts_of(job.id)
+    return data
 
 
 def _csv(text: str | None) -> list[str]:

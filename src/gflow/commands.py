@@ -462,7 +462,7 @@ def redo(
         )
     chain = [old]
     if cascade:
-        chain += _cancelled_by(engine, old.id, caller)
+        chain += cancelled_by(engine, old.id, caller)
     first = engine.store.next_job_id()
     mapping = {src.id: first + offset for offset, src in enumerate(chain)}
     new_jobs: list[Job] = []
@@ -503,7 +503,7 @@ def redo(
     return out
 
 
-def _cancelled_by(engine: Engine, root: int, caller: Caller) -> list[Job]:
+def cancelled_by(engine: Engine, root: int, caller: Caller) -> list[Job]:
     """The caller's jobs auto-cancelled because of ``root``, transitively, in dependency order.
 
     Another user's dependent is never re-created (it would run as that user).

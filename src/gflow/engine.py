@@ -103,6 +103,9 @@ class Engine:
         self._seq = itertools.count()
         self._env_cache: dict[int, dict[str, str]] = {}
         self.identity: Callable[[int], RunAs | None] = lambda uid: run_as
+        self.on_change: Callable[[int | None], None] = _unwatched
+        """Told the id of every job whose state or wait reason changed (None: the GPUs),
+        inside the change's transaction: a watcher reads the outcome after it."""
 
     # ------------------------------------------------------------ loading
 
@@ -205,6 +208,7 @@ class Engine:
         return job
 
     def remember(self, job: Job) -> None:
+        self.on_change(job.id)
         previous = self.jobs.get(job.id)
         if previous is not None:
             self._unindex(previous)
@@ -443,17 +447,23 @@ class Engine:
                         continue
                     ev = self.evals.get(job.id)
                 if ev is None or ev.verdict is not Verdict.SATISFIED:
-                    self.reasons[job.id] = Reason.DEPENDENCY
+                    self.set_reason(job.id, Reason.DEPENDENCY)
                     continue
                 if job.deps.singleton and self._singleton_blocked(job):
-                    self.reasons[job.id] = Reason.DEPENDENCY
+                    self.set_reason(job.id, Reason.DEPENDENCY)
                     continue
             if job.begin_at is not None and job.begin_at > now:
-                self.reasons[job.id] = Reason.BEGIN_TIME
+                self.set_reason(job.id, Reason.BEGIN_TIME)
                 continue
             out.append(job)
         out.sort(key=scheduler.sort_key)
         return self._singletons_alone(out)
+
+    def set_reason(self, job_id: int, reason: str) -> None:
+        """Why a queued job waits (kept in memory only: it changes with every pass)."""
+        if self.reasons.get(job_id) != reason:
+            self.reasons[job_id] = reason
+            self.on_change(job_id)
 
     def _singletons_alone(self, candidates: list[Job]) -> list[Job]:
         """A singleton does not start in the same pass as a same-named job planned before it."""
@@ -462,7 +472,7 @@ class Engine:
         for job in candidates:
             key = (job.uid, job.name)
             if job.deps.singleton and key in seen:
-                self.reasons[job.id] = Reason.DEPENDENCY
+                self.set_reason(job.id, Reason.DEPENDENCY)
                 continue
             seen.add(key)
             kept.append(job)
@@ -496,11 +506,12 @@ class Engine:
             decided = self._plan(candidates, now)
         except Exception:  # one job's data broke the plan: end that job, plan the rest
             decided = self._plan(self._plannable(candidates, now), now)
-        self.reasons.update(decided.reasons)
+        for job_id, reason in decided.reasons.items():
+            self.set_reason(job_id, reason)
         for start in decided.starts:
             self.launching[start.job_id] = start.gpu_ids
             self.waiting.discard(start.job_id)
-            self.reasons[start.job_id] = Reason.LAUNCHING
+            self.set_reason(start.job_id, Reason.LAUNCHING)
             self.outbox.append(Launch(start.job_id, start.gpu_ids))
 
     def _plan(self, candidates: list[Job], now: float) -> scheduler.Plan:
@@ -732,12 +743,18 @@ class Engine:
     # ------------------------------------------------------------ GPUs
 
     def set_gpus(self, slots: tuple[GpuSlot, ...], now: float) -> None:
+        if slots != self.gpu_slots:
+            self.on_change(None)
         self.gpu_slots = slots
         self.schedule(now)
 
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:150]
+
+
+def _unwatched(job_id: int | None) -> None:
+    """Nobody watches the engine's changes (no dashboard is open)."""
 
 
 class _Guard:

@@ -130,6 +130,19 @@ MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 _COLUMNS = ", ".join(FIELDS)
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in FIELDS)})"
 _LISTED = ", ".join(LIST_COLUMNS)
+SORTABLE = (
+    "id",
+    "name",
+    "user",
+    "state",
+    "priority",
+    "gpus",
+    "project",
+    "submit_time",
+    "start_time",
+    "end_time",
+)
+"""The columns a listing page may be sorted by (the dashboard's queue)."""
 _DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 
@@ -514,6 +527,50 @@ class Store:
             return command_of(text, batch_id, self.commands)
         except Exception:  # a damaged row: listed without its command
             return None
+
+    def page(
+        self,
+        flt: JobFilter,
+        *,
+        name_part: str | None = None,
+        order: str = "id",
+        descending: bool = True,
+        offset: int = 0,
+        size: int = 50,
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """One page of listing rows (as :meth:`query_rows`) in any :data:`SORTABLE` order,
+        and how many rows match."""
+        if order not in SORTABLE:
+            raise ValueError(f"cannot sort by {order}")
+        where, args = self._where(flt)
+        if name_part:
+            escaped = name_part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where = (where + " AND" if where else " WHERE") + " name LIKE ? ESCAPE '\\'"
+            args = [*args, f"%{escaped}%"]
+        way = "DESC" if descending else "ASC"
+        sql = f"SELECT {_LISTED} FROM jobs{where} ORDER BY {order} {way}, id {way} LIMIT ? OFFSET ?"
+        rows = self.db.execute(sql, [*args, size, offset]).fetchall()
+        total = self.db.execute(f"SELECT count(*) FROM jobs{where}", args).fetchone()[0]
+        return [(*row[:-2], self._listed_command(row[-2], row[-1])) for row in rows], int(total)
+
+    def with_deps_from(self, first: int) -> list[tuple[int, str]]:
+        """(id, dependency JSON) of every job from ``first`` on that has a dependency."""
+        rows = self.db.execute(
+            "SELECT id, deps FROM jobs WHERE id >= ? AND deps IS NOT NULL ORDER BY id", (first,)
+        )
+        return [(int(i), str(d)) for i, d in rows]
+
+    def usage_rows(
+        self, uids: Sequence[int] = (), since: float | None = None
+    ) -> list[tuple[str, float, float | None, float | None, int, str, str | None]]:
+        """(state, submit, start, end, gpus, user, project) of the jobs a statistics page
+        covers."""
+        where, args = self._where(JobFilter(uids=tuple(uids), since=since))
+        return self.db.execute(
+            "SELECT state, submit_time, start_time, end_time, gpus, user, project "
+            f"FROM jobs{where}",
+            args,
+        ).fetchall()
 
     def group_members(self, group_id: int) -> list[int]:
         rows = self.db.execute("SELECT id FROM jobs WHERE group_id=? ORDER BY id", (group_id,))
