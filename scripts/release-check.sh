@@ -34,4 +34,22 @@ fi
 
 echo "== the demo, run by the installed wheel"
 (cd / && env -u PYTHONPATH GFLOW_BIN="$bin" bash "$root/scripts/demo.sh")
+echo "== the dashboard (its templates and static files), served by the installed wheel"
+.venv/bin/python -m pip --python "$out/venv/bin/python" install -q "$wheel[web]"
+home="$(mktemp -d /tmp/gfweb.XXXXXX)"
+web_env=(env -u PYTHONPATH GFLOW_HOME="$home" GFLOW_DAEMON__WEB=1 GFLOW_DAEMON__EXECUTOR=process)
+(cd / && "${web_env[@]}" "$bin/gflowd" up >/dev/null)
+url="$(cd / && "${web_env[@]}" "$bin/gflow" web --no-browser)"
+"$bin/python" - "$url" <<'PY' || { "${web_env[@]}" "$bin/gflowd" down; exit 1; }
+import sys, urllib.request
+url = sys.argv[1]
+base = url.split("/?")[0]
+browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+page = browser.open(url).read().decode()  # signs in (a cookie), then the queue page
+assert "<title>Queue · gflow</title>" in page, page[:200]
+for asset in ("/static/app.js", "/static/app.css"):
+    assert browser.open(base + asset).status == 200, asset
+PY
+(cd / && "${web_env[@]}" "$bin/gflowd" down >/dev/null)
+rm -rf "$home"
 echo "== release artifacts OK"

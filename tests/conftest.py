@@ -26,8 +26,10 @@ import pytest
 from gflow.client import Client
 
 BIN = Path(sys.executable).parent
-TOOLS = ("gflowd", "gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats")
+TOOLS = ("gflow", "gflowd", "gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats")
 EXECUTORS = ["tmux", "process"] if shutil.which("tmux") else ["process"]
+SCREENSHOTS = Path(os.environ.get("GFLOW_SCREENSHOTS") or "/tmp/gflow-screenshots")
+"""Where the browser tests save a picture of each page (printed at the end of the run)."""
 
 
 class Gflow:
@@ -278,3 +280,13 @@ def make_gflow() -> Iterator[Callable[..., Gflow]]:
     yield factory
     for g in made:
         _teardown(g)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.iterdir()):
+        count = len(list(SCREENSHOTS.glob("*.png")))
+        terminalreporter.write_line(f"dashboard screenshots ({count}): {SCREENSHOTS}")

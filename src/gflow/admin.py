@@ -27,7 +27,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gflow.admin")
 
-RESTART_ONLY = ("executor", "tcp", "host", "port", "system", "fake_gpus", "idle_timeout")
+RESTART_ONLY = (
+    "executor",
+    "tcp",
+    "host",
+    "port",
+    "system",
+    "fake_gpus",
+    "idle_timeout",
+    "web",
+    "web_port",
+)
 
 
 def memory_limit(config: DaemonConfig) -> int | None:

@@ -121,6 +121,8 @@ class DaemonConfig:
     max_connections_per_user: int = 256
     max_connections: int | None = None
     idle_timeout: float = 10.0
+    web: bool = False
+    web_port: int = 0
 
     @property
     def tcp_port(self) -> int:
@@ -145,6 +147,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "max_connections_per_user": (1, 1 << 20, "a whole number from 1"),
     "max_connections": (1, 1 << 24, "a whole number from 1"),
     "idle_timeout": (0.01, 86400, "seconds, more than 0 and at most a day"),
+    "web_port": (0, 65535, "a port from 0 to 65535"),
 }
 
 
@@ -256,4 +259,8 @@ max_connections_per_user = 256
 # Seconds a connection may take to send its request, or stay idle between requests.
 # Requests being answered (gjob wait, long listings) are never cut short.
 idle_timeout = 10
+# The web dashboard on 127.0.0.1 ("gflow web" prints your personal address). web_port 0
+# picks a free port the first time and keeps it.
+web = false
+web_port = 0
 """

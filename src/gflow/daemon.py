@@ -23,7 +23,7 @@ import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -50,6 +50,9 @@ from gflow.recovery import recover
 from gflow.rundir import pid_time, read_result
 from gflow.store import open_store
 from gflow.tcpauth import Verifier
+
+if TYPE_CHECKING:
+    from gflow.web.server import Dashboard
 
 log = logging.getLogger("gflow.daemon")
 
@@ -93,6 +96,12 @@ class Runtime:
         self.listener: Listener
         self.tcp: str | None = None  # where TCP is served, or why not
         self.tcp_auth = Verifier(paths.token_file)
+        self.web: Dashboard | None = None
+        if config.web:  # refuse to start, in one line, rather than serve without it
+            from gflow.extras import require
+
+            for module in ("jinja2", "inotify_simple"):
+                require(module, "web", "the dashboard (web = true)")
 
     # ------------------------------------------------------------ lifecycle
 
@@ -119,6 +128,8 @@ class Runtime:
         )
         await runner.setup()
         await self._listen(runner)
+        if self.config.web:
+            await self._start_web()
         if self.gpus.backend is not None:
             self._spawn(self._poll_gpus())
         if self.config.history_days:
@@ -134,6 +145,8 @@ class Runtime:
         log.info("gflowd stopping; running jobs keep running")
         self._wake_waiters()
         self.listener.close()
+        if self.web is not None:
+            await self.web.stop()
         await runner.cleanup()
         self.paths.socket.unlink(missing_ok=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -165,6 +178,14 @@ class Runtime:
             return
         self.listener.serve(sock)
         self.tcp = where
+
+    async def _start_web(self) -> None:
+        """The dashboard (``web = true``): its server, and the engine's changes to its pages."""
+        from gflow.web.server import Dashboard
+
+        self.web = Dashboard(self)
+        self.engine.on_change = self.web.hub.changed
+        await self.web.start()
 
     def stop(self) -> None:
         self._stopping.set()
