@@ -134,6 +134,7 @@
     source.addEventListener("gpus", () => { if (page === "gpus") refresh(); });
     source.addEventListener("reset", () => refresh());
     source.onerror = () => {
+      if (!source) return;
       source.close();
       source = null;
       lost = true;
@@ -302,6 +303,25 @@
       if (dialog.returnValue === "ok") perform(dialog.dataset.verb, dialog.dataset.id);
     });
   }
+
+  // ------------------------------------------------------------ hidden tabs let go
+
+  // A browser opens at most 6 connections to one server over plain HTTP: a hidden tab
+  // closes its streams, and catches up (after checking it is still its gflowd) when seen.
+  let hidden = false;
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden" && source) {
+      hidden = true;
+      source.onerror = null;
+      source.close();
+      source = null;
+      if (logSource) { logSource.close(); logSource = null; }
+    } else if (document.visibilityState === "visible" && hidden) {
+      hidden = false;
+      lost = true;
+      reconnect();
+    }
+  });
 
   // ------------------------------------------------------------ the graph: fit to width
 
