@@ -126,3 +126,25 @@ def test_charts_count_jobs_per_day_gpu_hours_and_waits() -> None:
     assert [(b.label, b.total) for b in gpu.bars] == [("alice", round(2 * 40 / 3600, 3))]
     waits = charts.waits(rows)
     assert [b.total for b in waits.bars] == [1, 0, 0, 1, 0]
+
+
+def test_the_hub_does_no_work_while_no_page_is_open() -> None:
+    from gflow.web.hub import Hub
+
+    rendered: list[set[int]] = []
+    hub = Hub(lambda ids, gpus: rendered.append(ids) or b"")
+    for job_id in range(1000):
+        hub.changed(job_id)  # no event loop is needed: nothing is scheduled
+    hub.changed(None)
+    assert not rendered and not hub._pending and not hub._jobs
+
+
+def test_a_page_that_does_not_read_gets_one_reset_instead_of_a_backlog() -> None:
+    from gflow.web.hub import BACKLOG, RESET, Subscriber, sse
+
+    slow = Subscriber(1000, "digest")
+    event = sse("jobs", "x" * 1000)
+    for _ in range(2 * BACKLOG // len(event)):
+        slow.push(event)
+    assert slow.size <= BACKLOG
+    assert RESET in slow.chunks
