@@ -132,9 +132,41 @@ def latest_attempt(job_id: int, lookup: Lookup) -> int:
     return chain[-1] if chain else job_id
 
 
+class _Remembered:
+    """A lookup that reads each job once per resolution, the typed ids in batches when the
+    lookup can (a reference is looked at for its group and again for its retries)."""
+
+    def __init__(self, lookup: Lookup, refs: Iterable[ParentToken]) -> None:
+        self.lookup = lookup
+        self.seen: dict[int, Job | None] = {}
+        get_many = getattr(lookup, "get_many", None)
+        ids = [r for r in refs if isinstance(r, int) and not isinstance(r, bool)]
+        if get_many is not None and ids:
+            found = get_many(ids)
+            self.seen = {i: found.get(i) for i in ids}
+
+    def job(self, job_id: int) -> Job | None:
+        if job_id not in self.seen:
+            self.seen[job_id] = self.lookup.job(job_id)
+        return self.seen[job_id]
+
+    def group_members(self, group_id: int) -> list[int]:
+        return self.lookup.group_members(group_id)
+
+    def recent_submissions(self, uid: int, count: int) -> list[tuple[int, int]]:
+        return self.lookup.recent_submissions(uid, count)
+
+    def latest_by_name(self, uid: int, name: str) -> int | None:
+        return self.lookup.latest_by_name(uid, name)
+
+    def attempts_of(self, job_id: int) -> list[int]:
+        return self.lookup.attempts_of(job_id)
+
+
 def resolve(
     req: DepRequest, uid: int, lookup: Lookup, *, next_id: int | None = None, is_array: bool = False
 ) -> Resolved:
+    lookup = _Remembered(lookup, (ref for raw in req.clauses for ref in raw.refs))
     clauses: list[Clause] = []
     corr: list[list[int]] = []
     before: list[tuple[DepType, int]] = []

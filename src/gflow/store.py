@@ -160,8 +160,8 @@ class BatchCommands:
         return self.known[batch_id]
 
     def remember(self, batch_id: int, command: tuple[str, ...] | None) -> None:
-        if len(self.known) >= 1024:
-            self.known.clear()
+        if len(self.known) >= 4096:  # forget the oldest first (dicts keep their order)
+            del self.known[next(iter(self.known))]
         self.known[batch_id] = command
 
 
