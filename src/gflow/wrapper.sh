@@ -19,19 +19,61 @@ if [ -s "$__gflow_dir/cgroup" ]; then
         exit 1
     fi
 fi
-trap ':' INT TERM HUP
+# The signals gflow sends a job's process group (the stop sequence, --signal) are for
+# the job: the wrapper waits for the job's end whatever it receives. A trap, unlike an
+# ignored signal, is not inherited: the job gets every signal with its usual effect.
+__gflow_signals='HUP INT QUIT USR1 USR2 ALRM TERM XCPU'
+trap ':' $__gflow_signals
+trap '__gflow_stopping=1' INT TERM
+__gflow_follow=
+
+# The live processes of the job's group but the wrapper and its follower, in
+# __gflow_members (read from /proc; bash builtins only).
+__gflow_scan() {
+    local stat rest
+    __gflow_members=
+    for stat in /proc/[0-9]*/stat; do
+        { read -r rest < "$stat"; } 2>/dev/null || continue
+        rest=${rest##*) }
+        set -f; set -- $rest; set +f
+        case " $$ $__gflow_follow " in *" ${stat:6:-5} "*) continue ;; esac
+        if [ "$3" = "$$" ] && [ "$1" != Z ]; then __gflow_members+=" ${stat:6:-5}"; fi
+    done
+}
+
+# A job being stopped ends with its last process: what outlives its command (children
+# saving their work) gets the rest of the stop sequence, and the job's end waits for it.
+# Only then, and only that long, the wrapper looks ten times a second.
+__gflow_linger() {
+    local pid rest alive
+    while __gflow_scan; [ -n "$__gflow_members" ]; do
+        alive=1
+        while [ -n "$alive" ]; do
+            command -p sleep 0.1
+            alive=
+            for pid in $__gflow_members; do
+                { read -r rest < "/proc/$pid/stat"; } 2>/dev/null || continue
+                rest=${rest##*) }
+                set -f; set -- $rest; set +f
+                if [ "$3" = "$$" ] && [ "$1" != Z ]; then alive=1; break; fi
+            done
+        done
+    done
+}
+
 if [ "$__gflow_mode" = tee ]; then
     # The pane shows the log as it grows; the job keeps the pane as its stdin. Output
     # goes straight to the log, so a background child that keeps it open cannot hold
-    # the job's end back.
-    command -p tail -f -n +1 "$__gflow_log" &
+    # the job's end back. The follower ignores the job's signals; it goes at the end.
+    (trap '' $__gflow_signals; PATH=/usr/bin:/bin; exec tail -f -n +1 "$__gflow_log") &
     __gflow_follow=$!
     /bin/bash "$__gflow_dir/job.sh" >> "$__gflow_log" 2>&1
     __gflow_rc=$?
-    kill "$__gflow_follow" 2>/dev/null
 else
     /bin/bash "$__gflow_dir/job.sh" >> "$__gflow_log" 2>&1 < /dev/null
     __gflow_rc=$?
 fi
+if [ -n "$__gflow_stopping" ]; then __gflow_linger; fi
+if [ -n "$__gflow_follow" ]; then kill -KILL "$__gflow_follow" 2>/dev/null; fi
 printf '%s\n' "$__gflow_rc" > "$__gflow_dir/result"
 exit "$__gflow_rc"
