@@ -17,7 +17,7 @@ from gflow.deps import Clause, Dependency, DepRequest
 from gflow.engine import Caller, Engine
 from gflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from gflow.limits import MAX_DEP_EDGES
-from gflow.model import Job, Reason, State
+from gflow.model import Job, Reason, State, StopIntent, Wake
 from gflow.parse import RecentRef, TaskRef, format_memory_mb, parse_id_list
 from gflow.protocol import SubmitRequest
 
@@ -225,13 +225,10 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
         return jobs
     with engine.guarded():
         engine.store.insert_batch(caller.uid, req.env, first, len(jobs), now, batch, req.command)
-        engine.store.insert_jobs(jobs)
-        engine.store.record_events([(j.id, None, j.state, j.reason) for j in jobs], now)
+        engine.create(jobs, now)
         if exp.is_group and exp.max_concurrent:
             engine.store.set_group_limit(first, exp.max_concurrent)
             engine.group_limits[first] = exp.max_concurrent
-        for job in jobs:
-            engine.remember(job)
         for kind, target_id in resolved.before:
             engine.attach_pool_clause(
                 engine.jobs[target_id], Clause(kind, tuple(j.id for j in jobs)), now
@@ -239,8 +236,6 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
         for job_id in [j.id for j in jobs] + [t for _, t in resolved.before]:
             if engine.judge(job_id, now):
                 engine.settle_dependents([job_id], now)
-        if req.begin_at is not None:
-            engine.add_timer(req.begin_at, "begin", first)
     engine.schedule(now)
     return [engine.job(j.id) or j for j in jobs]
 
@@ -309,14 +304,14 @@ def _cancel_one(engine: Engine, job: Job, now: float, cancelled: list[int]) -> d
         info["action"] = f"already {job.state.value}"
         return info
     if current.state.is_waiting and job.id in engine.launching:
-        engine.put(current.replace(stop_intent="cancel"), current.state, now, event=False)
+        engine.put(current.replace(stop_intent=StopIntent.CANCEL), current.state, now, event=False)
         info["action"] = "stopping"
     elif current.state.is_waiting:
         engine.move(current, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
         cancelled.append(job.id)
         info["action"] = "cancelled"
     else:
-        engine.begin_stop(current, "cancel", now)
+        engine.begin_stop(current, StopIntent.CANCEL, now)
         info["action"] = "stopping"
     return info
 
@@ -346,7 +341,7 @@ def release(
             begin = at if at is not None else job.begin_at
             moved = engine.move(job, State.QUEUED, now, begin_at=begin)
             if at is not None:
-                engine.add_timer(at, "begin", moved.id)
+                engine.add_timer(at, Wake.BEGIN, moved.id)
             if engine.judge(moved.id, now):
                 engine.settle_dependents([moved.id], now)
             out.done.append(
@@ -410,7 +405,7 @@ def update(
             if engine.judge(new.id, now):
                 engine.settle_dependents([new.id], now)
             if new.begin_at is not None:
-                engine.add_timer(new.begin_at, "begin", new.id)
+                engine.add_timer(new.begin_at, Wake.BEGIN, new.id)
             out.done.append(
                 {"id": new.id, "name": new.name, "action": "updated", "fields": sorted(changes)}
             )
@@ -488,10 +483,7 @@ def redo(
         env = engine.store.batch_env(old.batch_id)
         batch = engine.store.insert_batch(caller.uid, env, first, 1, now, None, new_jobs[0].command)
         new_jobs = [j.replace(batch_id=batch) if j.id == first else j for j in new_jobs]
-        engine.store.insert_jobs(new_jobs)
-        for job in new_jobs:
-            engine.store.record_event(job.id, None, State.QUEUED, f"RedoOf:{job.redo_of}", now)
-            engine.remember(job)
+        engine.create(new_jobs, now, why=lambda j: Reason.redo_of(j.redo_of or 0))
         if cascade:  # jobs still waiting on a redone one (--no-auto-cancel) follow it
             for src_id, new_id in mapping.items():
                 engine.repoint(src_id, new_id, now, owner=None if caller.admin else caller.uid)

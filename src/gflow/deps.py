@@ -23,6 +23,7 @@ from gflow import limits
 from gflow.errors import InvalidInput
 from gflow.limits import MAX_DEP_REFS, MAX_NAME, MAX_SECONDS, MAX_SPEC
 from gflow.parse import RecentRef, Ref, TaskRef, parse_ref
+from gflow.states import FINAL_STATES, State
 
 
 class DepType(StrEnum):
@@ -40,9 +41,8 @@ BEFORE_TYPES: dict[str, DepType] = {
     "beforeany": DepType.AFTERANY,
 }
 
-OK_STATES = frozenset({"Finished"})
-NOTOK_STATES = frozenset({"Failed", "Timeout", "Cancelled"})
-FINAL_STATES = OK_STATES | NOTOK_STATES
+OK_STATES = frozenset({State.FINISHED})
+NOTOK_STATES = frozenset({State.FAILED, State.TIMEOUT, State.CANCELLED})
 
 
 # ---------------------------------------------------------------- resolved model
@@ -154,9 +154,9 @@ class Verdict(Enum):
 
 @dataclass(frozen=True, slots=True)
 class ParentView:
-    """What the evaluator needs to know of a parent."""
+    """What the evaluator needs to know of a parent (``state`` None: no such job)."""
 
-    state: str
+    state: State | None
     start_time: float | None = None
     end_time: float | None = None
 
@@ -169,11 +169,12 @@ class Evaluation:
     wake_at: float | None = None
 
 
-_MISSING = ParentView(state="Missing")
+_MISSING = ParentView(state=None)
+_STATES = frozenset(State)
 
 
 def _judge(kind: DepType, view: ParentView, delay: int, now: float) -> tuple[Verdict, float | None]:
-    if view.state == "Missing":
+    if view.state not in _STATES:  # None: no such job
         return Verdict.NEVER, None
     final = view.state in FINAL_STATES
     if kind is DepType.AFTER:

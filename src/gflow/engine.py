@@ -16,11 +16,11 @@ import logging
 import math
 import random
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from gflow import scheduler
 from gflow.actions import Action, Caller, CloseSession, Ended, Launch, Signal, Watch
@@ -29,7 +29,16 @@ from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
 from gflow.errors import Conflict, Forbidden, NotFound, StoreError
 from gflow.executors import Inherited, LaunchSpec, RunAs, job_script, render_command
-from gflow.model import BROKEN_END, Job, Reason, State, job_problem, transition
+from gflow.model import (
+    BROKEN_END,
+    Job,
+    Reason,
+    State,
+    StopIntent,
+    Wake,
+    job_problem,
+    transition,
+)
 from gflow.quotas import QuotaTable
 from gflow.reservations import Reservation, next_changes
 from gflow.scheduler import GpuSlot, Resources
@@ -62,7 +71,7 @@ class Exited:
 class _Timer:
     when: float
     seq: int
-    kind: str = field(compare=False)
+    kind: Wake = field(compare=False)
     job_id: int = field(compare=False)
     step: int = field(compare=False, default=0)
 
@@ -192,9 +201,9 @@ class Engine:
             if job is None:
                 missing.append(i)
             else:
-                out[i] = ParentView(job.state.value, job.start_time, job.end_time)
+                out[i] = ParentView(job.state, job.start_time, job.end_time)
         for i, job in self.store.get_many(missing).items():
-            out[i] = ParentView(job.state.value, job.start_time, job.end_time)
+            out[i] = ParentView(job.state, job.start_time, job.end_time)
         return out
 
     # ------------------------------------------------------------ writing
@@ -221,8 +230,36 @@ class Engine:
             self.reasons.pop(job.id, None)
             self.launching.pop(job.id, None)
 
-    def move(self, job: Job, new: State, now: float, **kw: object) -> Job:
-        moved = transition(job, new, now, **kw)  # type: ignore[arg-type]
+    def create(
+        self, jobs: Sequence[Job], now: float, why: Callable[[Job], str] | None = None
+    ) -> None:
+        """The one way jobs come into being (a submission, a redo, a retry), inside the
+        caller's transaction: stored with their first event (its reason ``why``, else the
+        job's own), then known to memory and the graph, with a timer for a begin time."""
+        for job in jobs:
+            if not job.state.is_waiting or job.start_time is not None:
+                raise ValueError(f"job {job.id} is new: it must wait, not be {job.state.value}")
+        self.store.insert_jobs(jobs)
+        events = [(j.id, None, j.state, why(j) if why else j.reason) for j in jobs]
+        self.store.record_events(events, now)
+        for job in jobs:
+            self.remember(job)
+        for when in sorted({j.begin_at for j in jobs if j.begin_at is not None}):
+            self.add_timer(when, Wake.BEGIN, jobs[0].id)
+
+    def move(
+        self,
+        job: Job,
+        new: State,
+        now: float,
+        *,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        at: float | None = None,
+        **changes: Any,
+    ) -> Job:
+        """The one way a job changes state: :func:`transition`, stored with its event."""
+        moved = transition(job, new, now, reason=reason, exit_code=exit_code, at=at, **changes)
         self.put(moved, job.state, now)
         if moved.is_final:
             self.outbox.append(Ended(moved.id))
@@ -312,7 +349,7 @@ class Engine:
             if job.reason != Reason.NEVER:
                 self.put(job.replace(reason=Reason.NEVER), job.state, now, event=False)
         elif ev.wake_at is not None:
-            self.add_timer(ev.wake_at, "dep", job_id)
+            self.add_timer(ev.wake_at, Wake.DEPENDENCY, job_id)
         return False
 
     def repoint(self, old: int, new: int, now: float, *, owner: int | None = None) -> None:
@@ -347,7 +384,7 @@ class Engine:
 
     # ------------------------------------------------------------ timers
 
-    def add_timer(self, when: float, kind: str, job_id: int, step: int = 0) -> None:
+    def add_timer(self, when: float, kind: Wake, job_id: int, step: int = 0) -> None:
         if not math.isfinite(when):  # a timer that can never fire must not block the heap
             return
         heapq.heappush(self._timers, _Timer(when, next(self._seq), kind, job_id, step))
@@ -378,34 +415,34 @@ class Engine:
         if not only:
             self.reservations = tuple(r for r in self.reservations if r.end > now)
         for when in next_changes(only or self.reservations, now):
-            self.add_timer(when, "replan", 0)
+            self.add_timer(when, Wake.REPLAN, 0)
 
     def _fire(self, timer: _Timer, now: float) -> None:
-        if timer.kind == "replan":  # a reservation window opened or closed; tick() re-plans
+        if timer.kind is Wake.REPLAN:  # a reservation window opened or closed; tick() re-plans
             self.reservations = tuple(r for r in self.reservations if r.end > now)
             return
         job = self.jobs.get(timer.job_id)
         if job is None:
             return
-        if timer.kind == "begin":
+        if timer.kind is Wake.BEGIN:
             return
-        if timer.kind == "dep":
+        if timer.kind is Wake.DEPENDENCY:
             if self.judge(job.id, now):
                 self.settle_dependents([job.id], now)
-        elif timer.kind == "limit" and job.state is State.RUNNING and job.stop_intent is None:
-            self.begin_stop(job, "timeout", now)
-        elif timer.kind == "kill" and job.state is State.RUNNING and job.pid:
+        elif timer.kind is Wake.LIMIT and job.state is State.RUNNING and job.stop_intent is None:
+            self.begin_stop(job, StopIntent.TIMEOUT, now)
+        elif timer.kind is Wake.KILL and job.state is State.RUNNING and job.pid:
             self.outbox.append(Signal(job.id, job.pid, STOP_SIGNALS[timer.step]))
             if timer.step + 1 < len(STOP_SIGNALS):
-                self.add_timer(now + self.config.kill_grace, "kill", job.id, timer.step + 1)
+                self.add_timer(now + self.config.kill_grace, Wake.KILL, job.id, timer.step + 1)
 
-    def begin_stop(self, job: Job, intent: str, now: float) -> None:
+    def begin_stop(self, job: Job, intent: StopIntent, now: float) -> None:
         """Record why a running job is being stopped, then SIGINT → SIGTERM → SIGKILL."""
         if job.stop_intent is None:
             job = self.put(job.replace(stop_intent=intent), job.state, now, event=False)
         assert job.pid is not None
         self.outbox.append(Signal(job.id, job.pid, STOP_SIGNALS[0]))
-        self.add_timer(now + self.config.kill_grace, "kill", job.id, 1)
+        self.add_timer(now + self.config.kill_grace, Wake.KILL, job.id, 1)
 
     # ------------------------------------------------------------ scheduling
 
@@ -548,7 +585,7 @@ class Engine:
         if job is None or job.state is not State.QUEUED or job_id not in self.launching:
             self.launching.pop(job_id, None)
             return None
-        if job.stop_intent == "cancel":
+        if job.stop_intent is StopIntent.CANCEL:
             self.launching.pop(job_id, None)
             with self.guarded(), self.isolated(job_id, now):
                 self.move(job, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
@@ -661,7 +698,7 @@ class Engine:
             job,
             State.RUNNING,
             now,
-            start_time=began,
+            at=began,
             gpu_ids=self.launching.get(job.id, ()),
             pid=st.pid,
             pid_start=st.pid_start,
@@ -670,9 +707,9 @@ class Engine:
         )
         self.reasons.pop(job.id, None)
         if job.time_limit:
-            self.add_timer(began + job.time_limit, "limit", job.id)
-        if job.stop_intent == "cancel":  # cancelled while it was being launched
-            self.begin_stop(job, "cancel", now)
+            self.add_timer(began + job.time_limit, Wake.LIMIT, job.id)
+        if job.stop_intent is StopIntent.CANCEL:  # cancelled while it was being launched
+            self.begin_stop(job, StopIntent.CANCEL, now)
         self.settle_dependents([job.id], now)
 
     def launch_failed(self, job_id: int, message: str, now: float) -> None:
@@ -710,18 +747,9 @@ class Engine:
         self.schedule(now)
 
     def finish(self, job: Job, exit_code: int | None, now: float, end_time: float | None) -> None:
-        ended = end_time if end_time is not None else now
-        if job.stop_intent == "timeout":
-            state, reason = State.TIMEOUT, "TimeLimit"
-        elif job.stop_intent == "cancel":
-            state, reason = State.CANCELLED, Reason.CANCELLED_BY_USER
-        elif exit_code == 0:
-            state, reason = State.FINISHED, None
-        else:
-            state = State.FAILED
-            reason = None if exit_code is not None else "NoExitCode"
+        state, reason = _outcome(job.stop_intent, exit_code)
         retry = self._retry_of(job, state, now)
-        final = self.move(job, state, now, reason=reason, exit_code=exit_code, end_time=ended)
+        final = self.move(job, state, now, reason=reason, exit_code=exit_code, at=end_time)
         run_as = self.known_identity(job.uid)
         if (final.auto_close or self.config.auto_close) and run_as is not False:
             self.outbox.append(CloseSession(job.id, run_as))
@@ -734,9 +762,7 @@ class Engine:
             return None
         new_id = self.store.next_job_id()
         retry = job.again(new_id, now, attempt=job.attempt + 1, retry_of=job.id)
-        self.store.insert_jobs([retry])
-        self.store.record_event(new_id, None, State.QUEUED, f"RetryOf:{job.id}", now)
-        self.remember(retry)
+        self.create([retry], now, why=lambda _: Reason.retry_of(job.id))
         self.repoint(job.id, new_id, now)
         return retry
 
@@ -747,6 +773,17 @@ class Engine:
             self.on_change(None)
         self.gpu_slots = slots
         self.schedule(now)
+
+
+def _outcome(intent: StopIntent | None, exit_code: int | None) -> tuple[State, Reason | None]:
+    """How a job whose process ended ends: as it was stopped, else by its exit code."""
+    if intent is StopIntent.TIMEOUT:
+        return State.TIMEOUT, Reason.TIME_LIMIT
+    if intent is StopIntent.CANCEL:
+        return State.CANCELLED, Reason.CANCELLED_BY_USER
+    if exit_code == 0:
+        return State.FINISHED, None
+    return State.FAILED, None if exit_code is not None else Reason.NO_EXIT_CODE
 
 
 def _describe(exc: BaseException) -> str:

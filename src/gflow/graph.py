@@ -23,13 +23,11 @@ from gflow.deps import (
     Verdict,
     evaluate,
 )
-from gflow.deps import (
-    FINAL_STATES as FINAL_VIEW_STATES,
-)
 from gflow.errors import Refused
 from gflow.limits import MAX_PARENTS
-from gflow.model import Job, State
+from gflow.model import Job
 from gflow.parse import RecentRef, TaskRef
+from gflow.states import FINAL_STATES, State
 
 
 class Lookup(Protocol):
@@ -278,9 +276,9 @@ def cancel_impact(
     """
     root_ids = set(roots)
     overrides = {
-        job_id: ParentView("Cancelled", view.start_time, now)
+        job_id: ParentView(State.CANCELLED, view.start_time, now)
         for job_id, view in views_of(sorted(root_ids)).items()
-        if view.state not in FINAL_VIEW_STATES
+        if view.state not in FINAL_STATES
     }
     fates: dict[int, Fate] = {}
 
@@ -306,7 +304,7 @@ def cancel_impact(
                 fates[child] = Fate(child, "released", parent)
             elif dependency_of(child).auto_cancel:
                 fates[child] = Fate(child, "cancelled", culprit)
-                overrides[child] = ParentView("Cancelled", None, now)
+                overrides[child] = ParentView(State.CANCELLED, None, now)
                 work.append(child)
             else:
                 fates[child] = Fate(child, "never", culprit)
@@ -314,7 +312,7 @@ def cancel_impact(
     forever = dict(overrides)
     while stranded:
         parent = stranded.pop()
-        forever[parent] = ParentView("Missing")
+        forever[parent] = ParentView(None)
         for child in sorted(children_of(parent)):
             ev = judge(child, forever)
             if ev is not None and ev.verdict is Verdict.NEVER:

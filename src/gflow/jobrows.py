@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gflow.deps import Dependency
-from gflow.model import Job, State, job_problem
+from gflow.model import Job, State, StopIntent, job_problem
 
 FIELDS = [f.name for f in dataclasses.fields(Job)]
 SHARED = ""
@@ -119,6 +119,7 @@ def from_row(row: Sequence[Any], commands: Commands) -> Job:
     data["command"] = command_of(data["command"], data["batch_id"], commands)
     data["deps"] = Dependency.from_json(json.loads(data["deps"])) if data["deps"] else Dependency()
     data["params"] = json.loads(data["params"]) if data["params"] else None
+    data["stop_intent"] = StopIntent(data["stop_intent"]) if data["stop_intent"] else None
     ids = data["gpu_ids"]
     data["gpu_ids"] = tuple(int(i) for i in ids.split(",")) if ids else ()
     for name in _BOOLS:

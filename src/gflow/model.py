@@ -1,6 +1,8 @@
 """The job model: plain data, one table of allowed state changes, one function to make them.
 
-Nothing outside :func:`transition` assigns a job's state.
+Nothing outside :func:`transition` assigns a job's state, or stamps its start and end
+times and exit code: :meth:`Job.replace` and :meth:`Job.again` refuse to. The states
+themselves are in :mod:`gflow.states`; reasons, stop intents and timer kinds are here.
 """
 
 from __future__ import annotations
@@ -26,62 +28,10 @@ from gflow.limits import (
     MAX_SECONDS,
     MAX_UID,
 )
-
-
-class State(StrEnum):
-    QUEUED = "Queued"
-    HOLD = "Hold"
-    RUNNING = "Running"
-    FINISHED = "Finished"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-    TIMEOUT = "Timeout"
-
-    @property
-    def code(self) -> str:
-        return CODES[self]
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATES
-
-    @property
-    def is_active(self) -> bool:
-        return self not in FINAL_STATES
-
-    @property
-    def is_waiting(self) -> bool:
-        """Queued or held: not started yet, still changeable by the user."""
-        return self in (State.QUEUED, State.HOLD)
-
-    @classmethod
-    def parse(cls, text: str) -> State:
-        """Accept a state name or its short code, in any case."""
-        key = text.strip().lower()
-        for state in cls:
-            if key in (state.value.lower(), state.code.lower()):
-                return state
-        aliases = {"pending": cls.QUEUED, "held": cls.HOLD, "completed": cls.FINISHED}
-        if key in aliases:
-            return aliases[key]
-        from gflow.errors import InvalidInput
-
-        names = ", ".join(f"{s.value} ({s.code})" for s in cls)
-        raise InvalidInput("state", text, f"one of {names}")
-
-
-CODES: dict[State, str] = {
-    State.QUEUED: "PD",
-    State.HOLD: "H",
-    State.RUNNING: "R",
-    State.FINISHED: "CD",
-    State.FAILED: "F",
-    State.CANCELLED: "CA",
-    State.TIMEOUT: "TO",
-}
-
-FINAL_STATES = frozenset({State.FINISHED, State.FAILED, State.CANCELLED, State.TIMEOUT})
-ACTIVE_STATES = frozenset({State.QUEUED, State.HOLD, State.RUNNING})
+from gflow.states import ACTIVE_STATES as ACTIVE_STATES
+from gflow.states import CODES as CODES
+from gflow.states import FINAL_STATES as FINAL_STATES
+from gflow.states import State as State
 
 ALLOWED: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.HOLD, State.RUNNING, State.CANCELLED}),
@@ -94,8 +44,9 @@ ALLOWED: dict[State, frozenset[State]] = {
 }
 
 
-class Reason:
-    """Reason strings shown in NODELIST(REASON) and stored with the job."""
+class Reason(StrEnum):
+    """Why a job waits or ended: shown in NODELIST(REASON), stored with the job and its
+    events. The members are fixed; the functions make the reasons that carry a value."""
 
     DEPENDENCY = "WaitingForDependency"
     GPU = "WaitingForGpu"
@@ -110,6 +61,8 @@ class Reason:
     HELD = "JobHeldUser"
     CANCELLED_BY_USER = "CancelledByUser"
     LAUNCHING = "Launching"
+    TIME_LIMIT = "TimeLimit"
+    NO_EXIT_CODE = "NoExitCode"
 
     @staticmethod
     def dependency_failed(parent: int) -> str:
@@ -123,6 +76,38 @@ class Reason:
     def invalid_data(problem: str) -> str:
         """A job whose stored data gflowd cannot handle, ended so the others carry on."""
         return f"InvalidJobData:{problem}"[:MAX_REASON]
+
+    @staticmethod
+    def retry_of(job_id: int) -> str:
+        """The first event of an automatic retry of ``job_id``."""
+        return f"RetryOf:{job_id}"
+
+    @staticmethod
+    def redo_of(job_id: int) -> str:
+        """The first event of ``gjob redo`` of ``job_id``."""
+        return f"RedoOf:{job_id}"
+
+
+class StopIntent(StrEnum):
+    """Why a running job is being stopped, which decides how it ends."""
+
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"
+
+
+class Wake(StrEnum):
+    """What an engine timer is for."""
+
+    BEGIN = "begin"
+    """A begin time passed: re-plan."""
+    DEPENDENCY = "dep"
+    """An ``after:ID+MINUTES`` delay ended: judge the job again."""
+    LIMIT = "limit"
+    """A running job reached its time limit: stop it."""
+    KILL = "kill"
+    """The next signal of a stop (SIGTERM, then SIGKILL)."""
+    REPLAN = "replan"
+    """A reservation window opened or closed: re-plan."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +152,7 @@ class Job:
     pid: int | None = None
     pid_start: int | None = None
     executor: str | None = None
-    stop_intent: str | None = None
+    stop_intent: StopIntent | None = None
     memory_enforcement: str | None = None
 
     @property
@@ -184,10 +169,14 @@ class Job:
         return f"gflow-{self.id}"
 
     def replace(self, **changes: Any) -> Job:
+        """This job with other request fields or wait reason; never another state, nor
+        the times and exit code that only :func:`transition` stamps."""
+        _refuse_stamps(changes, "Job.replace")
         return dataclasses.replace(self, **changes)
 
     def again(self, new_id: int, now: float, **changes: Any) -> Job:
         """A new Queued job with this one's request, as a retry or a redo makes it."""
+        _refuse_stamps(changes, "Job.again")
         return dataclasses.replace(self, id=new_id, submit_time=now, **{**_FRESH, **changes})
 
 
@@ -210,6 +199,16 @@ _FRESH: dict[str, Any] = {
 }
 
 
+STAMPED = frozenset({"state", "start_time", "end_time", "exit_code"})
+"""What only :func:`transition` writes: the state, and the times and exit code of a change."""
+
+
+def _refuse_stamps(changes: dict[str, Any], caller: str) -> None:
+    stamped = sorted(STAMPED.intersection(changes))
+    if stamped:
+        raise TypeError(f"{caller} cannot set {', '.join(stamped)}: transition() does")
+
+
 def can_transition(old: State, new: State) -> bool:
     return new in ALLOWED[old]
 
@@ -221,19 +220,26 @@ def transition(
     *,
     reason: str | None = None,
     exit_code: int | None = None,
+    at: float | None = None,
     **changes: Any,
 ) -> Job:
-    """Return ``job`` moved to ``new``, with times stamped; refuse a change the table forbids."""
+    """Return ``job`` moved to ``new``, with times stamped; refuse a change the table forbids.
+
+    ``at``: when it happened, if earlier than ``now`` (a start read from the run directory,
+    an end from the wrapper's result file); it stamps the start or end time. ``changes``
+    set other fields that come with the move (the process of a start, a new begin time)
+    but never the state, times or exit code.
+    """
     if not can_transition(job.state, new):
         raise Conflict(f"job {job.id} is {job.state.value} and cannot become {new.value}")
+    _refuse_stamps(changes, "transition")
     stamped: dict[str, Any] = {"state": new, "reason": reason}
     if new is State.RUNNING:
-        stamped["start_time"] = now
+        stamped["start_time"] = now if at is None else at
     if new.is_final:
-        stamped["end_time"] = now
+        stamped["end_time"] = now if at is None else at
         stamped["exit_code"] = exit_code
-    stamped.update(changes)
-    return dataclasses.replace(job, **stamped)
+    return dataclasses.replace(job, **changes, **stamped)
 
 
 # ------------------------------------------------------------ stored data the engine can trust

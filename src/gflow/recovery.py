@@ -23,7 +23,7 @@ from pathlib import Path
 from gflow import proc
 from gflow.engine import Engine, Watch
 from gflow.executors import find_wrapper, is_wrapper
-from gflow.model import Job, Reason, State
+from gflow.model import Job, Reason, State, StopIntent, Wake
 from gflow.rundir import pid_time, read_gpus, read_pid, read_result, remove
 
 
@@ -93,7 +93,7 @@ def _settle(engine: Engine, job: Job, rd: Path, now: float) -> None:
 
 def _cancel_if_asked(engine: Engine, job: Job, now: float) -> None:
     """A cancel acknowledged while the job was being launched is carried out now."""
-    if job.stop_intent == "cancel":
+    if job.stop_intent is StopIntent.CANCEL:
         engine.move(job, State.CANCELLED, now, reason=Reason.CANCELLED_BY_USER)
 
 
@@ -131,6 +131,6 @@ def _rearm(engine: Engine, job: Job, now: float) -> None:
         if job.stop_intent is not None and job.pid:
             engine.begin_stop(job, job.stop_intent, now)
         elif job.time_limit and job.start_time is not None:
-            engine.add_timer(job.start_time + job.time_limit, "limit", job.id)
+            engine.add_timer(job.start_time + job.time_limit, Wake.LIMIT, job.id)
     elif job.begin_at is not None:
-        engine.add_timer(job.begin_at, "begin", job.id)
+        engine.add_timer(job.begin_at, Wake.BEGIN, job.id)

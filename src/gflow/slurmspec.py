@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gflow.deps import Clause, Dependency, DepType, ParentView, Verdict, evaluate
-from gflow.model import Job, State
+from gflow.model import Job, Reason, State
 
 # squeue -o: one line per job (-r: per array task); the comment last, as it may hold "|".
 SQUEUE_FORMAT = "%i|%A|%T|%r|%N|%S|%e|%k"
@@ -35,7 +35,7 @@ _RUNNING = frozenset(
 _FINAL: dict[str, tuple[State, str | None]] = {
     "COMPLETED": (State.FINISHED, None),
     "FAILED": (State.FAILED, None),
-    "TIMEOUT": (State.TIMEOUT, "TimeLimit"),
+    "TIMEOUT": (State.TIMEOUT, Reason.TIME_LIMIT),
     "DEADLINE": (State.TIMEOUT, "Deadline"),
     "CANCELLED": (State.CANCELLED, "CancelledInSlurm"),
     "PREEMPTED": (State.CANCELLED, "Preempted"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from gflow.states import State
+
 Row = tuple[str, float, float | None, float | None, int]
 
 
@@ -24,8 +26,8 @@ def summarize(rows: Iterable[Row], now: float) -> dict[str, Any]:
             gpu_hours += gpus * took / 3600
         if gpus:
             gpu_jobs += 1
-    finished = counts.get("Finished", 0)
-    ended_total = sum(counts.get(s, 0) for s in ("Finished", "Failed", "Timeout"))
+    finished = counts.get(State.FINISHED, 0)
+    ended_total = sum(counts.get(s, 0) for s in (State.FINISHED, State.FAILED, State.TIMEOUT))
     return {
         "total_jobs": sum(counts.values()),
         "by_state": counts,

@@ -168,12 +168,12 @@ def test_aftercorr_needs_an_array() -> None:
 def test_before_targets_must_wait_belong_to_the_user_and_count() -> None:
     ok = _job(3, deps=Dependency(on_count=1))
     graph.check_before_target(ok, 1000, admin=False)
-    graph.check_before_target(ok.replace(state=State.HOLD), 1000, admin=False)
+    graph.check_before_target(_job(3, deps=ok.deps, state=State.HOLD), 1000, admin=False)
     with pytest.raises(Refused, match="belongs to ann"):
         graph.check_before_target(ok, 1001, admin=False)
     graph.check_before_target(ok, 1001, admin=True)
     with pytest.raises(Refused, match="job 3 is Running, not Queued or Hold"):
-        graph.check_before_target(ok.replace(state=State.RUNNING), 1000, admin=False)
+        graph.check_before_target(_job(3, deps=ok.deps, state=State.RUNNING), 1000, admin=False)
     with pytest.raises(Refused, match=r"not submitted with on:<count>"):
         graph.check_before_target(_job(3), 1000, admin=False)
 
@@ -521,6 +521,18 @@ def test_redo_cascade_leaves_other_users_jobs_alone(sim: Sim) -> None:
     out = commands.redo(sim.engine, a, {}, CALLER, sim.now, cascade=True)
     assert [j["redo_of"] for j in out.done] == [a]
     assert sim.job(waiting).deps.parents() == {a}
+
+
+def test_a_redo_with_a_begin_time_starts_when_that_time_comes(sim: Sim) -> None:
+    a = sim.submit(req())
+    sim.start(a)
+    sim.exit(a, 1)
+    out = commands.redo(sim.engine, a, {"begin_at": sim.now + 60}, CALLER, sim.now)
+    sim.drain()
+    assert sim.launching == [] and sim.engine.next_wake() == sim.now + 60
+    sim.now += 60
+    sim.tick()
+    assert sim.launching == [out.done[0]["id"]]
 
 
 def test_dry_run_cancel_reports_without_changing_anything(sim: Sim) -> None:

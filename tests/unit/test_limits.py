@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gflow.model import Job, State
+from gflow.model import Job, State, transition
 from gflow.scheduler import GpuSlot, Resources, plan, sort_key
 
 
@@ -57,7 +57,7 @@ def test_limits_hold_through_any_sequence_of_job_ends(
         for job in list(waiting):
             if job.id in started:
                 waiting.remove(job)
-                running.append(job.replace(state=State.RUNNING, gpu_ids=started[job.id]))
+                running.append(transition(job, State.RUNNING, 0.0, gpu_ids=started[job.id]))
         per_group: dict[int, int] = {}
         for job in running:
             if job.group_id is not None:
