@@ -130,7 +130,7 @@ def queued(job: Job, reason: str | None, ctx: Context) -> Phrase:
     if reason == Reason.GROUP_LIMIT and job.group_id is not None:
         limit = ctx.group_limits.get(job.group_id)
         return (f"its array already runs its limit of {limit} jobs at once",)
-    words = {
+    words: dict[str, str] = {
         Reason.RESERVED: "the idle GPUs are reserved for another user",
         Reason.PRIORITY: "kept back so as not to delay a job ahead of it that waits for GPUs",
         Reason.RESOURCES: f"gflow runs at most {ctx.max_running} jobs at once",
