@@ -28,8 +28,11 @@ from gflow.client import Client
 BIN = Path(sys.executable).parent
 TOOLS = ("gflow", "gflowd", "gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats")
 EXECUTORS = ["tmux", "process"] if shutil.which("tmux") else ["process"]
-SCREENSHOTS = Path(os.environ.get("GFLOW_SCREENSHOTS") or "/tmp/gflow-screenshots")
-"""Where the browser tests save a picture of each page (printed at the end of the run)."""
+SCREENSHOTS = Path(
+    os.environ.get("GFLOW_SCREENSHOTS") or Path(__file__).resolve().parents[1] / "test-artifacts"
+)
+"""Where the browser tests save a picture of each page (printed at the end of the run):
+in the checkout, so runs of other checkouts on the same machine keep theirs."""
 
 
 class Gflow:
@@ -280,10 +283,6 @@ def make_gflow() -> Iterator[Callable[..., Gflow]]:
     yield factory
     for g in made:
         _teardown(g)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

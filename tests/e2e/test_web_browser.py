@@ -45,6 +45,8 @@ ARGS = [
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     expect.set_options(timeout=15_000)
+    for old in SCREENSHOTS.glob("*.png"):  # this run's pictures only
+        old.unlink()
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
@@ -227,8 +229,9 @@ def test_another_users_job_has_no_cancel_button_and_cannot_be_cancelled(
         p.goto(hers.url)
         expect(p.locator(".who")).to_have_text(other_user.pw_name)
         p.goto(f"{hers.base}/job/{roots}")
-        expect(p.locator(".note")).to_contain_text("This job belongs to root")
+        expect(p.locator("#live .note")).to_contain_text("This job belongs to root")
         expect(p.locator("button[data-action]")).to_have_count(0)
+        expect(p.locator(".log .note")).to_have_text("Only root can read the log of this job.")
         shot(p, "job-of-another-user-laptop")
         status = p.evaluate(
             """async (id) => (await fetch('/api/jobs/cancel', {method: 'POST',

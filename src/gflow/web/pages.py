@@ -210,6 +210,7 @@ class Pages:
             "children": brief(b.children(job.id)),
             "attempts": brief(data["attempts"]),
             "may_act": may_act,
+            "may_read_log": caller.uid in (0, job.uid),  # who may open it (logs.may_read)
             "actions": _actions(job) if may_act else [],
             "related": sorted(related),
         }
