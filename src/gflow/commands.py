@@ -396,7 +396,7 @@ def update(
     with engine.guarded():
         for new in updated:
             engine.put(
-                new.replace(reason=None if new.reason == Reason.NEVER else new.reason),
+                new.replace(reason=None if Reason.awaits_user(new.reason) else new.reason),
                 new.state,
                 now,
                 event=False,

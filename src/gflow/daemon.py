@@ -39,6 +39,7 @@ from gflow.executors import (
     Launched,
     LaunchError,
     LaunchSpec,
+    RunAs,
     TmuxExecutor,
     make_executor,
     shortage,
@@ -46,6 +47,7 @@ from gflow.executors import (
 from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
 from gflow.listener import Listener, connection_budget
+from gflow.model import Job
 from gflow.recovery import recover
 from gflow.rundir import pid_time, read_result
 from gflow.store import open_store
@@ -114,6 +116,7 @@ class Runtime:
         self.engine.cgroups = detect_cgroups()
         if self.system:
             self.engine.identity = functools.lru_cache(maxsize=256)(run_as)
+        self.engine.exit_status = self._exit_status
         recover(self.engine, time.time())
         self.gpus.refresh()  # now that re-adopted jobs' processes are known
         if self.engine.cgroups is not None:
@@ -296,7 +299,8 @@ class Runtime:
         self._settle(job_id, pid, self.executor.reap(pid) if child else None)
 
     def _settle(self, job_id: int, pid: int, code: int | None) -> None:
-        """An ended job's exit code: the wrapper's result file, else its reaped status."""
+        """An ended job's exit code: the wrapper's result file, else its reaped status,
+        else what the executor kept (a tmux pane's exit status)."""
         proc.kill_leftovers(pid)  # what an ended job left running goes with it, as in Slurm
         try:
             result = read_result(self.paths.run_dir / str(job_id))
@@ -304,10 +308,35 @@ class Runtime:
             self._unsettled.append((job_id, pid, code))
             self._short.failed()
             return
-        if result is None:
-            self._exits.append(Exited(job_id, code))
-        else:
+        job = self.engine.jobs.get(job_id)
+        run_as = self.engine.known_identity(job.uid) if job is not None else False
+        if result is not None:
             self._exits.append(Exited(job_id, result[0], min(result[1], time.time())))
+        elif code is None and job is not None and job.stop_intent is None and run_as is not False:
+            self._ask_executor(job_id, run_as)
+            return
+        else:
+            self._exits.append(Exited(job_id, code))
+        self._flush_soon()
+
+    def _exit_status(self, job: Job) -> int | None:
+        """What the executor kept of an ended job's exit (recovery asks, on start-up)."""
+        run_as = self.engine.known_identity(job.uid)
+        return None if run_as is False else self.executor.exit_status(job.id, run_as)
+
+    def _ask_executor(self, job_id: int, run_as: RunAs | None) -> None:
+        """The job's exit code from the executor's own record, off the event loop."""
+        ended = time.time()
+        fut = self.pool.submit(self.executor.exit_status, job_id, run_as)
+        fut.add_done_callback(lambda f: self._call_soon(self._executor_said, job_id, ended, f))
+
+    def _executor_said(self, job_id: int, ended: float, fut: Future[int | None]) -> None:
+        try:
+            code = fut.result()
+        except Exception:  # no answer: the code stays unknown
+            log.exception("cannot ask the executor how job %s ended", job_id)
+            code = None
+        self._exits.append(Exited(job_id, code, ended))
         self._flush_soon()
 
     def _flush_soon(self) -> None:

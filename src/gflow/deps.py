@@ -159,6 +159,8 @@ class ParentView:
     state: State | None
     start_time: float | None = None
     end_time: float | None = None
+    exit_unknown: bool = False
+    """It ended, but whether it succeeded is unknown: ``afterok`` and ``afternotok`` wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,8 @@ def _judge(kind: DepType, view: ParentView, delay: int, now: float) -> tuple[Ver
         return Verdict.PENDING, None
     if kind is DepType.AFTERANY:
         return Verdict.SATISFIED, None
+    if view.exit_unknown:
+        return Verdict.PENDING, None
     wanted = OK_STATES if kind is DepType.AFTEROK else NOTOK_STATES
     return (Verdict.SATISFIED if view.state in wanted else Verdict.NEVER), None
 

@@ -115,6 +115,8 @@ class Engine:
         self.on_change: Callable[[int | None], None] = _unwatched
         """Told the id of every job whose state or wait reason changed (None: the GPUs),
         inside the change's transaction: a watcher reads the outcome after it."""
+        self.exit_status: Callable[[Job], int | None] = lambda job: None
+        """How an ended job's executor says it ended, when its result file does not."""
 
     # ------------------------------------------------------------ loading
 
@@ -201,9 +203,9 @@ class Engine:
             if job is None:
                 missing.append(i)
             else:
-                out[i] = ParentView(job.state, job.start_time, job.end_time)
+                out[i] = _view(job)
         for i, job in self.store.get_many(missing).items():
-            out[i] = ParentView(job.state, job.start_time, job.end_time)
+            out[i] = _view(job)
         return out
 
     # ------------------------------------------------------------ writing
@@ -337,7 +339,8 @@ class Engine:
         if job is None or not job.state.is_waiting or job.deps.is_empty:
             return False
         try:
-            ev = evaluate(job.deps, self.views(job.deps.parents()), now)
+            views = self.views(job.deps.parents())
+            ev = evaluate(job.deps, views, now)
         except (ArithmeticError, ValueError, TypeError) as exc:  # its data, not the parents'
             return self.quarantine(job_id, job_problem(job) or _describe(exc), now)
         self.evals[job_id] = ev
@@ -348,8 +351,14 @@ class Engine:
                 return True
             if job.reason != Reason.NEVER:
                 self.put(job.replace(reason=Reason.NEVER), job.state, now, event=False)
-        elif ev.wake_at is not None:
+            return False
+        if ev.wake_at is not None:
             self.add_timer(ev.wake_at, Wake.DEPENDENCY, job_id)
+        unknown = next((p for p in ev.pending if views[p].exit_unknown), None)
+        reason = Reason.parent_exit_unknown(unknown) if unknown is not None else None
+        changed = reason != job.reason and (reason is not None or Reason.awaits_user(job.reason))
+        if changed and job.state is State.QUEUED:
+            self.put(job.replace(reason=reason), job.state, now, event=False)
         return False
 
     def repoint(self, old: int, new: int, now: float, *, owner: int | None = None) -> None:
@@ -362,7 +371,7 @@ class Engine:
         for child_id in sorted(self.children.get(old, ())):
             child = self.jobs[child_id]
             if child.state.is_waiting and owner in (None, child.uid):
-                reason = None if child.reason == Reason.NEVER else child.reason
+                reason = None if Reason.awaits_user(child.reason) else child.reason
                 self.put(
                     child.replace(
                         deps=child.deps.replace_parent(old, new, keep_after=True), reason=reason
@@ -748,7 +757,8 @@ class Engine:
 
     def finish(self, job: Job, exit_code: int | None, now: float, end_time: float | None) -> None:
         state, reason = _outcome(job.stop_intent, exit_code)
-        retry = self._retry_of(job, state, now)
+        # an unknown code is not taken for a failure: no retry, and no cascade (see judge)
+        retry = self._retry_of(job, state, now) if reason is not Reason.EXIT_UNKNOWN else None
         final = self.move(job, state, now, reason=reason, exit_code=exit_code, at=end_time)
         run_as = self.known_identity(job.uid)
         if (final.auto_close or self.config.auto_close) and run_as is not False:
@@ -783,7 +793,7 @@ def _outcome(intent: StopIntent | None, exit_code: int | None) -> tuple[State, R
         return State.CANCELLED, Reason.CANCELLED_BY_USER
     if exit_code == 0:
         return State.FINISHED, None
-    return State.FAILED, None if exit_code is not None else Reason.NO_EXIT_CODE
+    return State.FAILED, None if exit_code is not None else Reason.EXIT_UNKNOWN
 
 
 def _describe(exc: BaseException) -> str:
@@ -792,6 +802,11 @@ def _describe(exc: BaseException) -> str:
 
 def _unwatched(job_id: int | None) -> None:
     """Nobody watches the engine's changes (no dashboard is open)."""
+
+
+def _view(job: Job) -> ParentView:
+    unknown = job.state is State.FAILED and job.reason == Reason.EXIT_UNKNOWN
+    return ParentView(job.state, job.start_time, job.end_time, unknown)
 
 
 class _Guard:

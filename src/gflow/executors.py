@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -45,18 +46,20 @@ STRIPPED_ENV = frozenset(
 )
 
 
-SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
+SHORTAGES = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC, errno.EDQUOT}
+)
 
 
 def shortage(exc: BaseException) -> bool:
-    """The system is short of file descriptors, processes or memory, for now."""
+    """The system is short of file descriptors, processes, memory or disk, for now."""
     return isinstance(exc, OSError) and exc.errno in SHORTAGES
 
 
 class LaunchError(GflowError):
     """The executor could not start the job's process.
 
-    ``retry``: it failed for want of a resource that comes back (EMFILE, EAGAIN...); the
+    ``retry``: it failed for want of a resource that comes back (EMFILE, ENOSPC...); the
     job is launched again later rather than given up. The launch may have got as far as
     starting the job (tmux), so the next attempt first looks for it (``recheck``).
     """
@@ -226,12 +229,13 @@ def wrapper_path() -> Path:
 
 def write_run_dir(spec: LaunchSpec) -> None:
     """A fresh run directory and the job's log, handed to the job's user last."""
-    files = {"env": env_file(spec.env), "job.sh": spec.script}
+    files = {"env": env_file(spec.env), "job.sh": spec.script, **rundir.RESERVED}
     files["gpus"] = ",".join(map(str, spec.gpu_ids))
     if spec.cgroup is not None and spec.memory_mb:
         files["cgroup"] = f"{_make_cgroup(spec)}\n"
     owner = (spec.run_as.uid, spec.run_as.gid) if spec.run_as is not None else None
-    rundir.create(spec.run_dir, files, owner, user_files=frozenset({"env", "job.sh"}))
+    users = frozenset({"env", "job.sh", *rundir.RESERVED})
+    rundir.create(spec.run_dir, files, owner, user_files=users)
     rundir.open_log(spec.log_path, owner)
 
 
@@ -273,6 +277,8 @@ class Executor(Protocol):
     def launch_many(self, specs: list[LaunchSpec]) -> list[Launched | LaunchError]: ...
 
     def reap(self, pid: int) -> int | None: ...
+
+    def exit_status(self, job_id: int, run_as: RunAs | None = None) -> int | None: ...
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool: ...
 
@@ -344,6 +350,9 @@ class ProcessExecutor:
         if code is None:
             return None
         return 128 - code if code < 0 else code
+
+    def exit_status(self, job_id: int, run_as: RunAs | None = None) -> int | None:
+        return None  # only reap() knows, and only while gflowd is the wrapper's parent
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
         return False
@@ -508,6 +517,25 @@ class TmuxExecutor:
 
     def reap(self, pid: int) -> int | None:
         return None  # the pane belongs to the tmux server, which collects it
+
+    def exit_status(self, job_id: int, run_as: RunAs | None = None) -> int | None:
+        """The exit status tmux kept for the job's dead pane (the wrapper exits with the
+        job's code), for when the result file has none; None if the session is gone.
+
+        tmux marks a pane dead a moment after its process ends, so this asks a few times
+        (at most a second, in a worker thread, only on this fallback path)."""
+        query = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
+        for _ in range(20):
+            done = self._run(["display-message", "-p", "-t", f"=gflow-{job_id}:", query], run_as)
+            if done.returncode != 0:
+                return None
+            dead, status, sig = [*done.stdout.strip().split("|"), "", ""][:3]
+            if dead == "1":
+                if status.isdigit():
+                    return int(status)
+                return 128 + int(sig) if sig.isdigit() else None
+            time.sleep(0.05)
+        return None
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
         done = self._run(["kill-session", "-t", f"=gflow-{job_id}"], run_as)

@@ -63,6 +63,9 @@ class Reason(StrEnum):
     LAUNCHING = "Launching"
     TIME_LIMIT = "TimeLimit"
     NO_EXIT_CODE = "NoExitCode"
+    """What earlier versions recorded for a job without exit code (taken for a failure)."""
+    EXIT_UNKNOWN = "ExitCodeUnknown"
+    """A Failed job whose exit code no channel could tell: not taken for a failure."""
 
     @staticmethod
     def dependency_failed(parent: int) -> str:
@@ -86,6 +89,17 @@ class Reason(StrEnum):
     def redo_of(job_id: int) -> str:
         """The first event of ``gjob redo`` of ``job_id``."""
         return f"RedoOf:{job_id}"
+
+    @staticmethod
+    def parent_exit_unknown(parent: int) -> str:
+        """A waiting job whose ``afterok``/``afternotok`` parent ended with an unknown code."""
+        return f"DependencyExitUnknown:{parent}"
+
+    @staticmethod
+    def awaits_user(reason: str | None) -> bool:
+        """A dependency verdict that holds a job until its user acts (forgotten as soon as
+        the dependency changes)."""
+        return reason == Reason.NEVER or (reason or "").startswith("DependencyExitUnknown:")
 
 
 class StopIntent(StrEnum):

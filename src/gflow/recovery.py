@@ -86,7 +86,8 @@ def _settle(engine: Engine, job: Job, rd: Path, now: float) -> None:
         proc.kill_leftovers(job.pid)
     result = read_result(rd)
     if result is None:
-        engine.finish(job, None, now, None)
+        code = engine.exit_status(job) if job.stop_intent is None else None
+        engine.finish(job, code, now, None)
     else:
         engine.finish(job, result[0], now, result[1])
 

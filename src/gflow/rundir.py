@@ -6,6 +6,12 @@ descriptor) and handed to the job's user last. From then on the user controls it
 the daemon only ever touches it relative to a directory file descriptor, never
 following a link and never opening anything but a regular file: a root daemon must
 not be made to chown, write or read a file the user points it at.
+
+The wrapper's ``pid`` and ``result`` are created at their final size before the job
+starts, filled with spaces, and the wrapper overwrites them in place: writing a few
+bytes into space already allocated works on a full disk, so a job that succeeds while
+the disk is full is still recorded as a success. A value counts once its newline is
+written.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ _LOG = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 Owner = tuple[int, int]
+
+RESERVED = {"pid": " " * 16, "result": " " * 16}
+"""The files the wrapper writes, made beforehand at their final size."""
 
 
 def create(
@@ -119,9 +128,16 @@ def _raise_shortage(exc: OSError) -> None:
 def read_result(run_dir: Path) -> tuple[int, float] | None:
     """The exit code the wrapper wrote, and when; None if it has not written one."""
     got = read_small(run_dir, "result")
-    if got is None or not got[0].endswith("\n") or not got[0].strip().lstrip("-").isdigit():
+    value = _first_line(got[0]) if got is not None else None
+    if got is None or value is None or not value.lstrip("-").isdigit():
         return None
-    return int(got[0]), got[1]
+    return int(value), got[1]
+
+
+def _first_line(text: str) -> str | None:
+    """The value written over a reserved file: its first line, once the newline is there."""
+    line, newline, _ = text.partition("\n")
+    return line.strip() if newline else None
 
 
 def read_gpus(run_dir: Path) -> tuple[int, ...]:
@@ -131,7 +147,8 @@ def read_gpus(run_dir: Path) -> tuple[int, ...]:
 
 def read_pid(run_dir: Path) -> int | None:
     got = read_small(run_dir, "pid")
-    return int(got[0]) if got and got[0].strip().isdigit() else None
+    value = _first_line(got[0]) if got is not None else None
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def pid_time(run_dir: Path) -> float | None:
@@ -140,4 +157,5 @@ def pid_time(run_dir: Path) -> float | None:
         got = read_small(run_dir, "pid")
     except OSError:
         return None
-    return got[1] if got is not None else None
+    written = got is not None and (_first_line(got[0]) or "").isdigit()
+    return got[1] if got is not None and written else None

@@ -3,19 +3,20 @@
 # or "tee" (output to the log, shown in the tmux pane; stdin from the pane).
 # Writes RUN_DIR/pid first and RUN_DIR/result (the job's exit code) last;
 # the daemon reads both, so the job never has to call back into gflow.
-# The result is one write of a few bytes, done before the wrapper exits; readers
-# take an empty or unfinished file for "no result yet".
+# Both files exist already at their final size (spaces): each value is one write of
+# a few bytes over them, in place ("1<>" does not truncate), so it needs no disk space;
+# readers take a file without a newline for "not written yet".
 __gflow_dir=$1
 __gflow_log=$2
 __gflow_mode=$3
 . "$__gflow_dir/env" 2>/dev/null
-printf '%s\n' "$$" > "$__gflow_dir/pid"
+printf '%s\n' "$$" 1<> "$__gflow_dir/pid"
 # A job with a cgroup v2 memory limit joins its cgroup before its command starts.
 if [ -s "$__gflow_dir/cgroup" ]; then
     read -r __gflow_cg < "$__gflow_dir/cgroup"
     if ! { printf '%s\n' "$$" > "$__gflow_cg/cgroup.procs"; } 2>/dev/null; then
         printf 'gflow: cannot enter memory cgroup %s\n' "$__gflow_cg" >> "$__gflow_log"
-        printf '1\n' > "$__gflow_dir/result"
+        printf '1\n' 1<> "$__gflow_dir/result"
         exit 1
     fi
 fi
@@ -75,5 +76,5 @@ else
 fi
 if [ -n "$__gflow_stopping" ]; then __gflow_linger; fi
 if [ -n "$__gflow_follow" ]; then kill -KILL "$__gflow_follow" 2>/dev/null; fi
-printf '%s\n' "$__gflow_rc" > "$__gflow_dir/result"
+printf '%s\n' "$__gflow_rc" 1<> "$__gflow_dir/result"
 exit "$__gflow_rc"

@@ -61,5 +61,9 @@ def test_stored_names_do_not_change() -> None:
     """Reasons, stop intents and states are stored: their texts are part of the database."""
     assert [s.value for s in StopIntent] == ["cancel", "timeout"]
     assert (Reason.TIME_LIMIT, Reason.NO_EXIT_CODE) == ("TimeLimit", "NoExitCode")
+    assert (Reason.EXIT_UNKNOWN, Reason.parent_exit_unknown(3)) == (
+        "ExitCodeUnknown",
+        "DependencyExitUnknown:3",
+    )
     assert (Reason.retry_of(4), Reason.redo_of(5)) == ("RetryOf:4", "RedoOf:5")
     assert {w.value for w in Wake} == {"begin", "dep", "limit", "kill", "replan"}

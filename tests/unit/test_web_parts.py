@@ -112,6 +112,12 @@ def test_resource_waits_say_what_is_missing() -> None:
     assert explain.ended("Failed", None, 3) == ("exit code 3",)
 
 
+def test_an_unknown_exit_code_is_said_to_hold_the_jobs_after_it() -> None:
+    waiting = explain.queued(_job(), Reason.parent_exit_unknown(7), explain.Context())
+    assert waiting[1] == 7 and "nobody could tell" in str(waiting[0])
+    assert "could not be read" in str(explain.ended("Failed", Reason.EXIT_UNKNOWN, None)[0])
+
+
 def test_charts_count_jobs_per_day_gpu_hours_and_waits() -> None:
     now = time.mktime((2026, 5, 10, 12, 0, 0, 0, 0, -1))  # noon, local time
     rows: list[charts.Row] = [

@@ -127,6 +127,13 @@ def queued(job: Job, reason: str | None, ctx: Context) -> Phrase:
         return _quota(job, ctx)
     if reason == Reason.BEGIN_TIME and job.begin_at is not None:
         return (f"starts no earlier than {when(job.begin_at)}",)
+    parent = _parent_in(reason, "DependencyExitUnknown:")
+    if parent is not None:
+        return (
+            "waits: nobody could tell whether ",
+            parent,
+            " succeeded (redo it, or change this job's dependency)",
+        )
     if reason == Reason.GROUP_LIMIT and job.group_id is not None:
         limit = ctx.group_limits.get(job.group_id)
         return (f"its array already runs its limit of {limit} jobs at once",)
@@ -139,6 +146,14 @@ def queued(job: Job, reason: str | None, ctx: Context) -> Phrase:
         "(update its dependency or cancel it)",
     }
     return (words.get(reason or "", reason or "waiting for its turn"),)
+
+
+def _parent_in(reason: str | None, prefix: str) -> int | None:
+    """The job id a reason such as ``DependencyExitUnknown:12`` names."""
+    if reason is None or not reason.startswith(prefix):
+        return None
+    text = reason[len(prefix) :]
+    return int(text) if text.isdigit() else None
 
 
 def ended(state: str, reason: str | None, exit_code: int | None) -> Phrase:
@@ -154,6 +169,8 @@ def ended(state: str, reason: str | None, exit_code: int | None) -> Phrase:
         return ("cancelled by a user" if reason == Reason.CANCELLED_BY_USER else "cancelled",)
     if state == "Timeout":
         return ("stopped at its time limit",)
+    if reason == Reason.EXIT_UNKNOWN:
+        return ("ended; its exit code could not be read, so jobs after it wait",)
     if exit_code is None:
         return ("ended without an exit code",)
     return (f"exit code {exit_code}",)
