@@ -54,4 +54,20 @@ class Ended:
     job_id: int
 
 
-Action = Launch | Signal | Watch | CloseSession | Ended
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Hand this job to Slurm with this ``--dependency`` (``""``: none)."""
+
+    job_id: int
+    dependency: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmControl:
+    """``scancel`` (verb ``cancel``), ``scontrol hold`` or ``release`` these Slurm jobs."""
+
+    verb: str
+    slurm_ids: tuple[str, ...]
+
+
+Action = Launch | Signal | Watch | CloseSession | Ended | Submit | SlurmControl

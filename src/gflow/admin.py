@@ -55,7 +55,8 @@ def status(rt: Runtime) -> dict[str, Any]:
         "pid": os.getpid(),
         "version": __version__,
         "uptime": time.time() - rt.started,
-        "executor": rt.executor.name,
+        "executor": rt.engine.executor_name,
+        "slurm": rt.slurm.status.json() if rt.slurm is not None else None,
         "database": str(rt.paths.db),
         "socket": str(rt.paths.socket),
         "system": rt.system,
@@ -112,7 +113,7 @@ def info(rt: Runtime) -> dict[str, Any]:
         "gpus": gpus,
         "status": status(rt),
         "memory_mb": rt.engine.memory_mb,
-        "executor": rt.executor.name,
+        "executor": rt.engine.executor_name,
     }
 
 

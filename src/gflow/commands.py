@@ -89,6 +89,8 @@ def _check_resources(engine: Engine, req: SubmitRequest | Job) -> None:
         )
     if req.shared and req.gpus == 0:
         raise Refused("--shared needs --gpus 1 or more: the GPUs the job shares with others")
+    if engine.slurm_mode:
+        return  # the cluster's nodes, not this machine, decide; Slurm refuses what never fits
     if req.gpus > 0:
         _check_gpus(engine, req.gpus, req.gpu_memory_mb)
     if (
@@ -395,12 +397,13 @@ def update(
         updated.append(new)
     with engine.guarded():
         for new in updated:
-            engine.put(
+            saved = engine.put(
                 new.replace(reason=None if Reason.awaits_user(new.reason) else new.reason),
                 new.state,
                 now,
                 event=False,
             )
+            engine.withdraw(saved, now)  # a job already in Slurm is submitted again as updated
             engine.evals.pop(new.id, None)
             if engine.judge(new.id, now):
                 engine.settle_dependents([new.id], now)

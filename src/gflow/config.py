@@ -93,7 +93,7 @@ def resolve_paths(config: str | None = None, *, system: bool = False) -> Paths:
 
 
 STRATEGIES = ("sequential", "random")
-EXECUTORS = ("auto", "tmux", "process")
+EXECUTORS = ("auto", "tmux", "process", "slurm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +223,41 @@ def load_daemon_config(paths: Paths, overrides: dict[str, Any] | None = None) ->
     return cfg
 
 
+def load_slurm_settings(paths: Paths) -> Any:
+    """The ``[slurm]`` table (``GFLOW_SLURM__KEY`` overrides a key), as SlurmSettings."""
+    import shlex
+
+    from gflow.slurmspec import SlurmSettings
+
+    raw: dict[str, Any] = dict(_read_toml(paths.config_file).get("slurm", {}))
+    prefix = "GFLOW_SLURM__"
+    raw.update({k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)})
+    fields = {f.name: f.type for f in dataclasses.fields(SlurmSettings)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise InvalidInput("config key", f"slurm.{key}", f"one of {', '.join(fields)}")
+        if key == "sbatch_args":
+            if isinstance(value, list):
+                values[key] = tuple(str(v) for v in value)
+            else:
+                try:
+                    values[key] = tuple(shlex.split(str(value)))
+                except ValueError as exc:
+                    raise InvalidInput("config slurm.sbatch_args", value, str(exc)) from None
+        elif key == "poll_interval":
+            number = _coerce(key, "float", value)
+            if not 0.05 <= number <= 3600:
+                raise InvalidInput("config slurm.poll_interval", value, "seconds, 0.05 to 3600")
+            values[key] = number
+        else:
+            values[key] = _coerce(key, "str | None", value)
+    settings = SlurmSettings(**values)
+    if settings.shared_dir is not None and not os.path.isabs(settings.shared_dir):
+        raise InvalidInput("config slurm.shared_dir", settings.shared_dir, "an absolute path")
+    return settings
+
+
 DEFAULT_CONFIG = """\
 # gflow configuration. Every key can also be set with GFLOW_DAEMON__<KEY>=value.
 [daemon]
@@ -231,7 +266,8 @@ DEFAULT_CONFIG = """\
 # gpus = "all"
 # How free GPUs are picked: "sequential" (lowest index first) or "random".
 gpu_allocation_strategy = "sequential"
-# How jobs run: "tmux" (attachable sessions), "process" (plain process groups) or "auto".
+# How jobs run: "tmux" (attachable sessions), "process" (plain process groups), "auto",
+# or "slurm" (jobs go to a Slurm cluster: see the [slurm] table below).
 executor = "auto"
 # Seconds between SIGINT, SIGTERM and SIGKILL when a job is cancelled or times out.
 kill_grace = 10
@@ -263,4 +299,17 @@ idle_timeout = 10
 # picks a free port the first time and keeps it.
 web = false
 web_port = 0
+
+# With executor = "slurm": where and how jobs are submitted to the cluster.
+[slurm]
+# partition = "gpu"
+# account = "mylab"
+# qos = "normal"
+# Extra sbatch flags for every job, as one shell-quoted string.
+# sbatch_args = "--constraint=a100"
+# Seconds between two looks at the cluster (one squeue for all active jobs).
+poll_interval = 2
+# A directory every node sees at the same path, for run files and logs
+# (default: the data directory, which must then be shared).
+# shared_dir = "/shared/gflow"
 """

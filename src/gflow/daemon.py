@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gflow import __version__, admin, logs, modes, proc
+from gflow.actions import SlurmControl, Submit
 from gflow.api import Api
 from gflow.backoff import Backoff
 from gflow.cgroup import detect as detect_cgroups
-from gflow.config import DaemonConfig, Paths
+from gflow.config import DaemonConfig, Paths, load_slurm_settings
 from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
 from gflow.errors import GflowError
 from gflow.executors import (
@@ -50,6 +51,7 @@ from gflow.listener import Listener, connection_budget
 from gflow.model import Job
 from gflow.recovery import recover
 from gflow.rundir import pid_time, read_result
+from gflow.slurmrun import SlurmRunner
 from gflow.store import open_store
 from gflow.tcpauth import Verifier
 
@@ -70,8 +72,17 @@ class Runtime:
         self.uid = os.getuid()
         self.started = time.time()
         self.store = open_store(paths.db)
-        self.executor = make_executor(config.executor, paths.runtime_dir)
-        self.engine = Engine(self.store, paths, config, executor_name=self.executor.name)
+        slurm = config.executor == "slurm"
+        self.executor = make_executor("process" if slurm else config.executor, paths.runtime_dir)
+        self.engine = Engine(
+            self.store, paths, config, executor_name="slurm" if slurm else self.executor.name
+        )
+        self.slurm: SlurmRunner | None = None
+        if slurm:
+            settings = load_slurm_settings(paths)
+            if settings.shared_dir:
+                self.engine.use_shared_dir(Path(settings.shared_dir))
+            self.slurm = SlurmRunner(self.engine, settings, self.store.install_id(), self.drain)
         self.engine.memory_mb = admin.memory_limit(config)
         self.engine.inherited = inherited
         self.gpus = GpuWatch(paths, config, self.store, self.engine)
@@ -117,6 +128,8 @@ class Runtime:
         if self.system:
             self.engine.identity = functools.lru_cache(maxsize=256)(run_as)
         self.engine.exit_status = self._exit_status
+        if self.slurm is not None:
+            self.slurm.start()
         recover(self.engine, time.time())
         self.gpus.refresh()  # now that re-adopted jobs' processes are known
         if self.engine.cgroups is not None:
@@ -141,7 +154,7 @@ class Runtime:
             "gflowd %s serving on %s (executor %s)",
             __version__,
             self.paths.socket,
-            self.executor.name,
+            self.engine.executor_name,
         )
         ready.send("ok")
         await self._stopping.wait()
@@ -152,6 +165,8 @@ class Runtime:
             await self.web.stop()
         await runner.cleanup()
         self.paths.socket.unlink(missing_ok=True)
+        if self.slurm is not None:
+            self.slurm.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
@@ -225,6 +240,10 @@ class Runtime:
             self._watch(action.job_id, action.pid, child=False)
         elif isinstance(action, CloseSession):
             self.pool.submit(self.executor.close_session, action.job_id, action.run_as)
+        elif isinstance(action, Submit) and self.slurm is not None:
+            self.slurm.submit(action)
+        elif isinstance(action, SlurmControl) and self.slurm is not None:
+            self.slurm.control(action)
         elif isinstance(action, Ended):
             for waiter in self.waiters.pop(action.job_id, []):
                 if not waiter.done():

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gflow import scheduler
-from gflow.actions import Action, Caller, CloseSession, Ended, Launch, Signal, Watch
+from gflow.actions import (
+    Action,
+    Caller,
+    CloseSession,
+    Ended,
+    Launch,
+    Signal,
+    SlurmControl,
+    Watch,
+)
 from gflow.cgroup import CgroupMemory
 from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
@@ -31,6 +40,7 @@ from gflow.errors import Conflict, Forbidden, NotFound, StoreError
 from gflow.executors import Inherited, LaunchSpec, RunAs, job_script, render_command
 from gflow.model import (
     BROKEN_END,
+    SUBMITTING,
     Job,
     Reason,
     State,
@@ -90,6 +100,7 @@ class Engine:
         self.paths = paths
         self.config = config
         self.executor_name = executor_name
+        self.slurm_mode = executor_name == "slurm"
         self.jobs: dict[int, Job] = {}
         self.children: dict[int, set[int]] = {}
         self.evals: dict[int, Evaluation] = {}
@@ -258,14 +269,39 @@ class Engine:
         reason: str | None = None,
         exit_code: int | None = None,
         at: float | None = None,
+        observed: bool = False,
         **changes: Any,
     ) -> Job:
-        """The one way a job changes state: :func:`transition`, stored with its event."""
+        """The one way a job changes state: :func:`transition`, stored with its event.
+
+        For a job in Slurm, a change gflow decides (not one it ``observed`` in Slurm) is
+        carried out there too: cancel, hold, release."""
         moved = transition(job, new, now, reason=reason, exit_code=exit_code, at=at, **changes)
         self.put(moved, job.state, now)
         if moved.is_final:
             self.outbox.append(Ended(moved.id))
+        if not observed and job.slurm_id not in (None, SUBMITTING):
+            verb = "cancel" if moved.is_final else {State.HOLD: "hold"}.get(new, "release")
+            if new is not State.RUNNING and (verb != "release" or job.state is State.HOLD):
+                self.outbox.append(SlurmControl(verb, (str(job.slurm_id),)))
         return moved
+
+    def withdraw(self, job: Job, now: float) -> Job:
+        """Take a waiting job back from Slurm, to submit it again as it now is."""
+        from gflow import slurmsync
+
+        return slurmsync.withdraw(self, job, now)
+
+    def log_path(self, job_id: int) -> Path:
+        return Path(f"{self._log_root}/{job_id}.log")
+
+    def run_path(self, job_id: int) -> Path:
+        return Path(f"{self._run_root}/{job_id}")
+
+    def use_shared_dir(self, root: Path) -> None:
+        """Run files and logs under ``root`` (a directory every Slurm node sees)."""
+        self._run_root = str(root / "run")
+        self._log_root = str(root / "logs")
 
     def guarded(self) -> _Guard:
         """A transaction that rebuilds memory from the database if the write fails."""
@@ -372,7 +408,7 @@ class Engine:
             child = self.jobs[child_id]
             if child.state.is_waiting and owner in (None, child.uid):
                 reason = None if Reason.awaits_user(child.reason) else child.reason
-                self.put(
+                child = self.put(
                     child.replace(
                         deps=child.deps.replace_parent(old, new, keep_after=True), reason=reason
                     ),
@@ -380,6 +416,7 @@ class Engine:
                     now,
                     event=False,
                 )
+                self.withdraw(child, now)
                 if self.judge(child_id, now):
                     self.settle_dependents([child_id], now)
 
@@ -449,6 +486,9 @@ class Engine:
         """Record why a running job is being stopped, then SIGINT → SIGTERM → SIGKILL."""
         if job.stop_intent is None:
             job = self.put(job.replace(stop_intent=intent), job.state, now, event=False)
+        if job.slurm_id is not None and job.slurm_id != SUBMITTING:
+            self.outbox.append(SlurmControl("cancel", (job.slurm_id,)))  # Slurm's own sequence
+            return
         assert job.pid is not None
         self.outbox.append(Signal(job.id, job.pid, STOP_SIGNALS[0]))
         self.add_timer(now + self.config.kill_grace, Wake.KILL, job.id, 1)
@@ -544,7 +584,12 @@ class Engine:
         return running
 
     def schedule(self, now: float) -> None:
-        """Start what can start now; the launches go to the outbox."""
+        """Start what can start now; the launches go to the outbox (Slurm: submissions)."""
+        if self.slurm_mode:
+            from gflow import slurmsync
+
+            slurmsync.plan(self, now)
+            return
         candidates = self.runnable(now)
         if not candidates:
             return
@@ -757,9 +802,29 @@ class Engine:
 
     def finish(self, job: Job, exit_code: int | None, now: float, end_time: float | None) -> None:
         state, reason = _outcome(job.stop_intent, exit_code)
+        self.conclude(job, state, reason, exit_code, now, end_time)
+
+    def conclude(
+        self,
+        job: Job,
+        state: State,
+        reason: str | None,
+        exit_code: int | None,
+        now: float,
+        end_time: float | None,
+        *,
+        observed: bool = False,
+    ) -> None:
+        """A running job ended in ``state``: retry it if it asks for that, settle dependents."""
         # an unknown code is not taken for a failure: no retry, and no cascade (see judge)
         retry = self._retry_of(job, state, now) if reason is not Reason.EXIT_UNKNOWN else None
-        final = self.move(job, state, now, reason=reason, exit_code=exit_code, at=end_time)
+        final = self.move(
+            job, state, now, reason=reason, exit_code=exit_code, at=end_time, observed=observed
+        )
+        if final.executor == "slurm":
+            if retry is None:
+                self.settle_dependents([job.id], now)
+            return
         run_as = self.known_identity(job.uid)
         if (final.auto_close or self.config.auto_close) and run_as is not False:
             self.outbox.append(CloseSession(job.id, run_as))

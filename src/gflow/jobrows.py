@@ -42,6 +42,8 @@ LIST_COLUMNS = (
     "group_id",
     "task_id",
     "deps",
+    "slurm_id",
+    "node",
     "command",
     "batch_id",
 )
@@ -100,6 +102,8 @@ def to_row(j: Job, shared: bool) -> tuple[Any, ...]:
         j.executor,
         j.stop_intent,
         j.memory_enforcement,
+        j.slurm_id,
+        j.node,
     )
 
 

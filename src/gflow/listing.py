@@ -55,7 +55,7 @@ def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
             "redo_of": job.redo_of,
             "pid": job.pid,
             "executor": job.executor,
-            "log": str(rt.paths.log_of(job.id)),
+            "log": str(rt.engine.log_path(job.id)),
             "memory_enforcement": job.memory_enforcement,
             "stop_intent": job.stop_intent,
             "tmux_socket": rt.tmux_socket(job.uid),
@@ -101,6 +101,8 @@ def compact_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]
         "parents": sorted(job.deps.parents()),
         "command": list(job.command),
         "session": job.session,
+        "slurm_id": job.slurm_id,
+        "node": job.node,
     }
     if deps:
         out["remaining"] = _remaining(job, rt)
@@ -147,6 +149,8 @@ def _row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
         group,
         task,
         dep_text,
+        slurm_id,
+        node,
         command,
     ) = row
     live = rt.engine.jobs.get(job_id)
@@ -181,6 +185,8 @@ def _row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
         "parents": parents,
         "command": list(command),
         "session": f"gflow-{job_id}",
+        "slurm_id": slurm_id,
+        "node": node,
     }
     if deps:
         out["remaining"] = "-"

@@ -34,7 +34,8 @@ from gflow.states import FINAL_STATES as FINAL_STATES
 from gflow.states import State as State
 
 ALLOWED: dict[State, frozenset[State]] = {
-    State.QUEUED: frozenset({State.HOLD, State.RUNNING, State.CANCELLED}),
+    # Queued → Failed: the cluster refused the job (Slurm executor)
+    State.QUEUED: frozenset({State.HOLD, State.RUNNING, State.CANCELLED, State.FAILED}),
     State.HOLD: frozenset({State.QUEUED, State.CANCELLED}),
     State.RUNNING: frozenset({State.FINISHED, State.FAILED, State.CANCELLED, State.TIMEOUT}),
     State.FINISHED: frozenset(),
@@ -42,6 +43,10 @@ ALLOWED: dict[State, frozenset[State]] = {
     State.CANCELLED: frozenset(),
     State.TIMEOUT: frozenset(),
 }
+
+
+SUBMITTING = "submitting"
+"""``Job.slurm_id`` while ``sbatch`` runs: the intent is recorded before the call."""
 
 
 class Reason(StrEnum):
@@ -168,6 +173,10 @@ class Job:
     executor: str | None = None
     stop_intent: StopIntent | None = None
     memory_enforcement: str | None = None
+    slurm_id: str | None = None
+    """The Slurm job id (``123``, ``120_4`` for an array task); ``SUBMITTING`` while the
+    submission is under way."""
+    node: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -207,6 +216,8 @@ _FRESH: dict[str, Any] = {
     "executor": None,
     "stop_intent": None,
     "memory_enforcement": None,
+    "slurm_id": None,
+    "node": None,
     "attempt": 0,
     "retry_of": None,
     "redo_of": None,

@@ -33,6 +33,8 @@ def recover(engine: Engine, now: float) -> None:
         for job_id, _, problem in engine.broken:
             engine.quarantine(job_id, problem, now, _live_wrapper(engine, job_id))
         for job in sorted(engine.jobs.values(), key=lambda j: j.id):
+            if job.slurm_id is not None:
+                continue  # a Slurm job: the Slurm executor re-reads the cluster
             with engine.isolated(job.id, now, functools.partial(_live_wrapper, engine, job.id)):
                 if job.state is State.RUNNING:
                     _running(engine, job, now)
@@ -129,7 +131,7 @@ def _maybe_launched(engine: Engine, job: Job, now: float) -> None:
 
 def _rearm(engine: Engine, job: Job, now: float) -> None:
     if job.state is State.RUNNING:
-        if job.stop_intent is not None and job.pid:
+        if job.stop_intent is not None and (job.pid or job.slurm_id):
             engine.begin_stop(job, job.stop_intent, now)
         elif job.time_limit and job.start_time is not None:
             engine.add_timer(job.start_time + job.time_limit, Wake.LIMIT, job.id)

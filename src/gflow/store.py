@@ -24,7 +24,7 @@ from gflow.model import ACTIVE_STATES, Job, State
 from gflow.quotas import Limits, Quota
 from gflow.reservations import Reservation
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,7 +125,13 @@ CREATE INDEX jobs_cancelled_reason ON jobs(reason) WHERE state = 'Cancelled';
 """A submission's command is stored once, with its batch (its jobs' own column holds '');
 the jobs a failure cancelled are found by their reason (``gjob redo --cascade``)."""
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+_SCHEMA_V4 = """
+ALTER TABLE jobs ADD COLUMN slurm_id TEXT;
+ALTER TABLE jobs ADD COLUMN node TEXT;
+"""
+"""The Slurm executor: a job's Slurm job id and node."""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 _COLUMNS = ", ".join(FIELDS)
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in FIELDS)})"
@@ -336,6 +342,18 @@ class Store:
         self.db.execute(f"RELEASE {name}")
 
     # ------------------------------------------------------------ jobs
+
+    def install_id(self) -> str:
+        """This installation's random id (made once), which marks its jobs in a cluster."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='install_id'").fetchone()
+        if row is not None:
+            return str(row[0])
+        import secrets
+
+        value = secrets.token_hex(6)
+        with self.tx():
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('install_id', ?)", (value,))
+        return self.install_id()
 
     def next_job_id(self) -> int:
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='jobs'").fetchone()

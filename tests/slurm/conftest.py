@@ -7,10 +7,12 @@ They are skipped, with the reason, only where Slurm cannot be installed and star
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import Gflow, _teardown, short_home
 from tests.slurm.cluster import Cluster, unavailable
 
 
@@ -26,3 +28,32 @@ def slurm_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.leave()
+
+
+@pytest.fixture
+def sgflow(slurm_cluster: Cluster) -> Iterator[Gflow]:
+    """A gflowd with the Slurm executor, following the test cluster closely."""
+    g = Gflow(short_home(), "slurm", env={"GFLOW_SLURM__POLL_INTERVAL": "0.2"})
+    g.start()
+    try:
+        yield g
+    finally:
+        g.stop()
+        cancel_slurm_jobs(g)
+        _teardown(g)
+
+
+def slurm_ids(g: Gflow) -> dict[int, str]:
+    db = g.db()
+    try:
+        rows = db.execute("SELECT id, slurm_id FROM jobs WHERE slurm_id IS NOT NULL").fetchall()
+    finally:
+        db.close()
+    return {int(i): str(s) for i, s in rows}
+
+
+def cancel_slurm_jobs(g: Gflow) -> None:
+    """What a test left in Slurm goes (jobs outlive gflowd by design)."""
+    ids = [s for s in slurm_ids(g).values() if s.isdigit()]
+    for start in range(0, len(ids), 500):
+        subprocess.run(["scancel", *ids[start : start + 500]], capture_output=True, check=False)

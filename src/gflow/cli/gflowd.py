@@ -56,7 +56,7 @@ def build_parser() -> Parser:
         up.add_argument("--foreground", action="store_true", help="stay in the foreground")
         up.add_argument("--gpus", metavar="SPEC", help="GPUs to hand out: all, 0,2 or 0-3")
         up.add_argument("--gpu-allocation-strategy", choices=["sequential", "random"])
-        up.add_argument("--executor", choices=["auto", "tmux", "process"])
+        up.add_argument("--executor", choices=["auto", "tmux", "process", "slurm"])
         up.add_argument(
             "--system",
             action="store_true",
@@ -328,6 +328,10 @@ def _status(paths: Paths, args: argparse.Namespace) -> int:
     ]
     if st.get("tcp"):
         rows.append(("TCP", st["tcp"]))
+    if st.get("slurm"):
+        from gflow.cli.ginfo import slurm_text
+
+        rows.append(("Slurm", slurm_text(st["slurm"])))
     conns = st.get("connections")
     if conns:
         text = f"{conns['open']} open, {conns['refused']} refused"

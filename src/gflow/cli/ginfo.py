@@ -94,7 +94,17 @@ def main(argv: list[str]) -> int:
     print()
     print(f"Scheduler: executor {info['executor']}, host memory for jobs {memory}")
     print("Jobs:      " + (", ".join(f"{n} {s}" for s, n in sorted(jobs.items())) or "none active"))
+    slurm = st.get("slurm")
+    if slurm:
+        print("Slurm:     " + slurm_text(slurm))
     return EXIT_OK
+
+
+def slurm_text(slurm: dict[str, Any]) -> str:
+    """The Slurm controller's state as gflow last saw it."""
+    if slurm.get("reachable", True):
+        return "controller reachable"
+    return f"controller UNREACHABLE ({slurm.get('message')}); gflow retries with backoff"
 
 
 def entry() -> None:

@@ -242,6 +242,8 @@ def _describe(j: dict[str, Any], now: float) -> str:
         "Execution:",
         kv(
             ("Executor", j["executor"]),
+            ("SlurmJobId", j.get("slurm_id")),
+            ("Node", j.get("node")),
             ("TmuxSession", j["session"] if j["executor"] == "tmux" else None),
             ("PID", j["pid"]),
         ),

@@ -55,7 +55,7 @@ def _reason(job: dict[str, Any]) -> str:
 
 def _nodelist(job: dict[str, Any]) -> str:
     if job["state"] == "Running":
-        return ",".join(map(str, job["gpu_ids"])) or "-"
+        return job.get("node") or ",".join(map(str, job["gpu_ids"])) or "-"
     reason = _reason(job)
     return f"({reason})" if reason != "-" else "-"
 
@@ -86,6 +86,7 @@ FIELDS: dict[str, Callable[[dict[str, Any], float], str]] = {
     "SUBMITTED": lambda j, n: _clock(j["submit_time"]),
     "STARTED": lambda j, n: _clock(j["start_time"]),
     "ENDED": lambda j, n: _clock(j["end_time"]),
+    "SLURM_ID": lambda j, n: j.get("slurm_id") or "-",
     "GPUS": lambda j, n: ",".join(map(str, j["gpu_ids"])) or "-",
 }
 ALIASES = {"NODELIST": "NODELIST(REASON)", "ID": "JOBID", "EXIT": "EXITCODE", "GRES": "NODES"}
