@@ -129,6 +129,7 @@ def test_a_reservation_keeps_other_jobs_off_its_card_until_the_window_ends(
     listed = g.run("gctl", "reserve", "list").stdout.splitlines()
     assert listed[1].split()[:3] == ["1", OTHER, "0"] and listed[1].split()[-1] == "active"
     assert card(g, b) == "0"  # the window's end re-planned at once
+    g.until_state(b, "Running")  # its output can come before its start is recorded
     with g.db() as db:
         end = db.execute("SELECT end FROM reservations WHERE id=1").fetchone()[0]
     assert end <= g.job(b)["start_time"] < end + 2
