@@ -59,11 +59,18 @@ def encode_query(query: dict[str, Any]) -> str:
 
 class Client:
     def __init__(
-        self, paths: Paths | None = None, config: str | None = None, timeout: float = 60.0
+        self,
+        paths: Paths | None = None,
+        config: str | None = None,
+        timeout: float = 60.0,
+        *,
+        fallback: bool = True,
     ) -> None:
         self._paths = paths
         self.config = config
         self.timeout = timeout
+        self.fallback = fallback
+        """Whether the system daemon is tried when the user's own is not there."""
 
     @property
     def paths(self) -> Paths:
@@ -77,10 +84,10 @@ class Client:
         if self._paths is None:
             return default_sockets()
         own = str(self._paths.socket)
-        fallback = not os.environ.get("GFLOW_HOME") and own != SYSTEM_SOCKET
+        fallback = self.fallback and not os.environ.get("GFLOW_HOME") and own != SYSTEM_SOCKET
         return [own, SYSTEM_SOCKET] if fallback else [own]
 
-    def _connect(self) -> tuple[_socket.socket, bool]:
+    def connect(self) -> tuple[_socket.socket, bool]:
         """A connection to gflowd, and whether its requests must be signed (TCP only).
 
         TCP only when ``GFLOW_TCP`` asks for it, never as a fallback: whoever listens
@@ -118,7 +125,32 @@ class Client:
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
     ) -> Any:
         """Send one request; return the decoded JSON or raise :class:`RemoteError`."""
-        sock, signed = self._connect()
+        sock, signed = self.connect()
+        try:
+            return self.exchange(sock, signed, method, path, body, query)
+        finally:
+            sock.close()
+
+    def exchange(
+        self,
+        sock: _socket.socket,
+        signed: bool,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+    ) -> Any:
+        """One request over a connection :meth:`connect` made (the caller closes it)."""
+        try:
+            status, answer = _exchange(sock, self.frame(method, path, body, query, signed))
+        except OSError as exc:
+            raise DaemonUnavailable(f"lost the connection to gflowd ({exc})") from exc
+        return decode(status, answer)
+
+    def frame(
+        self, method: str, path: str, body: Any, query: dict[str, Any] | None, signed: bool
+    ) -> bytes:
+        """The bytes of one request (signed when it goes over TCP)."""
         payload = b"" if body is None else json.dumps(body).encode()
         target = f"{path}{encode_query(query or {})}"
         head = [
@@ -130,26 +162,8 @@ class Client:
         if body is not None:
             head.append("Content-Type: application/json")
         if signed:
-            try:
-                head.append(f"Authorization: {self._sign(method, target, payload)}")
-            except GflowError:
-                sock.close()
-                raise
-        try:
-            status, data = _exchange(sock, ("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-        except OSError as exc:
-            raise DaemonUnavailable(f"lost the connection to gflowd ({exc})") from exc
-        finally:
-            sock.close()
-        try:
-            decoded = json.loads(data) if data else None
-        except ValueError:
-            decoded = None
-        if status >= 400:
-            if isinstance(decoded, dict) and "error" in decoded:
-                raise RemoteError(str(decoded["error"]), status, str(decoded.get("kind", "")))
-            raise RemoteError(f"gflowd answered HTTP {status}", status, "http")
-        return decoded
+            head.append(f"Authorization: {self._sign(method, target, payload)}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)
@@ -171,6 +185,19 @@ def _exchange(sock: _socket.socket, request: bytes) -> tuple[int, bytes]:
     return _read_response(sock)
 
 
+def decode(status: int, data: bytes) -> Any:
+    """The JSON of an answer, or :class:`RemoteError` for a refusal."""
+    try:
+        decoded = json.loads(data) if data else None
+    except ValueError:
+        decoded = None
+    if status >= 400:
+        if isinstance(decoded, dict) and "error" in decoded:
+            raise RemoteError(str(decoded["error"]), status, str(decoded.get("kind", "")))
+        raise RemoteError(f"gflowd answered HTTP {status}", status, "http")
+    return decoded
+
+
 def _read_response(sock: _socket.socket) -> tuple[int, bytes]:
     chunks: list[bytes] = []
     while True:
@@ -183,7 +210,11 @@ def _read_response(sock: _socket.socket) -> tuple[int, bytes]:
         if not chunk:
             break
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return parse_response(b"".join(chunks))
+
+
+def parse_response(raw: bytes) -> tuple[int, bytes]:
+    """The status and body of a whole HTTP answer."""
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     try:

@@ -6,6 +6,10 @@ an HTTP status and the CLIs print its message on one line.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class GflowError(Exception):
     """Root of every error gflow raises on purpose."""
@@ -22,6 +26,7 @@ class InvalidInput(GflowError):
     """A value does not have the expected form; the message names field and form."""
 
     kind = "invalid"
+    field = ""
 
     def __init__(self, field: str, value: object, expected: str) -> None:
         try:
@@ -52,6 +57,15 @@ class Conflict(Refused):
     kind = "conflict"
 
 
+class NotAllDone(Conflict):
+    """Some of the selected jobs were changed and others were not (wrong state); the
+    message has a line per job refused, ``done`` what was done."""
+
+    def __init__(self, message: str, done: list[Any]) -> None:
+        super().__init__(message)
+        self.done = done
+
+
 class Forbidden(Refused):
     """The caller does not own the job and is not an administrator."""
 
@@ -71,3 +85,31 @@ class DaemonUnavailable(GflowError):
 
     status = 503
     kind = "unavailable"
+
+
+class JobFailed(GflowError):
+    """A job ended without the result a caller waited for (:mod:`gflow.futures`)."""
+
+    kind = "job_failed"
+
+    def __init__(self, message: str, job_id: int, state: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.state = state
+
+
+class Unpicklable(GflowError):
+    """A function, its arguments or its result could not be pickled for a job."""
+
+    kind = "unpicklable"
+
+
+def from_answer(message: str, kind: str) -> GflowError:
+    """The error a daemon's answer names by its ``kind``, with the daemon's message."""
+    classes = (InvalidInput, Refused, NotFound, Conflict, Forbidden, StoreError, DaemonUnavailable)
+    cls = next((c for c in classes if c.kind == kind), GflowError)
+    exc = cls.__new__(cls)
+    GflowError.__init__(exc, message)
+    if cls is GflowError and kind:
+        exc.kind = kind
+    return exc

@@ -258,3 +258,14 @@ def test_gflow_imports_only_the_subcommand_it_runs(tmp_path: Path) -> None:
     assert not loaded & (set(HEAVY) - {"importlib.metadata"})
     listed = build_parser().format_help()
     assert all(name in listed for name in names())
+
+
+def test_import_gflow_is_cheap_and_the_python_api_loads_on_use(tmp_path: Path) -> None:
+    """``import gflow`` costs the tools nothing; ``gflow.Client`` loads its modules when
+    first used, and neither the daemon's stack nor asyncio."""
+    loaded = _modules_after("import gflow", tmp_path)
+    assert {m for m in loaded if m.startswith("gflow")} == {"gflow"}
+    assert not loaded & set(HOT_AVOIDED)
+    used = _modules_after("import gflow\ngflow.Client, gflow.JobInfo", tmp_path)
+    assert {"gflow.sdk", "gflow.records"} <= used
+    assert not used & set(HEAVY)

@@ -245,6 +245,19 @@ def _apply_directives(
             setattr(args, dest, value)
 
 
+def script_options(path: str) -> dict[str, Any]:
+    """The job options the directives of the script at ``path`` give, as typed (what
+    :meth:`gflow.Client.submit` sends for a script, under the options of the call)."""
+    text = _read_script(path)
+    tokens = _directives(text) if text is not None else []
+    if not tokens:
+        return {}
+    parser = build_parser()
+    args = parser.parse_args([])
+    _apply_directives(parser, args, tokens, path)
+    return jobopts.given(args, SUBMIT)
+
+
 def _request(args: argparse.Namespace, script: str | None) -> dict[str, Any]:
     """The submission: option values go as typed, the daemon parses them.
 
