@@ -1,7 +1,7 @@
 """gflow: a job scheduler for one Linux machine with GPUs.
 
 The Python API is reached from here: :class:`Client` (and :class:`AsyncClient`) over the
-daemon's API, :class:`Job` handles,
+daemon's API, :class:`Executor` to run Python functions as jobs, :class:`Job` handles,
 the records they return and the errors they raise. Each is imported on first use, so
 ``import gflow`` costs the command-line tools nothing.
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         Refused,
         Unpicklable,
     )
+    from gflow.futures import Executor, Future
     from gflow.records import Action, Event, Gpu, Info, JobInfo, Stats
     from gflow.sdk import Client, Job
 
@@ -40,6 +41,8 @@ _PUBLIC = {
     "Client": "gflow.sdk",
     "Job": "gflow.sdk",
     "AsyncClient": "gflow.aio",
+    "Executor": "gflow.futures",
+    "Future": "gflow.futures",
     "JobInfo": "gflow.records",
     "Event": "gflow.records",
     "Action": "gflow.records",
@@ -65,7 +68,9 @@ __all__ = [
     "Conflict",
     "DaemonUnavailable",
     "Event",
+    "Executor",
     "Forbidden",
+    "Future",
     "GflowError",
     "Gpu",
     "Info",

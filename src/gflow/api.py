@@ -25,7 +25,7 @@ from gflow.engine import Caller
 from gflow.errors import Conflict, Forbidden, GflowError, InvalidInput
 from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
-from gflow.model import ACTIVE_STATES, FINAL_STATES, Job, State
+from gflow.model import ACTIVE_STATES, Job, State
 from gflow.protocol import SubmitRequest, selector, update_changes
 from gflow.store import JobFilter
 
@@ -129,6 +129,7 @@ class Api:
             dry = [listing.job_json(j, self.rt) for j in jobs]
             return self.done({"jobs": dry, "dry_run": True})
         out = [{"id": j.id, "name": j.name, "state": j.state.value} for j in jobs]
+        self.rt.submitted(caller.uid)
         return self.done({"jobs": out, "dry_run": False}, 201)
 
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
@@ -175,16 +176,34 @@ class Api:
         return self.done(control(self.rt, request.match_info["verb"], data, caller))
 
     async def wait(self, request: web.Request) -> web.Response:
+        """Until the jobs have ended (``any=1``: until one has, and then only the ended
+        ones are listed; with ``after=ID``, also until the caller submits a job newer
+        than ``ID``, and the answer says the caller's ``newest``)."""
         caller = self.caller(request)
-        eng = self.rt.engine
-        ids = commands.select(eng, request.query.get("ids", ""), caller)
-        timeout = _float(request.query, "timeout", 0.0, MAX_WAIT)
+        eng, q = self.rt.engine, request.query
+        ids = commands.select(eng, q.get("ids", ""), caller)
+        timeout = _float(q, "timeout", 0.0, MAX_WAIT)
         timeout = 30.0 if timeout is None else timeout
+        first = q.get("any") == "1"
+        after = _int(q, "after", 0, MAX_ID) if first else None
         active = [i for i in ids if i in eng.jobs]
-        if active:
-            await self.rt.wait_for(active, timeout)
-        jobs = [listing.job_json(eng.require(i), self.rt) for i in ids]
-        return self.done({"jobs": jobs, "done": all(j["state"] in FINAL_STATES for j in jobs)})
+        ready = first and (
+            len(active) < len(ids) or (after is not None and self._newest(caller) > after)
+        )
+        if active and not ready:
+            submitter = caller.uid if after is not None else None
+            await self.rt.wait_for(active, timeout, first=first, submitter=submitter)
+        view = listing.compact_json if q.get("view") == "compact" else listing.job_json
+        jobs = [view(eng.require(i), self.rt) for i in ids if not (first and i in eng.jobs)]
+        answer: dict[str, Any] = {"jobs": jobs, "done": all(i not in eng.jobs for i in ids)}
+        if after is not None:
+            answer["newest"] = self._newest(caller)
+        return self.done(answer)
+
+    def _newest(self, caller: Caller) -> int:
+        """The id of the caller's latest job (0: none yet)."""
+        latest = self.rt.engine.recent_submissions(caller.uid, 1)
+        return latest[0][0] + latest[0][1] - 1 if latest else 0
 
     # ------------------------------------------------------------ daemon
 

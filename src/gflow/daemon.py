@@ -88,6 +88,7 @@ class Runtime:
         self.gpus = GpuWatch(paths, config, self.store, self.engine)
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="gflow-launch")
         self.waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self.submit_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -495,16 +496,27 @@ class Runtime:
         assert self.loop is not None
         self.loop.call_later(RETRY_DELAY, callback)
 
-    async def wait_for(self, ids: list[int], timeout: float) -> None:
+    async def wait_for(
+        self, ids: list[int], timeout: float, *, first: bool = False, submitter: int | None = None
+    ) -> None:
+        """Until every job of ``ids`` has ended (``first``: any one of them, or, given a
+        ``submitter``, that user's next submission), or ``timeout``."""
         assert self.loop is not None
         futs = []
         for job_id in ids:
             fut: asyncio.Future[None] = self.loop.create_future()
             self.waiters.setdefault(job_id, []).append(fut)
             futs.append(fut)
+        submitted: asyncio.Future[None] = self.loop.create_future()
+        if submitter is not None:
+            self.submit_waiters.setdefault(submitter, []).append(submitted)
         try:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*futs), timeout)
+            if first:
+                wake = [*futs, submitted]
+                await asyncio.wait(wake, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*futs), timeout)
         finally:
             for job_id, fut in zip(ids, futs, strict=True):
                 waiting = self.waiters.get(job_id, [])
@@ -512,14 +524,27 @@ class Runtime:
                     waiting.remove(fut)
                 if not waiting:
                     self.waiters.pop(job_id, None)
+            if submitter is not None:
+                others = self.submit_waiters.get(submitter, [])
+                if submitted in others:
+                    others.remove(submitted)
+                if not others:
+                    self.submit_waiters.pop(submitter, None)
+
+    def submitted(self, uid: int) -> None:
+        """Answer the waits that asked to hear of this user's next submission."""
+        for fut in self.submit_waiters.pop(uid, []):
+            if not fut.done():
+                fut.set_result(None)
 
     def _wake_waiters(self) -> None:
         """Answer every ``gjob wait`` now (it asks again), so stopping never hangs on one."""
-        for futs in self.waiters.values():
+        for futs in [*self.waiters.values(), *self.submit_waiters.values()]:
             for fut in futs:
                 if not fut.done():
                     fut.set_result(None)
         self.waiters.clear()
+        self.submit_waiters.clear()
 
     # ------------------------------------------------------------ periodic work
 

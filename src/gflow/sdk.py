@@ -303,7 +303,11 @@ class Client:
 
 
 class Job:
-    """A handle on a job by its id (for an array or a sweep, on the whole group)."""
+    """A handle on a job by its id (for an array or a sweep, on the whole group).
+
+    ``gflow.Job(12).result()`` reads what a job made by :class:`gflow.Executor`
+    returned, from any process, at any later time.
+    """
 
     __slots__ = ("_client", "id", "name", "tasks")
 
@@ -343,6 +347,13 @@ class Job:
         """Block until the job (an array: every task) has ended; its record."""
         ended = self.client.wait(self.id, timeout)
         return next((j for j in ended if j.id == self.id), ended[0])
+
+    def result(self, timeout: float | None = None) -> Any:
+        """What the function of this :class:`gflow.Executor` job returned (waiting for it
+        to end); its exception, with the job's traceback, if it raised."""
+        from gflow.futures import stored_result
+
+        return stored_result(self.client, self.id, timeout)
 
     def log(self, *, first: int | None = None, last: int | None = None) -> str:
         return self.client.log(self.id, first=first, last=last)

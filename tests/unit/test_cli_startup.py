@@ -261,11 +261,11 @@ def test_gflow_imports_only_the_subcommand_it_runs(tmp_path: Path) -> None:
 
 
 def test_import_gflow_is_cheap_and_the_python_api_loads_on_use(tmp_path: Path) -> None:
-    """``import gflow`` costs the tools nothing; ``gflow.Client`` loads its modules when
-    first used, and neither the daemon's stack nor asyncio."""
+    """``import gflow`` costs the tools nothing; ``gflow.Client`` and ``gflow.Executor``
+    load their modules when first used, and neither the daemon's stack nor asyncio."""
     loaded = _modules_after("import gflow", tmp_path)
     assert {m for m in loaded if m.startswith("gflow")} == {"gflow"}
     assert not loaded & set(HOT_AVOIDED)
-    used = _modules_after("import gflow\ngflow.Client, gflow.JobInfo", tmp_path)
-    assert {"gflow.sdk", "gflow.records"} <= used
+    used = _modules_after("import gflow\ngflow.Client, gflow.Executor, gflow.JobInfo", tmp_path)
+    assert {"gflow.sdk", "gflow.futures", "gflow.records"} <= used
     assert not used & set(HEAVY)
