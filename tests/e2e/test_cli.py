@@ -333,6 +333,9 @@ def test_gqueue_watch_redraws_and_exits_0_on_ctrl_c(cli: Gflow) -> None:
         env=cli.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # as typed in a terminal: a runner started in the background (CI, nohup) would
+        # pass SIGINT on ignored, and Python then never turns it into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     seen = b""
