@@ -30,9 +30,13 @@ class Launch:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
+    """Send ``signum`` to the job whose wrapper is ``pid``: to its whole process group, or
+    (not ``group``) to the job's command only, the wrapper's child."""
+
     job_id: int
     pid: int
     signum: int
+    group: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,6 +198,7 @@ def _build(
                 gpu_memory_mb=req.gpu_memory_mb,
                 memory_mb=req.memory_mb,
                 time_limit=req.time_limit,
+                signal=req.signal,
                 priority=req.priority,
                 begin_at=req.begin_at,
                 conda_env=req.conda_env,

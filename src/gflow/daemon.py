@@ -235,8 +235,13 @@ class Runtime:
                 assert self.loop is not None
                 self.loop.call_soon(self._pump)
         elif isinstance(action, Signal):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(action.pid, action.signum)
+            targets = [action.pid] if action.group else proc.children(action.pid)
+            for target in targets:
+                with contextlib.suppress(ProcessLookupError):
+                    if action.group:
+                        os.killpg(target, action.signum)
+                    else:
+                        os.kill(target, action.signum)
         elif isinstance(action, Watch):
             self._watch(action.job_id, action.pid, child=False)
         elif isinstance(action, CloseSession):

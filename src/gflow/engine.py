@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gflow import scheduler
+from gflow import jobsignal, scheduler
 from gflow.actions import (
     Action,
     Caller,
@@ -477,10 +477,30 @@ class Engine:
                 self.settle_dependents([job.id], now)
         elif timer.kind is Wake.LIMIT and job.state is State.RUNNING and job.stop_intent is None:
             self.begin_stop(job, StopIntent.TIMEOUT, now)
+        elif timer.kind is Wake.WARN and job.state is State.RUNNING and job.stop_intent is None:
+            if job.pid:  # a job of this machine (not one Slurm runs elsewhere)
+                self._warn(job, job.pid, now)
         elif timer.kind is Wake.KILL and job.state is State.RUNNING and job.pid:
-            self.outbox.append(Signal(job.id, job.pid, STOP_SIGNALS[timer.step]))
-            if timer.step + 1 < len(STOP_SIGNALS):
-                self.add_timer(now + self.config.kill_grace, Wake.KILL, job.id, timer.step + 1)
+            self._stop_signal(job, timer.step, now)
+
+    def arm_limits(self, job: Job, began: float, *, unless_before: float | None = None) -> None:
+        """The timers of a running job's time limit, and of its ``--signal`` before it
+        (not if that was due before ``unless_before``: gflowd was down then, and may
+        have sent it)."""
+        if not job.time_limit:
+            return
+        self.add_timer(began + job.time_limit, Wake.LIMIT, job.id)
+        if job.signal:
+            when = max(began, began + job.time_limit - jobsignal.parse(job.signal).seconds)
+            if unless_before is None or when >= unless_before:
+                self.add_timer(when, Wake.WARN, job.id)
+
+    def _warn(self, job: Job, pid: int, now: float) -> None:
+        """Send the job its ``--signal``: to every process, or (``B:``) its command only."""
+        assert job.signal is not None
+        spec = jobsignal.parse(job.signal)
+        self.store.record_event(job.id, job.state, job.state, Reason.warning_signal(str(spec)), now)
+        self.outbox.append(Signal(job.id, pid, spec.number, group=not spec.batch_only))
 
     def begin_stop(self, job: Job, intent: StopIntent, now: float) -> None:
         """Record why a running job is being stopped, then SIGINT → SIGTERM → SIGKILL."""
@@ -489,9 +509,18 @@ class Engine:
         if job.slurm_id is not None and job.slurm_id != SUBMITTING:
             self.outbox.append(SlurmControl("cancel", (job.slurm_id,)))  # Slurm's own sequence
             return
+        self._stop_signal(job, 0, now)
+
+    def _stop_signal(self, job: Job, step: int, now: float) -> None:
+        """Step ``step`` of the stop sequence, recorded in the job's history; the next
+        step is due ``kill_grace`` later."""
         assert job.pid is not None
-        self.outbox.append(Signal(job.id, job.pid, STOP_SIGNALS[0]))
-        self.add_timer(now + self.config.kill_grace, Wake.KILL, job.id, 1)
+        sig = STOP_SIGNALS[step]
+        reason = Reason.stop_signal(job.stop_intent, sig.name)
+        self.store.record_event(job.id, job.state, job.state, reason, now)
+        self.outbox.append(Signal(job.id, job.pid, sig))
+        if step + 1 < len(STOP_SIGNALS):
+            self.add_timer(now + self.config.kill_grace, Wake.KILL, job.id, step + 1)
 
     # ------------------------------------------------------------ scheduling
 
@@ -760,8 +789,7 @@ class Engine:
             memory_enforcement=self.memory_enforcement(job),
         )
         self.reasons.pop(job.id, None)
-        if job.time_limit:
-            self.add_timer(began + job.time_limit, Wake.LIMIT, job.id)
+        self.arm_limits(job, began)
         if job.stop_intent is StopIntent.CANCEL:  # cancelled while it was being launched
             self.begin_stop(job, StopIntent.CANCEL, now)
         self.settle_dependents([job.id], now)

@@ -104,6 +104,7 @@ def to_row(j: Job, shared: bool) -> tuple[Any, ...]:
         j.memory_enforcement,
         j.slurm_id,
         j.node,
+        j.signal,
     )
 
 

@@ -58,6 +58,8 @@ def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
             "log": str(rt.engine.log_path(job.id)),
             "memory_enforcement": job.memory_enforcement,
             "stop_intent": job.stop_intent,
+            "signal": job.signal,
+            "kill_grace": rt.config.kill_grace,
             "tmux_socket": rt.tmux_socket(job.uid),
         }
     )

@@ -106,6 +106,17 @@ class Reason(StrEnum):
         the dependency changes)."""
         return reason == Reason.NEVER or (reason or "").startswith("DependencyExitUnknown:")
 
+    @staticmethod
+    def stop_signal(intent: StopIntent | None, signal_name: str) -> str:
+        """The event of one step of a stop: ``TimeLimit:SIGINT``, ``Cancelling:SIGTERM``."""
+        why = {StopIntent.TIMEOUT: "TimeLimit", StopIntent.CANCEL: "Cancelling"}
+        return f"{why.get(intent, 'Stop') if intent else 'Stop'}:{signal_name}"
+
+    @staticmethod
+    def warning_signal(spec: str) -> str:
+        """The event of a job's ``--signal``: ``Signal:B:USR1@60``."""
+        return f"Signal:{spec}"
+
 
 class StopIntent(StrEnum):
     """Why a running job is being stopped, which decides how it ends."""
@@ -123,6 +134,8 @@ class Wake(StrEnum):
     """An ``after:ID+MINUTES`` delay ended: judge the job again."""
     LIMIT = "limit"
     """A running job reached its time limit: stop it."""
+    WARN = "warn"
+    """A running job's ``--signal`` is due."""
     KILL = "kill"
     """The next signal of a stop (SIGTERM, then SIGKILL)."""
     REPLAN = "replan"
@@ -177,6 +190,8 @@ class Job:
     """The Slurm job id (``123``, ``120_4`` for an array task); ``SUBMITTING`` while the
     submission is under way."""
     node: str | None = None
+    signal: str | None = None
+    """Slurm's ``--signal`` in its normal form (``B:USR1@60``), see :mod:`gflow.jobsignal`."""
 
     @property
     def is_final(self) -> bool:
@@ -310,6 +325,7 @@ _OPTIONAL_TEXTS = (
     "executor",
     "stop_intent",
     "memory_enforcement",
+    "signal",
 )
 _FLAGS = ("shared", "auto_close", "retry_on_timeout")
 

@@ -116,6 +116,19 @@ class TimeLimit(Kind):
         return None if value is None else limits.whole(value, field, 1, MAX_SECONDS)
 
 
+class WarningSignal(Kind):
+    """Slurm's ``[B:]SIG[@SECONDS]`` (:mod:`gflow.jobsignal`), kept in its normal form."""
+
+    nullable = True
+
+    def check(self, value: Any, field: str) -> str | None:
+        from gflow import jobsignal
+
+        if value is None:
+            return None
+        return str(jobsignal.parse(limits.text(value, field, MAX_NAME, line=True), field))
+
+
 class Size(Kind):
     """MiB, typed ``512`` (MiB), ``1024M``, ``2G``, ``1.5T``."""
 
@@ -402,6 +415,15 @@ OPTIONS: tuple[Option, ...] = (
         field="time_limit",
         metavar="TIME",
         sbatch=("--time", "-t"),
+    ),
+    Option(
+        "signal",
+        ("--signal",),
+        WarningSignal(),
+        "send SIG (default USR1) SECONDS (default 60) before the time limit; "
+        "B: to the job's command only",
+        metavar="[B:]SIG[@SECONDS]",
+        sbatch=("--signal",),
     ),
     Option(
         "memory",

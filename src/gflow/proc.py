@@ -55,6 +55,24 @@ def pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+def _live(pgid: int, ppid: int | None = None) -> list[int]:
+    """The live (not zombie) processes of group ``pgid`` (with ``ppid``: its children)."""
+    group, parent = str(pgid).encode(), str(ppid).encode()
+    found = []
+    for pid in pids():
+        fields = _stat(pid)
+        if len(fields) < 3 or fields[0] == b"Z" or fields[2] != group:
+            continue
+        if ppid is None or fields[1] == parent:
+            found.append(pid)
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The live children of ``pid`` that are in the process group it leads."""
+    return _live(pid, pid)
+
+
 def owner(pid: int) -> int | None:
     try:
         return os.stat(f"/proc/{pid}").st_uid

@@ -49,6 +49,7 @@ class SubmitRequest:
     gpu_memory_mb: int | None = None
     memory_mb: int | None = None
     time_limit: int | None = None
+    signal: str | None = None
     priority: int = 10
     begin_at: float | None = None
     conda_env: str | None = None

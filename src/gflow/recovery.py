@@ -133,7 +133,7 @@ def _rearm(engine: Engine, job: Job, now: float) -> None:
     if job.state is State.RUNNING:
         if job.stop_intent is not None and (job.pid or job.slurm_id):
             engine.begin_stop(job, job.stop_intent, now)
-        elif job.time_limit and job.start_time is not None:
-            engine.add_timer(job.start_time + job.time_limit, Wake.LIMIT, job.id)
+        elif job.start_time is not None:
+            engine.arm_limits(job, job.start_time, unless_before=now)
     elif job.begin_at is not None:
         engine.add_timer(job.begin_at, Wake.BEGIN, job.id)

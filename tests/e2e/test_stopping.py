@@ -127,3 +127,45 @@ def test_a_time_limited_job_saves_its_checkpoint(graceful: Gflow) -> None:
     assert marker(g, "ckpt", "limited").exists()
     row = g.job(job)
     assert (row["state"], row["reason"], row["exit_code"]) == ("Timeout", "TimeLimit", 0)
+
+
+WARNED = """\
+import os, signal, subprocess, sys, time
+name, work, role = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def save(signum, frame):
+    with open(os.path.join(work, f"{signal.Signals(signum).name}-{name}-{role}"), "w") as fh:
+        fh.write("checkpoint")
+
+signal.signal(signal.SIGUSR1, save)
+if role == "parent":
+    child = subprocess.Popen([sys.executable, __file__, name, work, "child"])
+open(os.path.join(work, f"ready-{name}-{role}"), "w").close()
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_signal_warns_before_the_time_limit(graceful: Gflow) -> None:
+    g = graceful
+    script = g.work / "warned.py"
+    script.write_text(WARNED)
+    work = str(g.work)
+    jobs = {
+        "all": g.submit(
+            "-t", "0:03", "--signal=USR1@2", "python3", str(script), "all", work, "parent"
+        ),
+        "batch": g.submit(
+            "-t", "0:03", "--signal", "B:SIGUSR1@2", "python3", str(script), "batch", work, "parent"
+        ),
+        "unasked": g.submit("-t", "0:03", "python3", str(script), "unasked", work, "parent"),
+    }
+    for name in jobs:
+        g.until(marker(g, "ready", f"{name}-child").exists, what=f"{name} to be ready")
+    assert g.wait(*jobs.values(), timeout=30) == 124
+    saved = sorted(p.name for p in g.work.glob("SIGUSR1-*"))
+    assert saved == ["SIGUSR1-all-child", "SIGUSR1-all-parent", "SIGUSR1-batch-parent"]
+    shown = g.run("gjob", "show", str(jobs["batch"])).stdout
+    assert "Signal=B:USR1@2" in shown and "Stop=TimeLimit" in shown
+    assert "Running: Signal:B:USR1@2" in shown and "Running: TimeLimit:SIGINT" in shown
+    assert g.job(jobs["unasked"])["state"] == "Timeout"

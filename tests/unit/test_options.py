@@ -24,6 +24,7 @@ FORMS: dict[type[options.Kind], list[list[str]]] = {
     options.Whole: [["3"], ["0003"]],
     options.TimeLimit: [["90"], ["1:30"], ["1:30:00"], ["2-12:00:00"], ["UNLIMITED"]],
     options.Size: [["512"], ["2G"], ["1.5G"], ["4096K"], ["1T"]],
+    options.WarningSignal: [["USR1"], ["B:USR1@120"], ["SIGTERM@30"], ["10"]],
     options.Instant: [["2030-01-02"], ["2030-01-02T03:04"], ["2030-01-02T03:04:05"]],
     options.Text: [["x1"]],
     options.Name: [["train-1"]],

@@ -239,6 +239,7 @@ def _describe(j: dict[str, Any], now: float) -> str:
             ("TimeLimit", limit_text(j["time_limit"])),
             ("Begin", clock(j["begin_at"]) if j["begin_at"] else None),
         ),
+        *_stopping(j),
         "Execution:",
         kv(
             ("Executor", j["executor"]),
@@ -264,8 +265,31 @@ def _describe(j: dict[str, Any], now: float) -> str:
         lines.append("History:")
         for e in j["events"]:
             reason = f" ({e['reason']})" if e["reason"] else ""
-            lines.append(f"  {clock(e['time'])}  {e['from'] or 'new'} -> {e['to']}{reason}")
+            if e["from"] == e["to"]:  # a signal sent, the state unchanged
+                lines.append(f"  {clock(e['time'])}  {e['to']}: {e['reason']}")
+            else:
+                lines.append(f"  {clock(e['time'])}  {e['from'] or 'new'} -> {e['to']}{reason}")
     return "\n".join(map(safe, lines))
+
+
+STOPS = {"timeout": "TimeLimit", "cancel": "Cancelled"}
+
+
+def _stopping(j: dict[str, Any]) -> list[str]:
+    """Why and how a job is (or was) stopped, and its warning signal, if it has those."""
+    pairs = []
+    if j.get("signal"):
+        pairs.append(("Signal", j["signal"]))
+        if j["time_limit"] and j["start_time"]:
+            seconds = int(j["signal"].rsplit("@", 1)[1])
+            due = j["start_time"] + max(0, j["time_limit"] - seconds)
+            pairs.append(("SignalAt", clock(due)))
+    if j.get("stop_intent"):
+        pairs.append(("Stop", STOPS.get(j["stop_intent"], j["stop_intent"])))
+        if j["stop_intent"] == "timeout" and j["start_time"] and j["time_limit"]:
+            pairs.append(("StopAt", clock(j["start_time"] + j["time_limit"])))
+        pairs.append(("Sequence", f"SIGINT,SIGTERM,SIGKILL {j['kill_grace']:g}s apart"))
+    return ["  " + "  ".join(f"{k}={v}" for k, v in pairs)] if pairs else []
 
 
 # ------------------------------------------------------------ log and attach
