@@ -35,7 +35,7 @@ class Outcome:
 
 # ------------------------------------------------------------ who may change what runs
 
-RUN_FIELDS = frozenset({"command", "script", "workdir", "conda_env", "env"})
+RUN_FIELDS = frozenset({"command", "script", "workdir", "conda_env", "env", "output", "error"})
 """Fields that decide what a job runs or where: changed by anyone but the job's owner
 they would run that person's code as the owner (an administrator's as root)."""
 
@@ -199,6 +199,9 @@ def _build(
                 memory_mb=req.memory_mb,
                 time_limit=req.time_limit,
                 signal=req.signal,
+                output=req.output,
+                error=req.error,
+                cpus_per_task=req.cpus_per_task,
                 priority=req.priority,
                 begin_at=req.begin_at,
                 conda_env=req.conda_env,

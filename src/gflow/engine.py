@@ -16,13 +16,14 @@ import logging
 import math
 import random
 import signal
+import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gflow import jobsignal, scheduler
+from gflow import jobenv, jobfiles, jobsignal, scheduler
 from gflow.actions import (
     Action,
     Caller,
@@ -122,6 +123,8 @@ class Engine:
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._env_cache: dict[int, dict[str, str]] = {}
+        self._tasks_cache: dict[int, jobenv.TaskRange] = {}
+        self.host = socket.gethostname().split(".")[0]
         self.identity: Callable[[int], RunAs | None] = lambda uid: run_as
         self.on_change: Callable[[int | None], None] = _unwatched
         """Told the id of every job whose state or wait reason changed (None: the GPUs),
@@ -678,21 +681,8 @@ class Engine:
         return self.launch_spec(job, self.launching[job_id])
 
     def launch_spec(self, job: Job, gpu_ids: tuple[int, ...]) -> LaunchSpec:
-        env = dict(self._batch_env(job.batch_id))
-        env.update(
-            {
-                "GFLOW_JOB_ID": str(job.id),
-                "GFLOW_JOB_NAME": job.name,
-                "GFLOW_SUBMIT_DIR": job.workdir,
-                "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
-                "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-            }
-        )
-        if job.group_id is not None and job.task_id is not None:
-            env["GFLOW_ARRAY_JOB_ID"] = str(job.group_id)
-            env["GFLOW_ARRAY_TASK_ID"] = str(job.task_id)
-        if job.params:
-            env.update({f"GFLOW_PARAM_{k.upper()}": v for k, v in job.params.items()})
+        tasks = self._task_range(job.group_id) if job.group_id is not None else None
+        env = jobenv.variables(job, gpu_ids, self._batch_env(job.batch_id), tasks)
         command = render_command(job.command, job.script)
         enforcement = self.memory_enforcement(job)
         script = job_script(
@@ -715,7 +705,28 @@ class Engine:
             self.cgroups.job_dir(job.id)
             if self.cgroups is not None and enforcement == "cgroup"
             else None,
+            output=self.job_file(job, job.output),
+            error=self.job_file(job, job.error),
         )
+
+    def job_file(self, job: Job, pattern: str | None) -> str | None:
+        """The file a job's ``-o``/``-e`` pattern names (None: none given)."""
+        if pattern is None:
+            return None
+        names = jobfiles.Names(job.id, job.name, job.user, job.group_id, job.task_id, self.host)
+        return jobfiles.expand(pattern, names, job.workdir)
+
+    def _task_range(self, group_id: int) -> jobenv.TaskRange | None:
+        found = self._tasks_cache.get(group_id)
+        if found is None:
+            shape = self.store.task_range(group_id)
+            if shape is None:
+                return None
+            found = jobenv.TaskRange(*shape)
+            if len(self._tasks_cache) > 64:
+                self._tasks_cache.clear()
+            self._tasks_cache[group_id] = found
+        return found
 
     def memory_enforcement(self, job: Job) -> str | None:
         """How ``job``'s ``--memory`` is enforced: ``cgroup`` (v2 ``memory.max``, for jobs

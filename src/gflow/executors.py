@@ -94,6 +94,10 @@ class LaunchSpec:
     """The job's cgroup v2 directory, made with ``memory.max`` before the job starts."""
     recheck: bool = False
     """An earlier launch of this job failed part-way: adopt the job if it did start."""
+    output: str | None = None
+    """The file the job's output goes to, instead of its log (opened by the job)."""
+    error: str | None = None
+    """The file its errors go to (None: with its output)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +235,14 @@ def write_run_dir(spec: LaunchSpec) -> None:
     """A fresh run directory and the job's log, handed to the job's user last."""
     files = {"env": env_file(spec.env), "job.sh": spec.script, **rundir.RESERVED}
     files["gpus"] = ",".join(map(str, spec.gpu_ids))
+    if spec.output:  # the paths the job opens for its output and errors
+        files["output"] = spec.output + "\n"
+    if spec.error and spec.error != spec.output:
+        files["error"] = spec.error + "\n"
     if spec.cgroup is not None and spec.memory_mb:
         files["cgroup"] = f"{_make_cgroup(spec)}\n"
     owner = (spec.run_as.uid, spec.run_as.gid) if spec.run_as is not None else None
-    users = frozenset({"env", "job.sh", *rundir.RESERVED})
+    users = frozenset({"env", "job.sh", "output", "error", *rundir.RESERVED})
     rundir.create(spec.run_dir, files, owner, user_files=users)
     rundir.open_log(spec.log_path, owner)
 

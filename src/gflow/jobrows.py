@@ -105,6 +105,9 @@ def to_row(j: Job, shared: bool) -> tuple[Any, ...]:
         j.slurm_id,
         j.node,
         j.signal,
+        j.output,
+        j.error,
+        j.cpus_per_task,
     )
 
 

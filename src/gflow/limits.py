@@ -34,6 +34,7 @@ MAX_SECONDS: Final = 100 * 366 * 86400
 MAX_MEMORY_MB: Final = 1024**3
 """Host or GPU memory of one job, in MiB (1 PiB)."""
 MAX_RETRIES: Final = 100
+MAX_CPUS: Final = 1 << 16
 MAX_COUNT: Final = 10**9
 """Counting limits: ``--max-concurrent``, ``gctl set-limit``, quota entries."""
 MAX_DAYS: Final = MAX_SECONDS // 86400

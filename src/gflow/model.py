@@ -18,6 +18,7 @@ from gflow.errors import Conflict
 from gflow.limits import (
     EARLIEST,
     LATEST,
+    MAX_CPUS,
     MAX_GPU_INDEX,
     MAX_GPUS,
     MAX_ID,
@@ -192,6 +193,11 @@ class Job:
     node: str | None = None
     signal: str | None = None
     """Slurm's ``--signal`` in its normal form (``B:USR1@60``), see :mod:`gflow.jobsignal`."""
+    output: str | None = None
+    """Where the job's output goes, as typed (sbatch's ``%`` patterns, :mod:`gflow.jobfiles`)."""
+    error: str | None = None
+    """Where its errors go (None: with its output)."""
+    cpus_per_task: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -312,6 +318,7 @@ _OPTIONAL_WHOLE: dict[str, tuple[int, int]] = {
     "redo_of": (1, _INT64),
     "pid": (1, MAX_PID),
     "pid_start": (0, _INT64),
+    "cpus_per_task": (1, MAX_CPUS),
 }
 _INSTANTS = ("submit_time",)
 _OPTIONAL_INSTANTS = ("begin_at", "start_time", "end_time")
@@ -326,6 +333,8 @@ _OPTIONAL_TEXTS = (
     "stop_intent",
     "memory_enforcement",
     "signal",
+    "output",
+    "error",
 )
 _FLAGS = ("shared", "auto_close", "retry_on_timeout")
 

@@ -22,11 +22,13 @@ from gflow.limits import (
     MAX_COMMAND,
     MAX_COMMAND_WORDS,
     MAX_COUNT,
+    MAX_CPUS,
     MAX_EXPANSION,
     MAX_GPUS,
     MAX_KEYS,
     MAX_MEMORY_MB,
     MAX_NAME,
+    MAX_PATH,
     MAX_PROJECT,
     MAX_RETRIES,
     MAX_SECONDS,
@@ -127,6 +129,20 @@ class WarningSignal(Kind):
         if value is None:
             return None
         return str(jobsignal.parse(limits.text(value, field, MAX_NAME, line=True), field))
+
+
+class FilePattern(Kind):
+    """A file path with sbatch's ``%`` patterns (:mod:`gflow.jobfiles`); blank: none."""
+
+    nullable = True
+
+    def check(self, value: Any, field: str) -> str | None:
+        from gflow import jobfiles
+
+        if value is None:
+            return None
+        text = limits.text(value, field, MAX_PATH, line=True)
+        return jobfiles.check(text, field) if text.strip() else None
 
 
 class Size(Kind):
@@ -433,6 +449,30 @@ OPTIONS: tuple[Option, ...] = (
         field="memory_mb",
         metavar="SIZE",
         sbatch=("--mem",),
+    ),
+    Option(
+        "cpus_per_task",
+        ("--cpus-per-task",),
+        Whole(1, MAX_CPUS),
+        "CPUs the job uses (sets SLURM_CPUS_PER_TASK; not enforced)",
+        metavar="N",
+        sbatch=("--cpus-per-task", "-c"),
+    ),
+    Option(
+        "output",
+        ("-o", "--output"),
+        FilePattern(),
+        "write the job's output to this file (%j id, %x name, %A/%a array/task, %u user)",
+        metavar="FILE",
+        sbatch=("--output", "-o"),
+    ),
+    Option(
+        "error",
+        ("-e", "--error"),
+        FilePattern(),
+        "write the job's errors to this file (default: with its output)",
+        metavar="FILE",
+        sbatch=("--error", "-e"),
     ),
     Option(
         "priority",

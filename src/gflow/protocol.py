@@ -50,6 +50,9 @@ class SubmitRequest:
     memory_mb: int | None = None
     time_limit: int | None = None
     signal: str | None = None
+    output: str | None = None
+    error: str | None = None
+    cpus_per_task: int | None = None
     priority: int = 10
     begin_at: float | None = None
     conda_env: str | None = None

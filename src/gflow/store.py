@@ -24,7 +24,7 @@ from gflow.model import ACTIVE_STATES, Job, State
 from gflow.quotas import Limits, Quota
 from gflow.reservations import Reservation
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -136,12 +136,20 @@ ALTER TABLE jobs ADD COLUMN signal TEXT;
 """
 """A warning signal before the time limit (``--signal``)."""
 
+_SCHEMA_V6 = """
+ALTER TABLE jobs ADD COLUMN output TEXT;
+ALTER TABLE jobs ADD COLUMN error TEXT;
+ALTER TABLE jobs ADD COLUMN cpus_per_task INTEGER;
+"""
+"""Where a job's output and errors go (``-o``, ``-e``), and its ``--cpus-per-task``."""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
     5: _SCHEMA_V5,
+    6: _SCHEMA_V6,
 }
 
 _COLUMNS = ", ".join(FIELDS)
@@ -600,6 +608,15 @@ class Store:
             f"FROM jobs{where}",
             args,
         ).fetchall()
+
+    def task_range(self, group_id: int) -> tuple[int, int, int] | None:
+        """How many task ids the array ``group_id`` has, its first and its last."""
+        row = self.db.execute(
+            "SELECT count(DISTINCT task_id), min(task_id), max(task_id) FROM jobs "
+            "WHERE group_id=? AND task_id IS NOT NULL",
+            (group_id,),
+        ).fetchone()
+        return (int(row[0]), int(row[1]), int(row[2])) if row and row[0] else None
 
     def group_members(self, group_id: int) -> list[int]:
         rows = self.db.execute("SELECT id FROM jobs WHERE group_id=? ORDER BY id", (group_id,))

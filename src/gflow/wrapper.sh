@@ -1,6 +1,8 @@
 # gflow job wrapper, run by bash with an empty environment.
 # Arguments: RUN_DIR LOG MODE, where MODE is "file" (output to the log only)
 # or "tee" (output to the log, shown in the tmux pane; stdin from the pane).
+# RUN_DIR/output and RUN_DIR/error, when present, name the files the job's output and
+# errors go to instead of the log (sbatch's -o and -e).
 # Writes RUN_DIR/pid first and RUN_DIR/result (the job's exit code) last;
 # the daemon reads both, so the job never has to call back into gflow.
 # Both files exist already at their final size (spaces): each value is one write of
@@ -62,18 +64,41 @@ __gflow_linger() {
     done
 }
 
+# The job's output goes to its log, or to the files its -o and -e name: opened here, as
+# the job's user, and emptied first as sbatch does. One that cannot be written fails
+# the job, with the reason in the log.
+__gflow_out=$__gflow_log __gflow_err=
+if [ -s "$__gflow_dir/output" ]; then IFS= read -r __gflow_out < "$__gflow_dir/output"; fi
+if [ -s "$__gflow_dir/error" ]; then IFS= read -r __gflow_err < "$__gflow_dir/error"; fi
+__gflow_empty() {
+    local why
+    if ! why=$( { : > "$1"; } 2>&1 ); then
+        printf 'gflow: cannot write %s: %s\n' "$1" "${why##*: }" >> "$__gflow_log"
+        printf '1\n' 1<> "$__gflow_dir/result"
+        exit 1
+    fi
+}
+if [ "$__gflow_out" != "$__gflow_log" ]; then __gflow_empty "$__gflow_out"; fi
+if [ -n "$__gflow_err" ]; then __gflow_empty "$__gflow_err"; fi
+exec 3>> "$__gflow_out" 4>> "${__gflow_err:-$__gflow_out}"
+
 if [ "$__gflow_mode" = tee ]; then
-    # The pane shows the log as it grows; the job keeps the pane as its stdin. Output
-    # goes straight to the log, so a background child that keeps it open cannot hold
+    # The pane shows the output as it grows; the job keeps the pane as its stdin. Output
+    # goes straight to the files, so a background child that keeps them open cannot hold
     # the job's end back. The follower ignores the job's signals; it goes at the end.
-    (trap '' $__gflow_signals; PATH=/usr/bin:/bin; exec tail -f -n +1 "$__gflow_log") &
+    (
+        trap '' $__gflow_signals
+        PATH=/usr/bin:/bin
+        exec tail -q -f -n +1 "$__gflow_out" ${__gflow_err:+"$__gflow_err"}
+    ) 3>&- 4>&- &
     __gflow_follow=$!
-    /bin/bash "$__gflow_dir/job.sh" >> "$__gflow_log" 2>&1
+    /bin/bash "$__gflow_dir/job.sh" >&3 2>&4 3>&- 4>&-
     __gflow_rc=$?
 else
-    /bin/bash "$__gflow_dir/job.sh" >> "$__gflow_log" 2>&1 < /dev/null
+    /bin/bash "$__gflow_dir/job.sh" >&3 2>&4 3>&- 4>&- < /dev/null
     __gflow_rc=$?
 fi
+exec 3>&- 4>&-
 if [ -n "$__gflow_stopping" ]; then __gflow_linger; fi
 if [ -n "$__gflow_follow" ]; then kill -KILL "$__gflow_follow" 2>/dev/null; fi
 printf '%s\n' "$__gflow_rc" 1<> "$__gflow_dir/result"

@@ -25,6 +25,7 @@ FORMS: dict[type[options.Kind], list[list[str]]] = {
     options.TimeLimit: [["90"], ["1:30"], ["1:30:00"], ["2-12:00:00"], ["UNLIMITED"]],
     options.Size: [["512"], ["2G"], ["1.5G"], ["4096K"], ["1T"]],
     options.WarningSignal: [["USR1"], ["B:USR1@120"], ["SIGTERM@30"], ["10"]],
+    options.FilePattern: [["out.log"], ["logs/%x-%A_%4a.out"], ["/tmp/%u-%j-%%.txt"]],
     options.Instant: [["2030-01-02"], ["2030-01-02T03:04"], ["2030-01-02T03:04:05"]],
     options.Text: [["x1"]],
     options.Name: [["train-1"]],
@@ -145,10 +146,11 @@ def test_the_table_matches_the_request_and_the_job() -> None:
     assert len(options.BY_KEY) == len(OPTIONS)
     for option in OPTIONS:
         assert option.key.isidentifier() and option.help and option.flags, option
-        assert set(option.sbatch) <= set(option.flags), option
         assert option.update is True or isinstance(option.update, str), option
     spellings = [f for o in OPTIONS for f in o.flags]
     assert len(spellings) == len(set(spellings))
+    sbatch = [f for o in OPTIONS for f in o.sbatch]  # #SBATCH -c is --cpus-per-task
+    assert len(sbatch) == len(set(sbatch))
 
 
 def test_changes_take_values_and_texts_together() -> None:

@@ -64,8 +64,6 @@ TEMPLATE = """#!/bin/bash
 echo "job $GFLOW_JOB_ID ($GFLOW_JOB_NAME) on $HOSTNAME, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}"
 """
 
-DIRECTIVE_MARKERS = ("# GFLOW", "#GFLOW", "#SBATCH")
-DIRECTIVE_LINES = 500
 
 
 def build_parser() -> Parser:
@@ -112,9 +110,10 @@ def main(argv: list[str]) -> int:
     else:
         text = None
     if text is not None:
-        tokens = _directives(text)
+        where = str(script or "the script on stdin")
+        tokens = _directives(text, where)
         if tokens:
-            _apply_directives(parser, args, tokens, str(script or "the script on stdin"))
+            _apply_directives(parser, args, tokens, where)
     body = _request(args, script)
     from gflow.client import Client
 
@@ -167,62 +166,18 @@ def _stdin_script() -> str:
     return text
 
 
-def _header(text: str) -> list[str]:
-    """The lines of a script's header, where directives live (as sbatch reads them): after
-    the ``#!`` line, up to the first line that is neither blank nor a comment."""
-    lines = text.splitlines()[:DIRECTIVE_LINES]
-    if lines and lines[0].startswith("#!"):
-        lines = lines[1:]
-    header = []
-    for line in lines:
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            break
-        header.append(stripped)
-    return header
+def _directives(text: str, where: str) -> list[str]:
+    """The options of a script's header; the #SBATCH options gflow ignores are named."""
+    from gflow import directives
 
-
-def _directives(text: str) -> list[str]:
-    """Options from the ``# GFLOW`` (and mappable ``#SBATCH``) lines of a script's header."""
-    import shlex
-
-    tokens: list[str] = []
-    ignored: list[str] = []
-    for stripped in _header(text):
-        for marker in DIRECTIVE_MARKERS:
-            if stripped.startswith(marker):
-                rest = stripped[len(marker) :]
-                if rest[:1] not in ("", " ", "\t"):
-                    break  # e.g. "# GFLOWS": not a directive
-                try:
-                    words = shlex.split(rest, comments=True)
-                except ValueError:
-                    words = rest.split()
-                if marker == "#SBATCH":
-                    words, skipped = _sbatch(words)
-                    ignored += skipped
-                tokens += words
-                break
-    if ignored:
+    found = directives.read(text, where)
+    if found.ignored:
         print(
-            f"gbatch: note: ignoring #SBATCH options gflow has no use for: {' '.join(ignored)}",
+            f"gbatch: warning: ignoring #SBATCH options gflow does not honour "
+            f"(in {where}): {' '.join(found.ignored)}",
             file=sys.stderr,
         )
-    return tokens
-
-
-def _sbatch(words: list[str]) -> tuple[list[str], list[str]]:
-    known, switches = jobopts.sbatch_flags()
-    kept: list[str] = []
-    skipped: list[str] = []
-    i = 0
-    while i < len(words):
-        flag = words[i].split("=", 1)[0]
-        takes_value = "=" not in words[i] and flag not in switches
-        group = words[i : i + (2 if takes_value and i + 1 < len(words) else 1)]
-        (kept if flag in known else skipped).extend(group)
-        i += len(group)
-    return kept, skipped
+    return found.tokens
 
 
 def _apply_directives(
@@ -249,7 +204,7 @@ def script_options(path: str) -> dict[str, Any]:
     """The job options the directives of the script at ``path`` give, as typed (what
     :meth:`gflow.Client.submit` sends for a script, under the options of the call)."""
     text = _read_script(path)
-    tokens = _directives(text) if text is not None else []
+    tokens = _directives(text, path) if text is not None else []
     if not tokens:
         return {}
     parser = build_parser()

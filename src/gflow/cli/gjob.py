@@ -212,6 +212,7 @@ def _describe(j: dict[str, Any], now: float) -> str:
             ("Memory", memory_text(j["memory_mb"]) if j["memory_mb"] else None),
             ("MemoryEnforcement", j["memory_enforcement"]),
             ("CondaEnv", j["conda_env"]),
+            ("CPUsPerTask", j.get("cpus_per_task")),
         ),
     ]
     if j["dependency"]:
@@ -248,7 +249,7 @@ def _describe(j: dict[str, Any], now: float) -> str:
             ("TmuxSession", j["session"] if j["executor"] == "tmux" else None),
             ("PID", j["pid"]),
         ),
-        kv(("Log", j["log"])),
+        kv(("Log", j["log"]), ("ErrorLog", j.get("error_log"))),
     ]
     attempts = j.get("attempts") or []
     if len(attempts) > 1 or j["retry_of"] or j["redo_of"]:
@@ -309,7 +310,7 @@ def _log(args: argparse.Namespace) -> int:
         print(job["log"])
         return EXIT_OK
     try:
-        fh = open(job["log"], "rb")  # noqa: SIM115  (closed below)
+        fh = _open_log(job)
     except FileNotFoundError:
         print(
             f"gjob: error: the log of job {job['id']} is not available "
@@ -326,6 +327,20 @@ def _log(args: argparse.Namespace) -> int:
     if args.follow:
         return _follow(args, job, offset)
     return EXIT_OK
+
+
+def _open_log(job: dict[str, Any]) -> BinaryIO:
+    """The job's output (its ``-o`` file, or its log), opened as the user who asks. When
+    an ``-o`` file is missing, gflow's own log of the job says why (it could not be
+    written), if it says anything."""
+    try:
+        return open(job["log"], "rb")
+    except FileNotFoundError:
+        own = job.get("gflow_log")
+        if own and own != job["log"] and os.path.getsize(own):
+            job["log"] = own
+            return open(own, "rb")
+        raise
 
 
 def _print_log(fh: BinaryIO, first: int | None, last: int | None) -> int:

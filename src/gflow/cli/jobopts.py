@@ -49,10 +49,3 @@ def given(args: argparse.Namespace, purpose: str) -> dict[str, Any]:
         if value is not None and value is not False and value != []:
             out[option.key] = value
     return out
-
-
-def sbatch_flags() -> tuple[set[str], set[str]]:
-    """The ``#SBATCH`` flags gflow understands, and those of them that take no value."""
-    flags = {f for option in OPTIONS for f in option.sbatch}
-    switches = {f for option in OPTIONS if option.kind.form == SWITCH for f in option.sbatch}
-    return flags, switches
