@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import __version__, admin_quotas, admin_reservations, limits, logs, proc
+from gflow import (
+    __version__,
+    admin_notifications,
+    admin_quotas,
+    admin_reservations,
+    limits,
+    logs,
+    notifyconfig,
+    proc,
+)
 from gflow.config import DaemonConfig, load_daemon_config
 from gflow.engine import Caller
 from gflow.errors import Forbidden, InvalidInput
@@ -141,6 +150,8 @@ async def handle(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -
         return admin_quotas.handle(rt.engine, data, caller, time.time())
     if verb == "reserve":
         return admin_reservations.handle(rt.engine, data, caller, time.time())
+    if verb == "notifications":  # each user their own; administrators all
+        return admin_notifications.handle(rt, data, caller)
     if rt.system and not caller.admin:
         raise Forbidden(f"gctl {verb} is for administrators of the system gflowd")
     if verb == "reload":
@@ -160,6 +171,7 @@ async def handle(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -
 def reload(rt: Runtime) -> dict[str, Any]:
     """Re-read the configuration; what only a restart can change is reported, not applied."""
     fresh = load_daemon_config(rt.paths)
+    rt.configure_notifications(notifyconfig.load(rt.paths.config_file))
     ignored = [k for k in RESTART_ONLY if getattr(fresh, k) != getattr(rt.config, k)]
     rt.config = dataclasses.replace(fresh, **{k: getattr(rt.config, k) for k in RESTART_ONLY})
     rt.engine.config = rt.config

@@ -214,6 +214,9 @@ def _build(
                 params=task.params,
                 max_retries=req.max_retries,
                 retry_on_timeout=req.retry_on_timeout,
+                mail_type=req.mail_type,
+                mail_user=req.mail_user,
+                notify_url=req.notify_url,
             )
         )
     return jobs, resolved

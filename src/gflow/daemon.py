@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gflow import __version__, admin, logs, modes, proc
+from gflow import __version__, admin, logs, modes, notifyconfig, proc
 from gflow.actions import SlurmControl, Submit
 from gflow.api import Api
 from gflow.backoff import Backoff
 from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths, load_slurm_settings
+from gflow.delivery import Deliveries
 from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
 from gflow.errors import GflowError
 from gflow.executors import (
@@ -48,7 +49,9 @@ from gflow.executors import (
 from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
 from gflow.listener import Listener, connection_budget
-from gflow.model import Job
+from gflow.model import Job, State
+from gflow.notifier import Notifier
+from gflow.notifyconfig import Notifications
 from gflow.recovery import recover
 from gflow.rundir import pid_time, read_result
 from gflow.slurmrun import SlurmRunner
@@ -116,6 +119,10 @@ class Runtime:
 
             for module in ("jinja2", "inotify_simple"):
                 require(module, "web", "the dashboard (web = true)")
+        self.notify_conf = notifyconfig.load(paths.config_file)
+        self.notifier = Notifier(self.store, self.notify_conf, self._gpus_held_by_others)
+        self.deliveries = Deliveries(self.store, self.notify_conf, paths.logs_dir)
+        self.engine.on_state = self._on_state
 
     # ------------------------------------------------------------ lifecycle
 
@@ -132,6 +139,8 @@ class Runtime:
         if self.slurm is not None:
             self.slurm.start()
         recover(self.engine, time.time())
+        self.notifier.system("scheduler_online", time.time(), version=__version__)
+        self.deliveries.start()
         self.gpus.refresh()  # now that re-adopted jobs' processes are known
         if self.engine.cgroups is not None:
             self.engine.cgroups.prune({j.id for j in self.engine.jobs.values()})
@@ -165,6 +174,7 @@ class Runtime:
         if self.web is not None:
             await self.web.stop()
         await runner.cleanup()
+        await self.deliveries.close()
         self.paths.socket.unlink(missing_ok=True)
         if self.slurm is not None:
             self.slurm.stop()
@@ -209,6 +219,16 @@ class Runtime:
     def stop(self) -> None:
         self._stopping.set()
 
+    def configure_notifications(self, conf: Notifications) -> None:
+        """New notification settings (a reloaded configuration)."""
+        self.notify_conf = self.notifier.conf = self.deliveries.conf = conf
+
+    def _on_state(self, job: Job, old: State | None, why: str | None, now: float) -> None:
+        self.notifier.changed(job, old, why, now)
+
+    def _gpus_held_by_others(self, job_id: int) -> set[int]:
+        return {g for j in self.engine.holding() if j.id != job_id for g in j.gpu_ids}
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
@@ -226,6 +246,9 @@ class Runtime:
             except Exception:  # one failed action must not stop the others
                 log.exception("action %r failed", action)
         self._rearm()
+        if self.notifier.written:
+            self.notifier.written = False
+            self.deliveries.wake()
 
     def _do(self, action: object) -> None:
         if isinstance(action, Launch):

@@ -131,6 +131,10 @@ class Engine:
         inside the change's transaction: a watcher reads the outcome after it."""
         self.exit_status: Callable[[Job], int | None] = lambda job: None
         """How an ended job's executor says it ended, when its result file does not."""
+        self.on_state: Callable[[Job, State | None, str | None, float], None] = _untold
+        """Told of every change of a job's state (the job as it is now, its old state,
+        None for a new job, and the event's reason) inside the change's transaction, after
+        its event is written and before memory moves on: notifications and metrics."""
 
     # ------------------------------------------------------------ loading
 
@@ -228,9 +232,16 @@ class Engine:
         """Persist ``job`` (inside the caller's transaction) and mirror it in memory."""
         self.store.save(job)
         if event and old is not job.state:
-            self.store.record_event(job.id, old, job.state, job.reason, now)
+            self.record([(job, old, job.reason)], now)
         self.remember(job)
         return job
+
+    def record(self, changes: Sequence[tuple[Job, State | None, str | None]], now: float) -> None:
+        """Write the events of these changes of state (job as it is now, old state, reason)
+        and tell :attr:`on_state` of each: the one place a change of state is recorded."""
+        self.store.record_events([(j.id, old, j.state, why) for j, old, why in changes], now)
+        for job, old, why in changes:
+            self.on_state(job, old, why, now)
 
     def remember(self, job: Job) -> None:
         self.on_change(job.id)
@@ -256,8 +267,7 @@ class Engine:
             if not job.state.is_waiting or job.start_time is not None:
                 raise ValueError(f"job {job.id} is new: it must wait, not be {job.state.value}")
         self.store.insert_jobs(jobs)
-        events = [(j.id, None, j.state, why(j) if why else j.reason) for j in jobs]
-        self.store.record_events(events, now)
+        self.record([(j, None, why(j) if why else j.reason) for j in jobs], now)
         for job in jobs:
             self.remember(job)
         for when in sorted({j.begin_at for j in jobs if j.begin_at is not None}):
@@ -351,6 +361,9 @@ class Engine:
             return False
         log.error("job %s ended as %s: %s", job_id, new.value, problem)
         self.store.end_broken(job_id, raw, new, Reason.invalid_data(problem), now)
+        ended = self.store.get(job_id)
+        if ended is not None and old is not None:
+            self.on_state(ended, old, ended.reason, now)
         if job is not None:
             self._unindex(job)
         for index in (self.jobs, self.evals, self.reasons, self.launching):
@@ -898,6 +911,10 @@ def _outcome(intent: StopIntent | None, exit_code: int | None) -> tuple[State, R
     if exit_code == 0:
         return State.FINISHED, None
     return State.FAILED, None if exit_code is not None else Reason.EXIT_UNKNOWN
+
+
+def _untold(job: Job, old: State | None, why: str | None, now: float) -> None:
+    """Nobody listens to changes of state (an engine without a runtime)."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -108,6 +108,9 @@ def to_row(j: Job, shared: bool) -> tuple[Any, ...]:
         j.output,
         j.error,
         j.cpus_per_task,
+        j.mail_type,
+        j.mail_user,
+        j.notify_url,
     )
 
 

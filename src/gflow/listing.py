@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gflow.deps import remaining_text
 from gflow.model import Job, State
+from gflow.notices import shown_url
 from gflow.store import JobFilter
 
 if TYPE_CHECKING:
@@ -66,6 +67,9 @@ def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
             "signal": job.signal,
             "kill_grace": rt.config.kill_grace,
             "tmux_socket": rt.tmux_socket(job.uid),
+            "mail_type": job.mail_type,
+            "mail_user": job.mail_user,
+            "notify_url": None if job.notify_url is None else shown_url(job.notify_url),
         }
     )
     if deps and not job.deps.is_empty:

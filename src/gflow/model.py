@@ -198,6 +198,9 @@ class Job:
     error: str | None = None
     """Where its errors go (None: with its output)."""
     cpus_per_task: int | None = None
+    mail_type: str | None = None
+    mail_user: str | None = None
+    notify_url: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -335,6 +338,9 @@ _OPTIONAL_TEXTS = (
     "signal",
     "output",
     "error",
+    "mail_type",
+    "mail_user",
+    "notify_url",
 )
 _FLAGS = ("shared", "auto_close", "retry_on_timeout")
 

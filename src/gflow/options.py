@@ -347,6 +347,70 @@ class Words(Kind):
         return words
 
 
+MAIL_TYPES = ("BEGIN", "END", "FAIL", "TIMEOUT", "REQUEUE")
+"""When a job's mail is sent (Slurm's ``--mail-type``); ``ALL`` is all of them."""
+_MAIL_ALIASES = {"TIME_LIMIT": "TIMEOUT", "ALL": ",".join(MAIL_TYPES)}
+
+
+class MailType(Kind):
+    """Slurm's ``--mail-type``: some of BEGIN, END, FAIL, TIMEOUT, REQUEUE, or ALL, or NONE
+    (no mail); kept as the canonical list (``"END,FAIL"``), None for none."""
+
+    nullable = True
+
+    def check(self, value: Any, field: str) -> str | None:
+        if value is None:
+            return None
+        text = limits.text(value, field, MAX_SPEC, line=True)
+        words = {w.strip().upper() for w in text.split(",") if w.strip()}
+        expanded: set[str] = set()
+        for word in words:
+            expanded.update(_MAIL_ALIASES.get(word, word).split(","))
+        unknown = sorted(expanded - set(MAIL_TYPES) - {"NONE"})
+        if unknown or not words or ("NONE" in expanded and len(words) > 1):
+            raise InvalidInput(
+                field,
+                text,
+                "a comma-separated list of BEGIN, END, FAIL, TIMEOUT, REQUEUE, or ALL, or NONE",
+            )
+        chosen = [t for t in MAIL_TYPES if t in expanded]
+        return ",".join(chosen) or None
+
+
+class MailUser(Kind):
+    """Where a job's mail goes: an address (``me@lab.org``) or a user name of this host's
+    mail configuration."""
+
+    nullable = True
+
+    def check(self, value: Any, field: str) -> str | None:
+        from gflow.notifyconfig import is_address
+
+        if value is None:
+            return None
+        text = limits.text(value, field, 254, line=True).strip()
+        plain = text.replace("-", "").replace("_", "").replace(".", "")
+        if not (is_address(text) or (plain.isascii() and plain.isalnum())):
+            raise InvalidInput(field, text, "a mail address such as me@lab.example.org")
+        return text
+
+
+class Url(Kind):
+    """An ``http://`` or ``https://`` URL (``--notify-url``)."""
+
+    nullable = True
+
+    def check(self, value: Any, field: str) -> str | None:
+        from gflow.notifyconfig import MAX_URL, is_http_url
+
+        if value is None:
+            return None
+        text = limits.text(value, field, MAX_URL, line=True).strip()
+        if not is_http_url(text):
+            raise InvalidInput(field, text, "an http:// or https:// URL")
+        return text
+
+
 class Option:
     """One job option (see the module's docstring)."""
 
@@ -615,6 +679,29 @@ OPTIONS: tuple[Option, ...] = (
         ("--auto-close",),
         Switch(nullable=True),
         "close the tmux session at the end",
+    ),
+    Option(
+        "mail_type",
+        ("--mail-type",),
+        MailType(),
+        "mail on BEGIN, END, FAIL, TIMEOUT, REQUEUE (comma-separated), ALL or NONE",
+        metavar="TYPES",
+        sbatch=("--mail-type",),
+    ),
+    Option(
+        "mail_user",
+        ("--mail-user",),
+        MailUser(),
+        "where the mail goes (default: your address in the configuration)",
+        metavar="ADDRESS",
+        sbatch=("--mail-user",),
+    ),
+    Option(
+        "notify_url",
+        ("--notify-url",),
+        Url(),
+        "POST this job's events as JSON to this http(s) URL (Slack/Discord/Teams work)",
+        metavar="URL",
     ),
     Option(
         "dry_run",

@@ -67,6 +67,9 @@ class SubmitRequest:
     max_retries: int = 0
     retry_on_timeout: bool = False
     hold: bool = False
+    mail_type: str | None = None
+    mail_user: str | None = None
+    notify_url: str | None = None
     dry_run: bool = False
 
     @classmethod

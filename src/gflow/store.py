@@ -24,7 +24,7 @@ from gflow.model import ACTIVE_STATES, Job, State
 from gflow.quotas import Limits, Quota
 from gflow.reservations import Reservation
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -143,6 +143,32 @@ ALTER TABLE jobs ADD COLUMN cpus_per_task INTEGER;
 """
 """Where a job's output and errors go (``-o``, ``-e``), and its ``--cpus-per-task``."""
 
+_SCHEMA_V7 = """
+ALTER TABLE jobs ADD COLUMN mail_type TEXT;
+ALTER TABLE jobs ADD COLUMN mail_user TEXT;
+ALTER TABLE jobs ADD COLUMN notify_url TEXT;
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    event TEXT NOT NULL,
+    job_id INTEGER,
+    uid INTEGER,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL,
+    deadline REAL NOT NULL,
+    last_error TEXT,
+    done REAL
+);
+CREATE INDEX notifications_open ON notifications(state, id) WHERE state != 'delivered';
+CREATE INDEX notifications_done ON notifications(done) WHERE state = 'delivered';
+"""
+"""Per-job mail and notification URL; the outbox of notifications, each row written in
+the transaction of the change it tells of and marked delivered only once it was."""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -150,6 +176,7 @@ MIGRATIONS: dict[int, str] = {
     4: _SCHEMA_V4,
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
+    7: _SCHEMA_V7,
 }
 
 _COLUMNS = ", ".join(FIELDS)
@@ -168,6 +195,26 @@ SORTABLE = (
     "end_time",
 )
 """The columns a listing page may be sorted by (the dashboard's queue)."""
+_NOTICE_FIELDS = (
+    "id",
+    "created",
+    "event",
+    "job_id",
+    "uid",
+    "channel",
+    "target",
+    "body",
+    "state",
+    "attempts",
+    "next_try",
+    "deadline",
+    "last_error",
+    "done",
+)
+_NOTICE = ", ".join(_NOTICE_FIELDS)
+NoticeRow = tuple[float, str, int | None, int | None, str, str, str, str, float, float, str | None]
+"""An outbox row: created, event, job, uid, channel, target, body, state, next try,
+deadline, error."""
 _DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 
@@ -744,6 +791,116 @@ class Store:
 
     def cancel_reservation(self, reservation_id: int, now: float) -> None:
         self.db.execute("UPDATE reservations SET cancelled=? WHERE id=?", (now, reservation_id))
+
+    # ------------------------------------------------------------ notifications
+
+    def add_notifications(self, rows: Iterable[NoticeRow]) -> None:
+        """Outbox rows, inside the transaction of the change they tell of."""
+        self.db.executemany(
+            "INSERT INTO notifications (created, event, job_id, uid, channel, target, body, "
+            "state, next_try, deadline, last_error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    def pending_notifications(self, after: int) -> list[tuple[int, str, str, float]]:
+        """(id, channel, target, next try) of every pending notification above ``after``."""
+        return self.db.execute(
+            "SELECT id, channel, target, next_try FROM notifications "
+            "WHERE state = 'pending' AND id > ? ORDER BY id",
+            (after,),
+        ).fetchall()
+
+    def notification(self, notice_id: int) -> dict[str, Any] | None:
+        cur = self.db.execute(f"SELECT {_NOTICE} FROM notifications WHERE id=?", (notice_id,))
+        row = cur.fetchone()
+        return None if row is None else dict(zip(_NOTICE_FIELDS, row, strict=True))
+
+    def settle_notifications(
+        self,
+        delivered: Sequence[tuple[int, int, float]],
+        retried: Sequence[tuple[int, int, float, str]],
+        failed: Sequence[tuple[int, int, float, str]],
+    ) -> None:
+        """Record delivery outcomes: (id, attempts, when) delivered; (id, attempts, next
+        try, error) to try again; (id, attempts, when, error) given up."""
+        with self.tx():
+            self.db.executemany(
+                "UPDATE notifications SET state='delivered', attempts=?, done=?, "
+                "last_error=NULL WHERE id=? AND state='pending'",
+                [(a, when, i) for i, a, when in delivered],
+            )
+            self.db.executemany(
+                "UPDATE notifications SET attempts=?, next_try=?, last_error=? "
+                "WHERE id=? AND state='pending'",
+                [(a, at, err, i) for i, a, at, err in retried],
+            )
+            self.db.executemany(
+                "UPDATE notifications SET state='failed', attempts=?, done=?, last_error=? "
+                "WHERE id=? AND state='pending'",
+                [(a, when, err, i) for i, a, when, err in failed],
+            )
+
+    def list_notifications(
+        self, uid: int | None, states: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]:
+        """The latest ``limit`` notifications in these states (of ``uid``'s jobs, if given),
+        oldest first."""
+        where = "state IN (SELECT value FROM json_each(?))"
+        args: list[Any] = [json.dumps(list(states))]
+        if uid is not None:
+            where += " AND uid = ?"
+            args.append(uid)
+        rows = self.db.execute(
+            f"SELECT {_NOTICE} FROM notifications WHERE {where} ORDER BY id DESC LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+        return [dict(zip(_NOTICE_FIELDS, row, strict=True)) for row in reversed(rows)]
+
+    def retry_notifications(
+        self, ids: Sequence[int] | None, uid: int | None, now: float, deadline: float
+    ) -> list[tuple[int, str, str, float]]:
+        """Make failed (or waiting) notifications due now, with a fresh deadline: these
+        ids, else all failed ones; only ``uid``'s when given. The rows, as
+        :meth:`pending_notifications` gives them."""
+        where = "state != 'delivered'" if ids is not None else "state = 'failed'"
+        args: list[Any] = []
+        if ids is not None:
+            where += " AND id IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(list(ids)))
+        if uid is not None:
+            where += " AND uid = ?"
+            args.append(uid)
+        with self.tx():
+            chosen = [
+                int(r[0])
+                for r in self.db.execute(f"SELECT id FROM notifications WHERE {where}", args)
+            ]
+            self.db.executemany(
+                "UPDATE notifications SET state='pending', next_try=?, deadline=?, done=NULL "
+                "WHERE id=?",
+                [(now, deadline, i) for i in chosen],
+            )
+        return self.db.execute(
+            "SELECT id, channel, target, next_try FROM notifications "
+            "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (json.dumps(chosen),),
+        ).fetchall()
+
+    def notification_counts(self) -> dict[str, int]:
+        """How many notifications are pending and failed."""
+        rows = self.db.execute(
+            "SELECT state, count(*) FROM notifications WHERE state != 'delivered' GROUP BY state"
+        )
+        return {str(state): int(n) for state, n in rows}
+
+    def prune_notifications(self, delivered_before: float, failed_before: float) -> None:
+        """Forget notifications delivered, or given up, before these times."""
+        with self.tx():
+            self.db.execute(
+                "DELETE FROM notifications WHERE (state='delivered' AND done < ?) "
+                "OR (state='failed' AND created < ?)",
+                (delivered_before, failed_before),
+            )
 
     # ------------------------------------------------------------ health
 

@@ -33,6 +33,9 @@ FORMS: dict[type[options.Kind], list[list[str]]] = {
     options.Switch: [[]],
     options.Params: [["lr=0.1,0.2"], ["n=1:3"]],
     options.ParamFile: [["rows.csv"]],
+    options.MailType: [["END,FAIL"], ["all"], ["BEGIN"], ["TIME_LIMIT"]],
+    options.MailUser: [["me@lab.example.org"], ["alice"]],
+    options.Url: [["https://hooks.example.org/x?y=1"], ["http://127.0.0.1:8080/"]],
 }
 GPU_FORMS = [["2"], ["gpu:2"], ["gpu:a100:2"], [" gpu:2 "]]
 DEP_FORMS = {

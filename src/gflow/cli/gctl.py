@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from gflow.cli import gctl_quota, gctl_reserve
+from gflow.cli import gctl_notify, gctl_quota, gctl_reserve
 from gflow.cli.common import (
     EXIT_OK,
     Parser,
@@ -31,6 +31,7 @@ gctl quota set --user alice --max-running-gpus 2
                              alice's running jobs hold at most 2 GPUs at once
 gctl reserve create --user bob --gpus 1 --start 14:00 --duration 2h
                              one GPU for bob's jobs only, from 14:00 to 16:00
+gctl notifications           mail and webhook deliveries waiting or failed
 """
 
 
@@ -65,6 +66,7 @@ def build_parser() -> Parser:
     gp.add_argument("--pid", type=int)
     gctl_quota.add_parser(sub)
     gctl_reserve.add_parser(sub)
+    gctl_notify.add_parser(sub)
     add_completion(sub, "gctl")
     return p
 
@@ -89,6 +91,8 @@ def main(argv: list[str]) -> int:
         return gctl_quota.main(api, args)
     if args.cmd == "reserve":
         return gctl_reserve.main(api, args)
+    if args.cmd == "notifications":
+        return gctl_notify.main(api, args)
     if args.cmd == "set-limit":
         out = api.post("/v1/admin/set-limit", {"job": args.job, "limit": args.limit})
         limit = out["limit"] if out["limit"] is not None else "unlimited"

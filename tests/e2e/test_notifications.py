@@ -1,0 +1,230 @@
+"""Mail and webhooks, delivered to real receivers; an outbox that a kill -9 cannot empty."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Gflow
+from tests.e2e.receivers import MailSink, WebhookReceiver
+
+FAST = "[notifications]\nretry_first = 0.05\nretry_max = 0.2\n"
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[MailSink]:
+    s = MailSink()
+    yield s
+    s.close()
+
+
+def secret_file(g: Gflow, value: str = "s3cret", mode: int = 0o600) -> Path:
+    path = g.home / "hook.secret"
+    path.write_text(value + "\n")
+    path.chmod(mode)
+    return path
+
+
+def configure(g: Gflow, text: str) -> None:
+    (g.home / "gflow.toml").write_text(text)
+
+
+def webhook(url: str, events: str = '"*"', extra: str = "") -> str:
+    return f'[[notifications.webhooks]]\nurl = "{url}"\nevents = [{events}]\n{extra}'
+
+
+def notices(g: Gflow, job: int | None = None) -> list[dict[str, object]]:
+    db = g.db()
+    try:
+        rows = db.execute(
+            "SELECT id, event, job_id, channel, state, attempts, last_error FROM notifications"
+            + ("" if job is None else f" WHERE job_id = {int(job)}")
+            + " ORDER BY id"
+        ).fetchall()
+    finally:
+        db.close()
+    keys = ("id", "event", "job", "channel", "state", "attempts", "error")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def test_a_webhook_retried_after_500s_is_accepted_once_signed(
+    make_gflow: Callable[..., Gflow], receiver: WebhookReceiver
+) -> None:
+    g = make_gflow()
+    secret = secret_file(g)
+    configure(
+        g,
+        FAST
+        + webhook(
+            receiver.url,
+            '"job_failed", "job_completed"',
+            f'secret_file = "{secret}"\nheaders = {{ X-Team = "vision" }}\n',
+        ),
+    )
+    receiver.statuses = [500, 500, 500]
+    g.start()
+    bad = g.submit("--name", "broken", "sh", "-c", "exit 3")
+    g.until(lambda: receiver.accepted("job_failed", bad), what="the failure to be delivered")
+    good = g.submit("--name", "fine", "true")
+    g.until(lambda: receiver.accepted("job_completed", good), what="the success to be delivered")
+
+    tries = [h for h in receiver.hits if h["body"].get("job", {}).get("id") == bad]
+    assert [h["status"] for h in tries] == [500, 500, 500, 200]
+    assert len({h["headers"]["x-gflow-delivery"] for h in tries}) == 1
+    hit = receiver.accepted("job_failed", bad)[0]
+    mac = hmac.new(b"s3cret", hit["raw"], hashlib.sha256).hexdigest()
+    assert hit["headers"]["x-gflow-signature-256"] == f"sha256={mac}"
+    assert hit["headers"]["x-team"] == "vision"
+    assert hit["headers"]["x-gflow-event"] == "job_failed"
+    body = hit["body"]
+    assert body["job"]["name"] == "broken" and body["job"]["exit_code"] == 3
+    assert body["job"]["state"] == "Failed" and body["host"]
+    assert f"job {bad} (broken" in body["text"] and "exit code 3" in body["text"]
+    assert body["content"] == body["text"]
+    assert [n["state"] for n in notices(g, bad)] == ["delivered"]
+    assert notices(g, bad)[0]["attempts"] == 4
+
+
+def test_a_notification_outlives_a_kill_9_between_the_change_and_its_delivery(
+    make_gflow: Callable[..., Gflow], receiver: WebhookReceiver
+) -> None:
+    g = make_gflow()
+    configure(g, FAST + webhook(receiver.url, '"job_completed"'))
+    g.start()
+    receiver.hold.clear()  # the first POST is held: the change is committed, not delivered
+    job = g.submit("true")
+    g.until(lambda: receiver.arrived, what="the POST")
+    g.until_state(job, "Finished")
+    assert [n["state"] for n in notices(g, job)] == ["pending"]
+    g.kill9()
+    receiver.hold.set()
+    g.start()
+    g.until(lambda: receiver.accepted("job_completed", job), what="delivery after the restart")
+    g.until(lambda: [n["state"] for n in notices(g, job)] == ["delivered"], what="marked")
+    assert len({h["headers"]["x-gflow-delivery"] for h in receiver.accepted()}) == 1
+
+
+def test_mail_on_failure_only_and_a_busy_server_is_tried_again(
+    make_gflow: Callable[..., Gflow], sink: MailSink
+) -> None:
+    g = make_gflow()
+    mail = f'[mail]\nhost = "127.0.0.1"\nport = {sink.port}\nfrom = "gflow@box.test"\n'
+    configure(g, FAST + mail)
+    sink.refuse = 2
+    g.start()
+    fine = g.submit("--mail-type=FAIL", "--mail-user=ana@lab.test", "true")
+    bad = g.submit(
+        "--name", "train", "--mail-type", "FAIL", "--mail-user", "ana@lab.test",
+        "sh", "-c", "echo step 1; echo loss is nan; exit 4",
+    )  # fmt: skip
+    g.until(lambda: sink.messages, timeout=60, what="the mail")
+    g.until_state(fine, "Finished")
+    assert notices(g, fine) == []
+    [mail] = sink.messages
+    assert mail["to"] == ["ana@lab.test"] and mail["from"] == "gflow@box.test"
+    assert f"Job_id={bad} Name=train Failed" in mail["subject"]
+    assert "ExitCode 4" in mail["subject"]
+    assert "loss is nan" in mail["text"] and f"gjob show {bad}" in mail["text"]
+    g.until(lambda: notices(g, bad)[0]["state"] == "delivered", what="the mail marked")
+    assert notices(g, bad)[0]["attempts"] == 3
+
+
+def test_unreachable_receivers_are_retried_listed_and_retried_by_hand(
+    make_gflow: Callable[..., Gflow], receiver: WebhookReceiver
+) -> None:
+    g = make_gflow()
+    configure(
+        g,
+        "[notifications]\nretry_first = 0.05\nretry_max = 0.1\nretry_for = 1\n"
+        + webhook("http://127.0.0.1:9/closed", '"job_completed"')
+        + '[mail]\nhost = "127.0.0.1"\nport = 9\n',
+    )
+    g.start()
+    receiver.statuses = [503] * 1000
+    job = g.submit("--mail-type", "END", "--mail-user", "bo@lab.test", "--notify-url",
+                   receiver.url, "true")  # fmt: skip
+    g.until(
+        lambda: len(notices(g, job)) == 5 and {n["state"] for n in notices(g, job)} == {"failed"},
+        timeout=60,
+        what="the deliveries to be given up",
+    )
+    shown = g.run("gctl", "notifications", "--failed").stdout
+    assert "webhook http://127.0.0.1:9/…" in shown and "mail bo@lab.test" in shown
+    assert "url http://127.0.0.1:" in shown and "/hook" not in shown
+    assert "HTTP 503" in shown and "Error" in shown
+    assert g.run("gqueue").returncode == 0  # the daemon never fell over
+    receiver.statuses = []
+    retried = g.run("gctl", "notifications", "--retry", "all").stdout
+    assert retried.startswith("Retrying 5 notification(s)")
+    g.until(lambda: receiver.accepted("job_completed", job), what="the retried delivery")
+
+
+def test_mail_and_url_options_in_every_form(make_gflow: Callable[..., Gflow]) -> None:
+    g = make_gflow()
+    g.start()
+    script = g.work / "job.sh"
+    script.write_text(
+        "#!/bin/sh\n#SBATCH --mail-type=END,FAIL\n#SBATCH --mail-user=cy@lab.test\n"
+        "# GFLOW --notify-url https://chat.example.org/hooks/T0/B0/xyz\ntrue\n"
+    )
+    job = g.submit("--hold", str(script))
+    row = g.job(job)
+    assert (row["mail_type"], row["mail_user"]) == ("END,FAIL", "cy@lab.test")
+    assert row["notify_url"] == "https://chat.example.org/hooks/T0/B0/xyz"
+    g.run("gjob", "update", str(job), "--mail-type", "ALL", "--mail-user", "dee@lab.test")
+    row = g.job(job)
+    assert row["mail_type"] == "BEGIN,END,FAIL,TIMEOUT,REQUEUE"
+    assert row["mail_user"] == "dee@lab.test"
+    g.run("gjob", "update", str(job), "--mail-type", "NONE")
+    assert g.job(job)["mail_type"] is None
+    shown = g.show(job)
+    assert shown["notify_url"] == "https://chat.example.org/…"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--mail-type", "SOMETIMES"], "SOMETIMES"),
+        (["--mail-type", "END,NONE"], "END,NONE"),
+        (["--mail-user", "two words@x"], "two words@x"),
+        (["--notify-url", "ftp://files.example.org/x"], "ftp://files.example.org/x"),
+    ],
+)
+def test_bad_mail_and_url_options_are_usage_errors(
+    gflow_process: Gflow, argv: list[str], named: str
+) -> None:
+    done = gflow_process.run("gbatch", *argv, "true", check=False)
+    assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_webhook_url_that_is_not_http_is_refused_with_its_line(
+    make_gflow: Callable[..., Gflow],
+) -> None:
+    g = make_gflow()
+    configure(g, "[daemon]\nkill_grace = 1\n\n" + webhook("ftp://x.example.org/in"))
+    done = g.run("gflowd", "up", check=False)
+    assert done.returncode != 0
+    assert "ftp://x.example.org/in" in done.stderr and "gflow.toml line 5" in done.stderr
+
+
+def test_a_secret_others_can_read_is_refused(make_gflow: Callable[..., Gflow]) -> None:
+    g = make_gflow()
+    secret = secret_file(g, mode=0o644)
+    configure(g, webhook("http://127.0.0.1:9/x", extra=f'secret_file = "{secret}"\n'))
+    done = g.run("gflowd", "up", check=False)
+    assert done.returncode != 0
+    assert "readable by others" in done.stderr and f"chmod 600 {secret}" in done.stderr
+    assert os.stat(secret).st_mode & 0o077  # left as it was: the admin decides
