@@ -9,6 +9,7 @@ only after the store committed. Errors become ``{"error": ..., "kind": ...}`` wi
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import math
@@ -250,6 +251,23 @@ class Api:
             raise InvalidInput("token", repr(current)[:20], "the token text")
         return self.done(self.rt.web.issue(caller.uid, current, bool(data.get("renew"))))
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus metrics: for whoever may read this daemon, or a scraper holding the
+        ``[metrics] bearer_token_file`` token."""
+        metrics = self.rt.metrics
+        if metrics is None:
+            raise web.HTTPNotFound(reason="metrics are turned off here ([metrics] enabled)")
+        if not self._scraper(request):
+            self.caller(request)
+        return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    def _scraper(self, request: web.Request) -> bool:
+        token = self.rt.notify_conf.metrics_token
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if not token or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode(), token.encode())
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.deadline, self.errors], client_max_size=MAX_BODY)
         app.add_routes(
@@ -263,6 +281,7 @@ class Api:
                 web.post("/v1/jobs/{verb}", self.control),
                 web.post("/v1/admin/{verb}", self.admin),
                 web.get("/v1/stats", self.stats),
+                web.get("/metrics", self.metrics),
                 web.post("/v1/shutdown", self.shutdown),
                 web.post("/v1/web/token", self.web_token),
             ]

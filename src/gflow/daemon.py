@@ -49,6 +49,7 @@ from gflow.executors import (
 from gflow.gpuwatch import MIN_POLL, GpuWatch
 from gflow.identity import run_as
 from gflow.listener import Listener, connection_budget
+from gflow.metrics import Metrics
 from gflow.model import Job, State
 from gflow.notifier import Notifier
 from gflow.notifyconfig import Notifications
@@ -122,7 +123,10 @@ class Runtime:
         self.notify_conf = notifyconfig.load(paths.config_file)
         self.notifier = Notifier(self.store, self.notify_conf, self._gpus_held_by_others)
         self.deliveries = Deliveries(self.store, self.notify_conf, paths.logs_dir)
+        self.metrics: Metrics | None = Metrics(self) if self.notify_conf.metrics else None
         self.engine.on_state = self._on_state
+        if self.metrics is not None:
+            self.engine.on_pass = self.metrics.scheduled
 
     # ------------------------------------------------------------ lifecycle
 
@@ -225,6 +229,8 @@ class Runtime:
 
     def _on_state(self, job: Job, old: State | None, why: str | None, now: float) -> None:
         self.notifier.changed(job, old, why, now)
+        if self.metrics is not None:
+            self.metrics.changed(job, old, why, now)
 
     def _gpus_held_by_others(self, job_id: int) -> set[int]:
         return {g for j in self.engine.holding() if j.id != job_id for g in j.gpu_ids}

@@ -17,6 +17,7 @@ import math
 import random
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ class Engine:
         self.exit_status: Callable[[Job], int | None] = lambda job: None
         """How an ended job's executor says it ended, when its result file does not."""
         self.on_state: Callable[[Job, State | None, str | None, float], None] = _untold
+        self.on_pass: Callable[[float], None] = _untimed
+        """Told how long each scheduling pass that had candidates took (seconds)."""
         """Told of every change of a job's state (the job as it is now, its old state,
         None for a new job, and the event's reason) inside the change's transaction, after
         its event is written and before memory moves on: notifications and metrics."""
@@ -630,6 +633,13 @@ class Engine:
 
     def schedule(self, now: float) -> None:
         """Start what can start now; the launches go to the outbox (Slurm: submissions)."""
+        began = time.perf_counter()
+        try:
+            self._schedule(now)
+        finally:
+            self.on_pass(time.perf_counter() - began)
+
+    def _schedule(self, now: float) -> None:
         if self.slurm_mode:
             from gflow import slurmsync
 
@@ -911,6 +921,10 @@ def _outcome(intent: StopIntent | None, exit_code: int | None) -> tuple[State, R
     if exit_code == 0:
         return State.FINISHED, None
     return State.FAILED, None if exit_code is not None else Reason.EXIT_UNKNOWN
+
+
+def _untimed(seconds: float) -> None:
+    """Nobody times the scheduling passes."""
 
 
 def _untold(job: Job, old: State | None, why: str | None, now: float) -> None:

@@ -52,6 +52,8 @@ class GpuInfo:
     memory_total_mib: int
     memory_used_mib: int
     processes: tuple[GpuProcess, ...]
+    utilization: float | None = None
+    """Share of the last sample period the card was busy, 0 to 1 (NVML; None: unknown)."""
 
 
 class GpuBackend(Protocol):
@@ -142,7 +144,16 @@ class NvmlBackend:
             memory_total_mib=int(memory.total) // MIB,
             memory_used_mib=int(memory.used) // MIB,
             processes=procs,
+            utilization=self._utilization(handle),
         )
+
+    def _utilization(self, handle: Any) -> float | None:
+        try:
+            return int(self._nvml.nvmlDeviceGetUtilizationRates(handle).gpu) / 100
+        except Exception as exc:  # not supported on every card (or by a stand-in NVML)
+            if _is_nvml_failure(exc) or isinstance(exc, AttributeError):
+                return None
+            raise
 
     def close(self) -> None:
         if self._open:
