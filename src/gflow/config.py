@@ -312,4 +312,21 @@ poll_interval = 2
 # A directory every node sees at the same path, for run files and logs
 # (default: the data directory, which must then be shared).
 # shared_dir = "/shared/gflow"
+
+# Mail and webhooks when jobs change state, and the Prometheus metrics: see the page
+# "Notifications and metrics". Secret files must be readable by gflowd's user only.
+# [mail]
+# host = "smtp.lab.example.org"
+# security = "starttls"                        # none, starttls or tls
+# credentials_file = "/etc/gflow/smtp.secret"  # user name, then password (chmod 600)
+# from = "gflow@gpu1.lab.example.org"
+# domain = "lab.example.org"                   # default address: user@domain
+# [notifications]
+# retry_for = 86400                            # seconds a delivery is tried
+# [[notifications.webhooks]]
+# url = "https://hooks.slack.com/services/T000/B000/XXXX"
+# events = ["job_failed", "job_timeout"]
+# secret_file = "/etc/gflow/hook.secret"       # signs each body (HMAC-SHA256)
+# [metrics]
+# bearer_token_file = "/etc/gflow/metrics.token"  # for a scraper of loopback TCP
 """

@@ -122,7 +122,9 @@ class Runtime:
                 require(module, "web", "the dashboard (web = true)")
         self.notify_conf = notifyconfig.load(paths.config_file)
         self.notifier = Notifier(self.store, self.notify_conf, self._gpus_held_by_others)
-        self.deliveries = Deliveries(self.store, self.notify_conf, paths.logs_dir)
+        self.deliveries = Deliveries(
+            self.store, self.notify_conf, paths.logs_dir, busy=self._launching
+        )
         self.metrics: Metrics | None = Metrics(self) if self.notify_conf.metrics else None
         self.engine.on_state = self._on_state
         if self.metrics is not None:
@@ -231,6 +233,9 @@ class Runtime:
         self.notifier.changed(job, old, why, now)
         if self.metrics is not None:
             self.metrics.changed(job, old, why, now)
+
+    def _launching(self) -> bool:
+        return self._in_flight > 0 or bool(self._queued_launches)
 
     def _gpus_held_by_others(self, job_id: int) -> set[int]:
         return {g for j in self.engine.holding() if j.id != job_id for g in j.gpu_ids}
@@ -448,6 +453,8 @@ class Runtime:
                     self._drop_cgroup(exited.job_id)
         self.drain()
         self._pump()
+        if not self._launching():  # sends that waited for the launches go now
+            self.deliveries.dispatch()
 
     def _plausible(self, job_id: int, launched: Launched) -> bool:
         """A pid from a tmux server the job's user controls must be that user's process

@@ -24,7 +24,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,30 @@ MAX_AT_ONCE = 16
 KEEP_DELIVERED = 86400.0
 KEEP_FAILED = 30 * 86400.0
 LOG_BYTES = 64 * 1024
+FLUSH_DELAY = 0.25
+"""Seconds outcomes gather before they are written (a crash in between sends again)."""
+YIELD_FOR = 1.0
+"""Seconds new sends wait at most for launches in progress."""
+"""Seconds outcomes gather before they are written (a crash in between sends again)."""
 
 Key = tuple[str, str]
 
 
 class Deliveries:
-    def __init__(self, store: Store, conf: Notifications, logs_dir: Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        conf: Notifications,
+        logs_dir: Path,
+        busy: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.store = store
         self.conf = conf
         self.logs_dir = logs_dir
+        self.busy_elsewhere = busy
+        """True while jobs are being launched: new sends wait (at most ``YIELD_FOR``), so
+        the launching threads do not wait for the interpreter behind them."""
+        self._yielding_since: float | None = None
         self.queues: dict[Key, list[tuple[int, float]]] = {}
         self.busy: set[Key] = set()
         self.last = 0
@@ -66,6 +81,7 @@ class Deliveries:
         self._again: list[tuple[int, int, float, str]] = []
         self._failed: list[tuple[int, int, float, str]] = []
         self._flush_pending = False
+        self._tries: dict[int, int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._mailer: ThreadPoolExecutor | None = None
         self._closing = False
@@ -93,7 +109,7 @@ class Deliveries:
 
     def dispatch(self) -> None:
         """Start every delivery that is due; arm one timer for the next."""
-        if self._closing:
+        if self._closing or self._yielding():
             return
         now = time.time()
         soonest: float | None = None
@@ -112,6 +128,21 @@ class Deliveries:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         self._arm(soonest)
+
+    def _yielding(self) -> bool:
+        """Whether to leave the interpreter to launches for now (the runtime dispatches
+        again when they are done; a timer does after ``YIELD_FOR`` in any case)."""
+        if not self.queues or not self.busy_elsewhere():
+            self._yielding_since = None
+            return False
+        now = time.monotonic()
+        if self._yielding_since is None:
+            self._yielding_since = now
+        if now - self._yielding_since >= YIELD_FOR:
+            self._yielding_since = None
+            return False
+        self._arm(time.time() + YIELD_FOR)
+        return True
 
     def _arm(self, when: float | None) -> None:
         if self._timer is not None:
@@ -141,7 +172,7 @@ class Deliveries:
 
     def _settle(self, key: Key, row: dict[str, Any], error: str | None) -> None:
         notice_id, channel, now = row["id"], row["channel"], time.time()
-        attempts = row["attempts"] + 1
+        attempts = self._tries.pop(notice_id, row["attempts"]) + 1
         if error is None:
             self._pop(key, notice_id)
             self._done.append((notice_id, attempts, now))
@@ -158,6 +189,7 @@ class Deliveries:
                 )
             else:
                 at = min(now + self._delay(attempts), row["deadline"])
+                self._tries[notice_id] = attempts  # written a moment later (flush)
                 self._replace(key, notice_id, at)
                 self._again.append((notice_id, attempts, at, error))
                 log.warning(
@@ -248,9 +280,11 @@ class Deliveries:
     # ------------------------------------------------------------ outcomes
 
     def _flush_soon(self) -> None:
+        """Outcomes are written together, a moment later: one commit for many deliveries
+        keeps the disk's syncs off the scheduler's way."""
         if not self._flush_pending:
             self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
         """Write the outcomes gathered since the last flush, in one transaction."""

@@ -93,7 +93,7 @@ def test_a_webhook_retried_after_500s_is_accepted_once_signed(
     assert body["job"]["state"] == "Failed" and body["host"]
     assert f"job {bad} (broken" in body["text"] and "exit code 3" in body["text"]
     assert body["content"] == body["text"]
-    assert [n["state"] for n in notices(g, bad)] == ["delivered"]
+    g.until(lambda: [n["state"] for n in notices(g, bad)] == ["delivered"], what="marked")
     assert notices(g, bad)[0]["attempts"] == 4
 
 
