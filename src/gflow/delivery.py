@@ -52,6 +52,11 @@ YIELD_FOR = 1.0
 Key = tuple[str, str]
 
 
+class Hopeless(str):
+    """Why a delivery can never succeed as things are configured (no retry: it fails now,
+    and ``gctl notifications --retry`` tries it again once the configuration is fixed)."""
+
+
 class Deliveries:
     def __init__(
         self,
@@ -180,7 +185,7 @@ class Deliveries:
         else:
             self.tries_failed[channel] = self.tries_failed.get(channel, 0) + 1
             target = _shown(row)
-            if now >= row["deadline"]:
+            if now >= row["deadline"] or isinstance(error, Hopeless):
                 self._pop(key, notice_id)
                 self._failed.append((notice_id, attempts, now, error))
                 log.error(
@@ -231,7 +236,7 @@ class Deliveries:
         if row["channel"] == notices.WEBHOOK:
             hook = self.conf.webhook(row["target"])
             if hook is None:
-                return "this webhook is no longer in the configuration"
+                return Hopeless("this webhook is no longer in the configuration")
             headers.update(hook.headers)
             if hook.secret:
                 mac = hmac.new(hook.secret, payload, hashlib.sha256).hexdigest()
@@ -265,7 +270,7 @@ class Deliveries:
     async def _mail(self, row: dict[str, Any], data: dict[str, Any]) -> str | None:
         mail = self.conf.mail
         if not mail.host:
-            return "mail is not set up on this machine ([mail] host in the configuration)"
+            return Hopeless("mail is not set up on this machine ([mail] host in the configuration)")
         job_id = data["job"]["id"]
         log_path = self.logs_dir / f"{job_id}.log"
         tail = _tail(log_path, mail.log_lines) if data["event"] != "job_started" else ""
