@@ -61,7 +61,7 @@ def test_header_ends_at_the_first_command() -> None:
 
 def test_sbatch_lines_honoured_ignored_refused() -> None:
     found = directives.read("#SBATCH -N 1 --ntasks=1 -p gpu --mail-type=END\n", "x.sh")
-    assert (found.tokens, found.ignored) == ([], ["-p", "gpu", "--mail-type=END"])
+    assert (found.tokens, found.ignored) == (["--mail-type=END"], ["-p", "gpu"])
     for line in ("#SBATCH -N 2", "#SBATCH --ntasks-per-node=4", "#SBATCH --chdir=/x"):
         with pytest.raises(InvalidInput, match=r"\(in x.sh\)"):
             directives.read(line, "x.sh")
