@@ -49,6 +49,8 @@ STRIPPED_ENV = frozenset(
 SHORTAGES = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC, errno.EDQUOT}
 )
+PANE_DEAD_WAIT = 5.0
+"""Seconds to wait for tmux to mark an ended job's pane dead and keep its exit status."""
 
 
 def shortage(exc: BaseException) -> bool:
@@ -530,10 +532,12 @@ class TmuxExecutor:
         """The exit status tmux kept for the job's dead pane (the wrapper exits with the
         job's code), for when the result file has none; None if the session is gone.
 
-        tmux marks a pane dead a moment after its process ends, so this asks a few times
-        (at most a second, in a worker thread, only on this fallback path)."""
+        tmux marks a pane dead a moment after its process ends (later on a loaded
+        machine), so this asks again for up to ``PANE_DEAD_WAIT`` seconds, in a worker
+        thread, only on this fallback path."""
         query = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
-        for _ in range(20):
+        deadline = time.monotonic() + PANE_DEAD_WAIT
+        while True:
             done = self._run(["display-message", "-p", "-t", f"=gflow-{job_id}:", query], run_as)
             if done.returncode != 0:
                 return None
@@ -542,8 +546,9 @@ class TmuxExecutor:
                 if status.isdigit():
                     return int(status)
                 return 128 + int(sig) if sig.isdigit() else None
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.05)
-        return None
 
     def close_session(self, job_id: int, run_as: RunAs | None = None) -> bool:
         done = self._run(["kill-session", "-t", f"=gflow-{job_id}"], run_as)
