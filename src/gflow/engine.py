@@ -133,11 +133,11 @@ class Engine:
         self.exit_status: Callable[[Job], int | None] = lambda job: None
         """How an ended job's executor says it ended, when its result file does not."""
         self.on_state: Callable[[Job, State | None, str | None, float], None] = _untold
-        self.on_pass: Callable[[float], None] = _untimed
-        """Told how long each scheduling pass that had candidates took (seconds)."""
         """Told of every change of a job's state (the job as it is now, its old state,
         None for a new job, and the event's reason) inside the change's transaction, after
         its event is written and before memory moves on: notifications and metrics."""
+        self.on_pass: Callable[[float], None] = _untimed
+        """Told how long each scheduling pass took (seconds)."""
 
     # ------------------------------------------------------------ loading
 

@@ -8,6 +8,7 @@ first ``refuse`` messages. Both record what they were sent.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,7 +17,7 @@ Hit = dict[str, Any]
 
 
 class WebhookReceiver:
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, port: int = 0) -> None:
         self.statuses = list(statuses or [])
         self.hits: list[Hit] = []
         self.arrived = 0
@@ -53,7 +54,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -89,15 +90,35 @@ def free_port() -> int:
 
 
 class MailSink:
-    """aiosmtpd on 127.0.0.1; ``refuse``: how many messages to answer ``451`` first."""
+    """aiosmtpd on 127.0.0.1; ``refuse``: how many messages to answer ``451`` first;
+    ``tls``: a certificate for 127.0.0.1, which makes the server ask for STARTTLS and then
+    for ``login`` (user name, password) before it takes a message."""
 
-    def __init__(self, refuse: int = 0) -> None:
+    def __init__(
+        self,
+        refuse: int = 0,
+        tls: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
 
         self.messages: list[dict[str, Any]] = []
+        self.logins: list[str] = []
         self.refused = 0
         self.refuse = refuse
         sink = self
+
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> AuthResult:
+            if not isinstance(data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            given = (data.login.decode(), data.password.decode())
+            if given != login:
+                return AuthResult(success=False, handled=False)
+            sink.logins.append(given[0])
+            return AuthResult(success=True)
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -114,12 +135,18 @@ class MailSink:
                         "to": list(envelope.rcpt_tos),
                         "subject": str(msg["Subject"]),
                         "text": body.get_content() if body else "",
+                        "tls": session.ssl is not None,
                     }
                 )
                 return "250 OK"
 
+        secure: dict[str, Any] = {}
+        if tls is not None:
+            secure = {"tls_context": tls, "require_starttls": True}
+            if login is not None:
+                secure |= {"authenticator": authenticate, "auth_required": True}
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **secure)
         self.controller.start()
 
     def close(self) -> None:

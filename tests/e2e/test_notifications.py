@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.conftest import Gflow
-from tests.e2e.receivers import MailSink, WebhookReceiver
+from tests.e2e.receivers import MailSink, WebhookReceiver, free_port
 
 FAST = "[notifications]\nretry_first = 0.05\nretry_max = 0.2\n"
 
@@ -164,11 +166,103 @@ def test_unreachable_receivers_are_retried_listed_and_retried_by_hand(
     assert "webhook http://127.0.0.1:9/…" in shown and "mail bo@lab.test" in shown
     assert "url http://127.0.0.1:" in shown and "/hook" not in shown
     assert "HTTP 503" in shown and "Error" in shown
+    logged = (g.home / "gflowd.log").read_text()
+    assert "failed (" in logged and "given up after" in logged
+    assert "/closed" not in logged and "/hook" not in logged  # a URL's path may be a token
     assert g.run("gqueue").returncode == 0  # the daemon never fell over
     receiver.statuses = []
     retried = g.run("gctl", "notifications", "--retry", "all").stdout
     assert retried.startswith("Retrying 5 notification(s)")
     g.until(lambda: receiver.accepted("job_completed", job), what="the retried delivery")
+
+
+def test_a_receiver_that_is_down_gets_the_delivery_once_it_is_up(
+    make_gflow: Callable[..., Gflow],
+) -> None:
+    port = free_port()
+    g = make_gflow()
+    configure(g, FAST + webhook(f"http://127.0.0.1:{port}/hook", '"job_completed"'))
+    g.start()
+    job = g.submit("true")
+    g.until(
+        lambda: any(n["attempts"] >= 2 for n in notices(g, job)), what="tries that found no one"
+    )
+    [down] = notices(g, job)
+    assert down["state"] == "pending" and "onnect" in str(down["error"])
+    late = WebhookReceiver(port=port)
+    try:
+        g.until(lambda: late.accepted("job_completed", job), what="the delivery once it is up")
+        g.until(lambda: notices(g, job)[0]["state"] == "delivered", what="marked")
+        assert len(late.hits) == 1
+    finally:
+        late.close()
+
+
+def test_every_event_reaches_the_webhooks_that_ask_for_it(
+    make_gflow: Callable[..., Gflow], receiver: WebhookReceiver
+) -> None:
+    vision = WebhookReceiver()
+    g = make_gflow(GFLOW_FAKE_GPUS="1")
+    configure(
+        g,
+        FAST
+        + webhook(receiver.url)
+        + webhook(vision.url, '"job_completed", "job_cancelled"', 'projects = ["vision"]\n'),
+    )
+    try:
+        g.start()
+        g.until(lambda: receiver.accepted("scheduler_online"), what="the daemon's start")
+        held = g.submit("--hold", "-P", "vision", "-g", "1", "true")
+        g.run("gjob", "release", str(held))
+        assert g.wait(held) == 0
+        other = g.submit("--begin", "now+1h", "true")
+        g.run("gjob", "hold", str(other))
+        g.run("gcancel", str(other))
+        told = ["job_submitted", "job_released", "job_started", "job_completed"]
+        g.until(
+            lambda: (
+                all(receiver.accepted(e, held) for e in told)
+                and receiver.accepted("gpu_available")
+                and receiver.accepted("job_held", other)
+                and receiver.accepted("job_cancelled", other)
+            ),
+            what="every event",
+        )
+        assert receiver.accepted("gpu_available")[0]["body"]["gpus"] == [0]
+        g.until(lambda: vision.accepted("job_completed", held), what="the project's hook")
+        assert [h["body"]["job"]["id"] for h in vision.accepted()] == [held]
+    finally:
+        vision.close()
+
+
+def test_mail_over_starttls_signs_in_with_the_credentials_file_to_the_users_address(
+    make_gflow: Callable[..., Gflow], tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    sink = MailSink(tls=tls, login=("gflow", "pa ss"))
+    g = make_gflow(SSL_CERT_FILE=str(tmp_path / "ca.pem"))
+    credentials = secret_file(g, "gflow\npa ss")
+    configure(
+        g,
+        FAST + f'[mail]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "starttls"\n'
+        f'from = "gflow@box.test"\ndomain = "lab.test"\ncredentials_file = "{credentials}"\n',
+    )
+    try:
+        g.start()
+        job = g.submit("--name", "eval", "--mail-type", "BEGIN,END", "sh", "-c", "echo done")
+        g.until(lambda: len(sink.messages) == 2, what="two mails")
+        me = g.job(job)["user"]
+        assert [m["to"] for m in sink.messages] == [[f"{me}@lab.test"]] * 2
+        assert all(m["tls"] for m in sink.messages) and sink.logins == ["gflow", "gflow"]
+        began, ended = sorted(sink.messages, key=lambda m: "Began" not in m["subject"])
+        assert f"Job_id={job} Name=eval Began" in began["subject"]
+        assert f"Job_id={job} Name=eval Ended" in ended["subject"]
+        assert "FINISHED, ExitCode 0" in ended["subject"] and "done" in ended["text"]
+    finally:
+        sink.close()
 
 
 def test_mail_and_url_options_in_every_form(make_gflow: Callable[..., Gflow]) -> None:

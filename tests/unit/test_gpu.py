@@ -40,6 +40,12 @@ class _Memory:
 
 
 @dataclass
+class _Rates:
+    gpu: int
+    memory: int
+
+
+@dataclass
 class _Proc:
     pid: int
     usedGpuMemory: int | None
@@ -59,6 +65,7 @@ class FakeNvml:
                 "uuid": b"GPU-aaaa",
                 "memory": _Memory(total=40960 * MIB, used=1500 * MIB + 123),
                 "procs": [_Proc(pid=100, usedGpuMemory=1024 * MIB), _Proc(101, None)],
+                "busy_percent": 37,
             },
             {
                 "name": "NVIDIA GeForce RTX 4090",
@@ -93,6 +100,11 @@ class FakeNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: dict[str, Any]) -> Any:
         return handle["procs"]
+
+    def nvmlDeviceGetUtilizationRates(self, handle: dict[str, Any]) -> Any:
+        if "busy_percent" not in handle:  # as NVML_ERROR_NOT_SUPPORTED on some cards
+            raise NVMLError("Not Supported")
+        return _Rates(gpu=handle["busy_percent"], memory=0)
 
 
 # --- FakeBackend ---------------------------------------------------------------------------
@@ -241,6 +253,7 @@ def test_nvml_backend_discover() -> None:
             memory_total_mib=40960,
             memory_used_mib=1500,
             processes=(GpuProcess(100, 1024), GpuProcess(101, 0)),
+            utilization=0.37,
         ),
         GpuInfo(
             index=1,
