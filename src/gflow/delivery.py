@@ -40,6 +40,11 @@ log = logging.getLogger("gflow.delivery")
 
 MAX_AT_ONCE = 16
 """Deliveries in flight at once (each to a different target)."""
+URLS_AT_ONCE = 8
+"""Of those, to users' own ``--notify-url`` endpoints: the rest stay for the configured
+webhooks and mail, however slow the users' endpoints are."""
+USER_AT_ONCE = 4
+"""Of those, to one user's endpoints: one user's slow URLs do not hold back the others'."""
 KEEP_DELIVERED = 86400.0
 KEEP_FAILED = 30 * 86400.0
 LOG_BYTES = 64 * 1024
@@ -47,9 +52,9 @@ FLUSH_DELAY = 0.25
 """Seconds outcomes gather before they are written (a crash in between sends again)."""
 YIELD_FOR = 1.0
 """Seconds new sends wait at most for launches in progress."""
-"""Seconds outcomes gather before they are written (a crash in between sends again)."""
 
-Key = tuple[str, str]
+Key = tuple[str, str, int | None]
+"""A queue of deliveries: channel, target, and for a job's own URL the uid that gave it."""
 
 
 class Hopeless(str):
@@ -104,9 +109,10 @@ class Deliveries:
         """Rows may have been added: queue them and send what is due."""
         self.add(self.store.pending_notifications(self.last))
 
-    def add(self, rows: Sequence[tuple[int, str, str, float]]) -> None:
-        for notice_id, channel, target, next_try in rows:
-            queue = self.queues.setdefault((channel, target), [])
+    def add(self, rows: Sequence[tuple[int, str, str, float, int | None]]) -> None:
+        for notice_id, channel, target, next_try, uid in rows:
+            key = (channel, target, uid if channel == notices.URL else None)
+            queue = self.queues.setdefault(key, [])
             if not any(i == notice_id for i, _ in queue):
                 bisect.insort(queue, (notice_id, next_try))
             self.last = max(self.last, notice_id)
@@ -127,12 +133,20 @@ class Deliveries:
             notice_id, when = queue[0]
             if when > now:
                 soonest = when if soonest is None else min(soonest, when)
-            elif len(self.busy) < MAX_AT_ONCE:
+            elif len(self.busy) < MAX_AT_ONCE and self._room_for(key):
                 self.busy.add(key)
                 task = asyncio.ensure_future(self._deliver(key, notice_id))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         self._arm(soonest)
+
+    def _room_for(self, key: Key) -> bool:
+        """Whether a delivery to a user's own URL may start now (configured targets may
+        whenever a slot is free)."""
+        if key[0] != notices.URL:
+            return True
+        urls = [k for k in self.busy if k[0] == notices.URL]
+        return len(urls) < URLS_AT_ONCE and sum(k[2] == key[2] for k in urls) < USER_AT_ONCE
 
     def _yielding(self) -> bool:
         """Whether to leave the interpreter to launches for now (the runtime dispatches
@@ -162,7 +176,7 @@ class Deliveries:
     async def _deliver(self, key: Key, notice_id: int) -> None:
         try:
             row = self.store.notification(notice_id)
-            if row is None or row["state"] != "pending" or (row["channel"], row["target"]) != key:
+            if row is None or row["state"] != "pending" or _key_of(row) != key[:2]:
                 self._pop(key, notice_id)
                 return
             error = await self._send(row)
@@ -391,6 +405,10 @@ def _shown(row: dict[str, Any]) -> str:
     if row["channel"] == notices.MAIL:
         return str(row["target"])
     return notices.shown_url(row["target"])
+
+
+def _key_of(row: dict[str, Any]) -> tuple[str, str]:
+    return row["channel"], row["target"]
 
 
 def _describe(exc: BaseException) -> str:

@@ -802,10 +802,11 @@ class Store:
             rows,
         )
 
-    def pending_notifications(self, after: int) -> list[tuple[int, str, str, float]]:
-        """(id, channel, target, next try) of every pending notification above ``after``."""
+    def pending_notifications(self, after: int) -> list[tuple[int, str, str, float, int | None]]:
+        """(id, channel, target, next try, uid) of every pending notification above
+        ``after``."""
         return self.db.execute(
-            "SELECT id, channel, target, next_try FROM notifications "
+            "SELECT id, channel, target, next_try, uid FROM notifications "
             "WHERE state = 'pending' AND id > ? ORDER BY id",
             (after,),
         ).fetchall()
@@ -858,7 +859,7 @@ class Store:
 
     def retry_notifications(
         self, ids: Sequence[int] | None, uid: int | None, now: float, deadline: float
-    ) -> list[tuple[int, str, str, float]]:
+    ) -> list[tuple[int, str, str, float, int | None]]:
         """Make failed (or waiting) notifications due now, with a fresh deadline: these
         ids, else all failed ones; only ``uid``'s when given. The rows, as
         :meth:`pending_notifications` gives them."""
@@ -881,7 +882,7 @@ class Store:
                 [(now, deadline, i) for i in chosen],
             )
         return self.db.execute(
-            "SELECT id, channel, target, next_try FROM notifications "
+            "SELECT id, channel, target, next_try, uid FROM notifications "
             "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
             (json.dumps(chosen),),
         ).fetchall()

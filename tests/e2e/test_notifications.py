@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+import gflow
+from gflow.delivery import MAX_AT_ONCE, USER_AT_ONCE
 from tests.conftest import Gflow
 from tests.e2e.receivers import MailSink, WebhookReceiver, free_port
 
@@ -263,6 +265,26 @@ def test_mail_over_starttls_signs_in_with_the_credentials_file_to_the_users_addr
         assert "FINISHED, ExitCode 0" in ended["subject"] and "done" in ended["text"]
     finally:
         sink.close()
+
+
+def test_one_users_slow_urls_hold_back_neither_the_configured_webhooks_nor_others(
+    make_gflow: Callable[..., Gflow], receiver: WebhookReceiver
+) -> None:
+    stuck = WebhookReceiver()
+    stuck.hold.clear()  # never answers while the test runs
+    g = make_gflow()
+    configure(g, FAST + "timeout = 120\n" + webhook(receiver.url, '"job_completed"'))
+    try:
+        g.start()
+        client = gflow.Client(home=g.home)
+        for n in range(MAX_AT_ONCE + 1):  # as many endpoints as the daemon sends to at once
+            client.submit("true", hold=True, notify_url=f"{stuck.url}/{n}")
+        g.until(lambda: stuck.arrived >= USER_AT_ONCE, what="the user's first POSTs")
+        job = g.submit("true")
+        g.until(lambda: receiver.accepted("job_completed", job), what="the configured webhook")
+        assert stuck.arrived == USER_AT_ONCE
+    finally:
+        stuck.close()
 
 
 def test_mail_and_url_options_in_every_form(make_gflow: Callable[..., Gflow]) -> None:
