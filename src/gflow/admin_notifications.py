@@ -89,4 +89,3 @@ def _target(row: dict[str, Any], caller: Caller) -> str:
     if row["channel"] == notices.WEBHOOK and not caller.admin:
         return "(a configured webhook)"
     return notices.shown_url(row["target"])
-

@@ -178,7 +178,7 @@ class _Reader:
                 self._fail(
                     f"{where}.events",
                     unknown[0],
-                    f"some of {', '.join(EVENTS)} (or \"*\")",
+                    f'some of {", ".join(EVENTS)} (or "*")',
                     self._line(index, "events"),
                 )
         headers = raw.get("headers", {})
@@ -256,8 +256,9 @@ class _Reader:
         lines = self._secret("mail.credentials_file", name).decode().splitlines()
         if len(lines) < 2 or not lines[0].strip():
             self._fail(
-                "mail.credentials_file", name, "a file with the user name and the password"
-                " on two lines"
+                "mail.credentials_file",
+                name,
+                "a file with the user name and the password on two lines",
             )
         return lines[0].strip(), lines[1]
 

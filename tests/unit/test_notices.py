@@ -114,7 +114,7 @@ def test_the_configuration_names_the_line_of_a_bad_webhook(tmp_path: Path) -> No
     path.write_text('[[notifications.webhooks]]\nurl = "http://x.test"\nheaders = {Host = "y"}\n')
     with pytest.raises(ConfigError, match=r"headers\.Host"):
         load(path)
-    path.write_text('[notifications]\nretry_forever = true\n')
+    path.write_text("[notifications]\nretry_forever = true\n")
     with pytest.raises(ConfigError, match=r"notifications\.retry_forever"):
         load(path)
     path.write_text('[[notifications.webhooks]]\nurl = "http://x.test:8080/in"\n')
