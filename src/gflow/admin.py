@@ -1,94 +1,72 @@
-"""What the daemon reports about itself, and the runtime controls (``gctl``, ``gflowd``)."""
+"""What the daemon reports about itself, and the runtime controls (``gctl``, ``gflowd``).
+
+Each function answers one request with the small :class:`gflow.host.Admin` interface;
+which request reaches which function is :mod:`gflow.routes`' business.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
-
-from aiohttp import web
 
 from gflow import (
     __version__,
     admin_notifications,
     admin_quotas,
     admin_reservations,
+    commands,
     limits,
-    logs,
-    notifyconfig,
-    proc,
 )
-from gflow.config import DaemonConfig, load_daemon_config
 from gflow.engine import Caller
-from gflow.errors import Forbidden, InvalidInput
+from gflow.errors import InvalidInput
 from gflow.executors import TmuxExecutor
 from gflow.limits import MAX_COUNT, MAX_DAYS, MAX_EXPANSION, MAX_ID
-from gflow.listener import connection_budget
 from gflow.model import State
 from gflow.reservations import Calendar
-from gflow.stats import summarize
 
 if TYPE_CHECKING:
-    from gflow.daemon import Runtime
+    from gflow.host import Admin
 
 log = logging.getLogger("gflow.admin")
 
-RESTART_ONLY = (
-    "executor",
-    "tcp",
-    "host",
-    "port",
-    "system",
-    "fake_gpus",
-    "idle_timeout",
-    "web",
-    "web_port",
-)
 
-
-def memory_limit(config: DaemonConfig) -> int | None:
-    """Host memory (MB) gflow hands out to ``--memory`` jobs: configured, else all RAM."""
-    return config.memory_mb or proc.total_memory_mb()
-
-
-def status(rt: Runtime) -> dict[str, Any]:
-    slots = rt.engine.gpu_slots
-    busy = {g for j in rt.engine.holding() for g in j.gpu_ids}
+def status(host: Admin) -> dict[str, Any]:
+    slots = host.engine.gpu_slots
+    busy = {g for j in host.engine.holding() for g in j.gpu_ids}
     counts: dict[str, int] = {}
-    for job in rt.engine.jobs.values():
+    for job in host.engine.jobs.values():
         counts[job.state.value] = counts.get(job.state.value, 0) + 1
     return {
         "pid": os.getpid(),
         "version": __version__,
-        "uptime": time.time() - rt.started,
-        "executor": rt.engine.executor_name,
-        "slurm": rt.slurm.status.json() if rt.slurm is not None else None,
-        "database": str(rt.paths.db),
-        "socket": str(rt.paths.socket),
-        "system": rt.system,
+        "uptime": time.time() - host.started,
+        "executor": host.engine.executor_name,
+        "slurm": host.slurm.status.json() if host.slurm is not None else None,
+        "database": str(host.paths.db),
+        "socket": str(host.paths.socket),
+        "system": host.system,
         "gpus_total": len(slots),
         "gpus_available": sum(
             1 for s in slots if s.allowed and not s.unmanaged and s.index not in busy
         ),
-        "gpu_backend": rt.gpus.backend.name if rt.gpus.backend else None,
-        "gpu_polls": rt.gpus.polls,
+        "gpu_backend": host.gpus.backend.name if host.gpus.backend else None,
+        "gpu_polls": host.gpus.polls,
         "jobs": counts,
-        "tcp": rt.tcp,
+        "tcp": host.tcp,
         "connections": {
-            "open": rt.listener.open_connections(),
-            "refused": rt.listener.stats.refused,
-            "out_of_fds": rt.listener.stats.out_of_fds,
+            "open": host.listener.open_connections(),
+            "refused": host.listener.stats.refused,
+            "out_of_fds": host.listener.stats.out_of_fds,
         },
     }
 
 
-def info(rt: Runtime) -> dict[str, Any]:
+def info(host: Admin) -> dict[str, Any]:
     """GPUs (with the jobs and foreign processes holding them) and the daemon's status."""
     holders: dict[int, list[dict[str, Any]]] = {}
-    for job in rt.engine.holding():
+    for job in host.engine.holding():
         for g in job.gpu_ids:
             holders.setdefault(g, []).append(
                 {
@@ -98,11 +76,11 @@ def info(rt: Runtime) -> dict[str, Any]:
                     "gpu_memory_mb": job.gpu_memory_mb,
                 }
             )
-    by_index = {g.index: g for g in rt.gpus.snapshot}
+    by_index = {g.index: g for g in host.gpus.snapshot}
     now = time.time()
-    calendar = Calendar(rt.engine.reservations, now)
+    calendar = Calendar(host.engine.reservations, now)
     gpus = []
-    for slot in rt.engine.gpu_slots:
+    for slot in host.engine.gpu_slots:
         snap = by_index.get(slot.index)
         gpus.append(
             {
@@ -120,9 +98,9 @@ def info(rt: Runtime) -> dict[str, Any]:
         )
     return {
         "gpus": gpus,
-        "status": status(rt),
-        "memory_mb": rt.engine.memory_mb,
-        "executor": rt.engine.executor_name,
+        "status": status(host),
+        "memory_mb": host.engine.memory_mb,
+        "executor": host.engine.executor_name,
     }
 
 
@@ -132,84 +110,59 @@ def _next_window(calendar: Calendar, gpu: int, now: float) -> dict[str, Any] | N
     return windows[0].to_json(now) if windows else None
 
 
-def stats(rt: Runtime, uids: tuple[int, ...], since: float | None) -> dict[str, Any]:
-    summary = summarize(rt.store.stats_rows(uids, since), time.time())
-    summary["since"] = since
-    return summary
+def quota(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl quota``: anyone lists; administrators set and remove (checked there)."""
+    return admin_quotas.handle(host.engine, data, caller, time.time())
 
 
-async def handle(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """One ``/v1/admin/<verb>`` request. On a system daemon most verbs are for admins."""
-    if verb == "show-gpus":
-        return info(rt)
-    if verb == "close-sessions":
-        return await close_sessions(rt, data, caller)
-    if verb == "set-limit":
-        return set_limit(rt, data, caller)
-    if verb == "quota":  # listing is open; changes are checked there
-        return admin_quotas.handle(rt.engine, data, caller, time.time())
-    if verb == "reserve":
-        return admin_reservations.handle(rt.engine, data, caller, time.time())
-    if verb == "notifications":  # each user their own; administrators all
-        return admin_notifications.handle(rt, data, caller)
-    if rt.system and not caller.admin:
-        raise Forbidden(f"gctl {verb} is for administrators of the system gflowd")
-    if verb == "reload":
-        return reload(rt)
-    if verb == "set-gpus":
-        return rt.gpus.set_allowed(data)
-    if verb == "gpu-process":
-        return rt.gpus.ignore(data)
-    if verb == "prune":
-        days = limits.number(
-            data.get("older_than_days", rt.config.history_days), "older_than_days", 0, MAX_DAYS
-        )
-        return {"removed": rt.store.prune(time.time() - days * 86400, rt.engine.children)}
-    raise web.HTTPNotFound(reason=f"unknown admin action {verb}")
+def reserve(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl reserve``: anyone lists; administrators create and cancel (checked there)."""
+    return admin_reservations.handle(host.engine, data, caller, time.time())
 
 
-def reload(rt: Runtime) -> dict[str, Any]:
-    """Re-read the configuration; what only a restart can change is reported, not applied."""
-    fresh = load_daemon_config(rt.paths)
-    rt.configure_notifications(notifyconfig.load(rt.paths.config_file))
-    ignored = [k for k in RESTART_ONLY if getattr(fresh, k) != getattr(rt.config, k)]
-    rt.config = dataclasses.replace(fresh, **{k: getattr(rt.config, k) for k in RESTART_ONLY})
-    rt.engine.config = rt.config
-    rt.engine.memory_mb = memory_limit(rt.config)
-    rt.gpus.apply_config(rt.config)
-    rt.listener.configure(
-        per_user=rt.config.max_connections_per_user,
-        total=rt.config.max_connections or connection_budget(),
+def notifications(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl notifications``: each user their own; administrators all."""
+    return admin_notifications.handle(host, data, caller)
+
+
+def reload(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gflowd reload``: re-read the configuration; report what only a restart applies."""
+    return {"reloaded": True, "needs_restart": host.reload()}
+
+
+def set_gpus(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl set-gpus``: the GPUs gflow may hand out."""
+    return host.gpus.set_allowed(data)
+
+
+def gpu_process(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl gpu-process``: a foreign GPU process to ignore, or to mind again."""
+    return host.gpus.ignore(data)
+
+
+def prune(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl prune``: forget ended jobs older than some days (default: history_days)."""
+    days = limits.number(
+        data.get("older_than_days", host.config.history_days), "older_than_days", 0, MAX_DAYS
     )
-    logs.apply(rt.config)
-    rt.gpus.refresh()
-    rt.drain()
-    log.info("configuration reloaded%s", f" (restart needed for: {ignored})" if ignored else "")
-    return {"reloaded": True, "needs_restart": ignored}
+    return {"removed": commands.prune(host.engine, time.time() - days * 86400)}
 
 
-def set_limit(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def set_limit(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """``gctl set-limit``: at most N running jobs of an array or sweep (0: no limit)."""
     job_id = limits.whole(data.get("job"), "job", 1, MAX_ID)
     limit = limits.whole(data.get("limit"), "limit", 0, MAX_COUNT)
-    job = rt.engine.require(job_id)
-    rt.engine.check_owner(job, caller)
-    if job.group_id is None:
-        raise InvalidInput("job", str(job_id), "a job that belongs to an array or sweep")
-    with rt.store.tx():
-        rt.store.set_group_limit(job.group_id, limit or None)
-    if limit:
-        rt.engine.group_limits[job.group_id] = limit
-    else:
-        rt.engine.group_limits.pop(job.group_id, None)
-    rt.engine.schedule(time.time())
-    members = rt.store.group_members(job.group_id)
-    return {"group": job.group_id, "limit": limit or None, "jobs": len(members)}
+    return commands.set_limit(host.engine, job_id, limit, caller, time.time())
 
 
-async def close_sessions(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def show_gpus(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """``gctl show-gpus``: as ``ginfo``."""
+    return info(host)
+
+
+async def close_sessions(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """Close the tmux sessions of the caller's ended jobs (by ids and/or states)."""
-    executor = rt.executor
+    executor = host.executor
     if not isinstance(executor, TmuxExecutor):
         return {"closed": [], "note": "the process executor has no sessions"}
     ids = data.get("ids")
@@ -223,13 +176,12 @@ async def close_sessions(rt: Runtime, data: dict[str, Any], caller: Caller) -> d
     if not (isinstance(states, list) and all(isinstance(x, str) for x in states)):
         raise InvalidInput("states", limits.brief(states), "a list of state names")
     ids = None if ids is None else set(ids)
-    run_as = rt.engine.identity(caller.uid)
-    loop = asyncio.get_running_loop()
-    alive = await loop.run_in_executor(rt.pool, executor.sessions, run_as)
+    run_as = host.engine.identity(caller.uid)
+    alive = await host.in_thread(executor.sessions, run_as)
     wanted = []
     for name in alive:
         number = name.removeprefix("gflow-")
-        job = rt.engine.job(int(number)) if number.isdigit() else None
+        job = host.engine.job(int(number)) if number.isdigit() else None
         if job is None or job.state is State.RUNNING or job.uid != caller.uid:
             continue
         if ids is not None and job.id not in ids:
@@ -238,5 +190,5 @@ async def close_sessions(rt: Runtime, data: dict[str, Any], caller: Caller) -> d
             continue
         wanted.append(job.id)
     for job_id in wanted:
-        await loop.run_in_executor(rt.pool, executor.close_session, job_id, run_as)
+        await host.in_thread(executor.close_session, job_id, run_as)
     return {"closed": wanted}

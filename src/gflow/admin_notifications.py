@@ -18,35 +18,35 @@ from gflow.errors import InvalidInput, NotFound
 from gflow.limits import MAX_EXPANSION, MAX_ID
 
 if TYPE_CHECKING:
-    from gflow.daemon import Runtime
+    from gflow.host import Admin
 
 STATES = ("pending", "failed", "delivered")
 MAX_LISTED = 10_000
 
 
-def handle(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def handle(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     action = data.get("action", "list")
     if action == "list":
-        return listing(rt, data, caller)
+        return listing(host, data, caller)
     if action == "retry":
-        return retry(rt, data, caller)
+        return retry(host, data, caller)
     raise InvalidInput("action", limits.brief(action), "list or retry")
 
 
-def listing(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def listing(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     states = data.get("states", ["pending", "failed"])
     if not isinstance(states, list) or not states or not set(states) <= set(STATES):
         raise InvalidInput("states", limits.brief(states), f"some of {', '.join(STATES)}")
     limit = limits.whole(data.get("limit", 100), "limit", 1, MAX_LISTED)
     uid = None if caller.admin else caller.uid
-    rows = rt.store.list_notifications(uid, states, limit)
+    rows = host.engine.store.list_notifications(uid, states, limit)
     return {
         "notifications": [_row(r, caller) for r in rows],
-        "counts": rt.store.notification_counts() if caller.admin else None,
+        "counts": host.engine.store.notification_counts() if caller.admin else None,
     }
 
 
-def retry(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def retry(host: Admin, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """Try failed notifications again now, with a fresh ``retry_for`` (``ids``: these,
     also ones still waiting for their next try; else every failed one)."""
     ids = data.get("ids")
@@ -58,10 +58,10 @@ def retry(rt: Runtime, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
         raise InvalidInput("ids", limits.brief(ids), "a list of notification ids")
     now = time.time()
     uid = None if caller.admin else caller.uid
-    rows = rt.store.retry_notifications(ids, uid, now, now + rt.notify_conf.retry_for)
+    rows = host.engine.store.retry_notifications(ids, uid, now, now + host.notify_conf.retry_for)
     if ids is not None and not rows:
         raise NotFound("no such notification of yours that is failed or waiting")
-    rt.deliveries.add(rows)
+    host.deliveries.add(rows)
     return {"retried": [r[0] for r in rows]}
 
 

@@ -4,12 +4,15 @@ Every handler identifies the caller from the kernel, validates the body into a
 protocol object, calls one engine command, drains the engine's actions, and answers
 only after the store committed. Errors become ``{"error": ..., "kind": ...}`` with a
 4xx status; anything unexpected is a 500 with one line, logged with its traceback.
+Which handler answers which request is in :mod:`gflow.routes`; the handlers see the
+daemon through the small :class:`Server` interface, not the runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import json
 import logging
 import math
@@ -17,21 +20,24 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from gflow import admin, commands, limits, listing
+from gflow import admin, commands, limits, listing, routes
 from gflow.engine import Caller
 from gflow.errors import Conflict, Forbidden, GflowError, InvalidInput
+from gflow.host import Admin, Host, View
 from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
 from gflow.model import ACTIVE_STATES, Job, State
-from gflow.protocol import SubmitRequest, selector, update_changes
+from gflow.protocol import SubmitRequest
 from gflow.store import JobFilter
 
 if TYPE_CHECKING:
-    from gflow.daemon import Runtime
+    from gflow.metrics import Metrics
+    from gflow.tcpauth import Verifier
+    from gflow.web.server import Dashboard
 
 log = logging.getLogger("gflow.api")
 MAX_BODY = 64 * 1024 * 1024
@@ -39,8 +45,21 @@ MAX_USERS = 1000  # user names in one listing's users= filter
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class Server(Admin, Protocol):
+    """What the HTTP server needs of the daemon besides the runtime controls."""
+
+    @property
+    def tcp_auth(self) -> Verifier: ...
+
+    @property
+    def web(self) -> Dashboard | None: ...
+
+    @property
+    def metrics(self) -> Metrics | None: ...
+
+
 class Api:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Server) -> None:
         self.rt = rt
 
     # ------------------------------------------------------------ plumbing
@@ -226,13 +245,20 @@ class Api:
     async def admin(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         data = await self.body(request)
-        verb = request.match_info["verb"]
-        return self.done(await admin.handle(self.rt, verb, data, caller))
+        name = request.match_info["verb"]
+        verb = routes.ADMIN_VERBS.get(name)
+        if verb is None:
+            raise web.HTTPNotFound(reason=f"unknown admin action {name}")
+        if verb.admins and self.rt.system and not caller.admin:
+            raise Forbidden(f"gctl {name} is for administrators of the system gflowd")
+        answer = verb.run(self.rt, data, caller)
+        return self.done(await answer if inspect.isawaitable(answer) else answer)
 
     async def stats(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         q = request.query
-        return self.done(admin.stats(self.rt, uids_of(q.get("users", "me"), caller), _since(q)))
+        uids = uids_of(q.get("users", "me"), caller)
+        return self.done(commands.stats(self.rt.engine, uids, _since(q), time.time()))
 
     async def web_token(self, request: web.Request) -> web.Response:
         """``gflow web``: the caller's dashboard token and address (Unix socket only)."""
@@ -271,20 +297,7 @@ class Api:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.deadline, self.errors], client_max_size=MAX_BODY)
         app.add_routes(
-            [
-                web.get("/v1/health", self.health),
-                web.get("/v1/info", self.info),
-                web.post("/v1/jobs", self.submit),
-                web.get("/v1/jobs", self.list_jobs),
-                web.get("/v1/show", self.show),
-                web.get("/v1/wait", self.wait),
-                web.post("/v1/jobs/{verb}", self.control),
-                web.post("/v1/admin/{verb}", self.admin),
-                web.get("/v1/stats", self.stats),
-                web.get("/metrics", self.metrics),
-                web.post("/v1/shutdown", self.shutdown),
-                web.post("/v1/web/token", self.web_token),
-            ]
+            [web.route(method, path, getattr(self, name)) for method, path, name in routes.ROUTES]
         )
         return app
 
@@ -294,42 +307,15 @@ def _is_tcp(request: web.Request) -> bool:
     return sock is not None and sock.family != socket.AF_UNIX
 
 
-def control(rt: Runtime, verb: str, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def control(host: Host, verb: str, data: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """One ``/v1/jobs/<verb>`` request (cancel, hold, release, update, redo) by ``caller``."""
-    eng, now = rt.engine, time.time()
-    if verb == "cancel":
-        result = commands.cancel(
-            eng, selector(data), caller, now, dry_run=bool(data.get("dry_run"))
-        )
-    elif verb == "hold":
-        result = commands.hold(eng, selector(data), caller, now)
-    elif verb == "release":
-        at = data.get("at")
-        if at is not None:
-            at = limits.instant(at, "at")
-        result = commands.release(eng, selector(data), caller, now, at)
-    elif verb == "update":
-        selected = selector(data)
-        changes = update_changes(data.get("changes"), data.get("options"))
-        result = commands.update(eng, selected, changes, caller, now)
-    elif verb == "redo":
-        ids = commands.select(eng, selector(data, "id"), caller)
-        overrides = update_changes(data.get("changes") or None, data.get("options"), required=False)
-        result = commands.redo(
-            eng,
-            ids[0],
-            overrides,
-            caller,
-            now,
-            cascade=bool(data.get("cascade")),
-            clear_deps=bool(data.get("clear_deps")),
-        )
-    else:
+    command = routes.JOB_VERBS.get(verb)
+    if command is None:
         raise web.HTTPNotFound(reason=f"unknown action {verb}")
-    return result.to_json()
+    return command(host.engine, data, caller, time.time()).to_json()
 
 
-def caller_for(rt: Runtime, uid: int, gid: int) -> Caller:
+def caller_for(rt: Host, uid: int, gid: int) -> Caller:
     """Who ``uid`` is to this daemon: refused if it serves another user; an administrator
     on a system daemon by ``admin_group``, on a per-user daemon the user and root."""
     if not rt.system and uid not in (rt.uid, 0):
@@ -359,13 +345,12 @@ def uids_of(text: str, caller: Caller) -> tuple[int, ...]:
     return tuple(uids)
 
 
-def show_json(job: Job, rt: Runtime) -> dict[str, Any]:
+def show_json(job: Job, view: View) -> dict[str, Any]:
     """``gjob show``: everything about a job, its state changes and its retry attempts."""
-    data = listing.job_json(job, rt, deps=True)
-    data["events"] = [
-        {"time": t, "from": a, "to": b, "reason": r} for t, a, b, r in rt.store.events_of(job.id)
-    ]
-    data["attempts"] = rt.store.attempts_of(job.id)
+    data = listing.job_json(job, view, deps=True)
+    events = view.engine.events_of(job.id)
+    data["events"] = [{"time": t, "from": a, "to": b, "reason": r} for t, a, b, r in events]
+    data["attempts"] = view.engine.attempts_of(job.id)
     return data
 
 

@@ -20,6 +20,7 @@ from gflow.limits import MAX_DEP_EDGES
 from gflow.model import Job, Reason, State, StopIntent, Wake
 from gflow.parse import RecentRef, TaskRef, format_memory_mb, parse_id_list
 from gflow.protocol import SubmitRequest
+from gflow.stats import summarize
 
 
 @dataclass(slots=True)
@@ -236,8 +237,7 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
         engine.store.insert_batch(caller.uid, req.env, first, len(jobs), now, batch, req.command)
         engine.create(jobs, now)
         if exp.is_group and exp.max_concurrent:
-            engine.store.set_group_limit(first, exp.max_concurrent)
-            engine.group_limits[first] = exp.max_concurrent
+            engine.set_group_limit(first, exp.max_concurrent)
         for kind, target_id in resolved.before:
             engine.attach_pool_clause(
                 engine.jobs[target_id], Clause(kind, tuple(j.id for j in jobs)), now
@@ -526,3 +526,35 @@ def cancelled_by(engine: Engine, root: int, caller: Caller) -> list[Job]:
                     level.append(child.id)
     del found[root]
     return list(found.values())
+
+
+# ------------------------------------------------------------ limits, history, statistics
+
+
+def set_limit(
+    engine: Engine, job_id: int, limit: int, caller: Caller, now: float
+) -> dict[str, Any]:
+    """``gctl set-limit``: at most ``limit`` running jobs of the array or sweep ``job_id``
+    belongs to (0: no limit)."""
+    job = engine.require(job_id)
+    engine.check_owner(job, caller)
+    if job.group_id is None:
+        raise InvalidInput("job", str(job_id), "a job that belongs to an array or sweep")
+    with engine.guarded():
+        engine.set_group_limit(job.group_id, limit or None)
+    engine.schedule(now)
+    members = engine.group_members(job.group_id)
+    return {"group": job.group_id, "limit": limit or None, "jobs": len(members)}
+
+
+def prune(engine: Engine, before: float) -> int:
+    """Forget ended jobs that ended before ``before``, except the parents waiting jobs
+    still judge their dependencies by; how many were removed."""
+    return engine.store.prune(before, engine.children)
+
+
+def stats(engine: Engine, uids: tuple[int, ...], since: float | None, now: float) -> dict[str, Any]:
+    """``gstats``: totals, waits, run times and GPU-hours of these users' jobs."""
+    summary = summarize(engine.store.stats_rows(uids, since), now)
+    summary["since"] = since
+    return summary

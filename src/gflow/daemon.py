@@ -21,18 +21,19 @@ import resource
 import signal
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from gflow import __version__, admin, logs, modes, notifyconfig, proc
+from gflow import __version__, commands, logs, modes, notifyconfig, proc
 from gflow.actions import SlurmControl, Submit
 from gflow.api import Api
 from gflow.backoff import Backoff
 from gflow.cgroup import detect as detect_cgroups
-from gflow.config import DaemonConfig, Paths, load_slurm_settings
+from gflow.config import DaemonConfig, Paths, load_daemon_config, load_slurm_settings
 from gflow.delivery import Deliveries
 from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
 from gflow.errors import GflowError
@@ -63,6 +64,26 @@ if TYPE_CHECKING:
     from gflow.web.server import Dashboard
 
 log = logging.getLogger("gflow.daemon")
+T = TypeVar("T")
+
+RESTART_ONLY = (
+    "executor",
+    "tcp",
+    "host",
+    "port",
+    "system",
+    "fake_gpus",
+    "idle_timeout",
+    "web",
+    "web_port",
+)
+"""Settings ``gflowd reload`` reports but leaves alone: a restart applies them."""
+
+
+def memory_limit(config: DaemonConfig) -> int | None:
+    """Host memory (MB) gflow hands out to ``--memory`` jobs: configured, else all RAM."""
+    return config.memory_mb or proc.total_memory_mb()
+
 
 MAX_IN_FLIGHT = 8  # launch calls handed to the worker threads at once
 RETRY_DELAY = 1.0  # seconds before retrying events the database refused to record
@@ -87,7 +108,7 @@ class Runtime:
             if settings.shared_dir:
                 self.engine.use_shared_dir(Path(settings.shared_dir))
             self.slurm = SlurmRunner(self.engine, settings, self.store.install_id(), self.drain)
-        self.engine.memory_mb = admin.memory_limit(config)
+        self.engine.memory_mb = memory_limit(config)
         self.engine.inherited = inherited
         self.gpus = GpuWatch(paths, config, self.store, self.engine)
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="gflow-launch")
@@ -608,12 +629,37 @@ class Runtime:
     async def _prune_history(self) -> None:
         while True:
             days = self.config.history_days or 0
-            removed = self.store.prune(time.time() - days * 86400, self.engine.children)
+            removed = commands.prune(self.engine, time.time() - days * 86400)
             if removed:
                 log.info("pruned %d finished jobs older than %s days", removed, days)
             await asyncio.sleep(3600)
 
     # ------------------------------------------------------------ for the API
+
+    def reload(self) -> list[str]:
+        """Re-read the configuration; what only a restart can change is reported, not applied."""
+        fresh = load_daemon_config(self.paths)
+        self.configure_notifications(notifyconfig.load(self.paths.config_file))
+        ignored = [k for k in RESTART_ONLY if getattr(fresh, k) != getattr(self.config, k)]
+        self.config = dataclasses.replace(
+            fresh, **{k: getattr(self.config, k) for k in RESTART_ONLY}
+        )
+        self.engine.config = self.config
+        self.engine.memory_mb = memory_limit(self.config)
+        self.gpus.apply_config(self.config)
+        self.listener.configure(
+            per_user=self.config.max_connections_per_user,
+            total=self.config.max_connections or connection_budget(),
+        )
+        logs.apply(self.config)
+        self.gpus.refresh()
+        self.drain()
+        log.info("configuration reloaded%s", f" (restart needed for: {ignored})" if ignored else "")
+        return ignored
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self.pool, fn, *args)
 
     def tmux_socket(self, uid: int) -> str | None:
         if not isinstance(self.executor, TmuxExecutor):

@@ -276,6 +276,19 @@ class Engine:
         for when in sorted({j.begin_at for j in jobs if j.begin_at is not None}):
             self.add_timer(when, Wake.BEGIN, jobs[0].id)
 
+    def set_group_limit(self, group_id: int, limit: int | None) -> None:
+        """At most ``limit`` running jobs of an array or sweep (None: no limit), inside the
+        caller's transaction."""
+        self.store.set_group_limit(group_id, limit)
+        if limit:
+            self.group_limits[group_id] = limit
+        else:
+            self.group_limits.pop(group_id, None)
+
+    def events_of(self, job_id: int) -> list[tuple[float, str | None, str, str | None]]:
+        """A job's changes of state: (time, from, to, reason), oldest first."""
+        return self.store.events_of(job_id)
+
     def move(
         self,
         job: Job,

@@ -12,17 +12,16 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from gflow.deps import remaining_text
+from gflow.host import Host, View
+from gflow.jobrows import LIST_COLUMNS
 from gflow.model import Job, State
 from gflow.notices import shown_url
 from gflow.store import JobFilter
-
-if TYPE_CHECKING:
-    from gflow.daemon import Runtime
 
 CHUNK = 256 * 1024
 """Bytes written to the client at a time."""
@@ -33,9 +32,9 @@ PAGE = 2000
 FIRST_PAGE = 64
 
 
-def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
+def job_json(job: Job, view: View, *, deps: bool = False) -> dict[str, Any]:
     """Everything about a job (``gjob show``, ``gqueue -o json``): the listing fields and more."""
-    data = compact_json(job, rt, deps=deps)
+    data = compact_json(job, view, deps=deps)
     data.update(
         {
             "script": job.script,
@@ -56,39 +55,39 @@ def job_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
             "redo_of": job.redo_of,
             "pid": job.pid,
             "executor": job.executor,
-            "log": rt.engine.job_file(job, job.output) or str(rt.engine.log_path(job.id)),
-            "error_log": rt.engine.job_file(job, job.error),
-            "gflow_log": str(rt.engine.log_path(job.id)),
+            "log": view.engine.job_file(job, job.output) or str(view.engine.log_path(job.id)),
+            "error_log": view.engine.job_file(job, job.error),
+            "gflow_log": str(view.engine.log_path(job.id)),
             "output": job.output,
             "error": job.error,
             "cpus_per_task": job.cpus_per_task,
             "memory_enforcement": job.memory_enforcement,
             "stop_intent": job.stop_intent,
             "signal": job.signal,
-            "kill_grace": rt.config.kill_grace,
-            "tmux_socket": rt.tmux_socket(job.uid),
+            "kill_grace": view.engine.config.kill_grace,
+            "tmux_socket": view.tmux_socket(job.uid),
             "mail_type": job.mail_type,
             "mail_user": job.mail_user,
             "notify_url": None if job.notify_url is None else shown_url(job.notify_url),
         }
     )
     if deps and not job.deps.is_empty:
-        ev = rt.engine.evals.get(job.id)
+        ev = view.engine.evals.get(job.id)
         data["pending"] = list(ev.pending) if ev and job.state.is_waiting else []
     return data
 
 
-def _remaining(job: Job, rt: Runtime) -> str:
+def _remaining(job: Job, view: View) -> str:
     if job.deps.is_empty or not job.state.is_waiting:
         return "-"
-    return remaining_text(job.deps, rt.engine.views(job.deps.parents()), time.time())
+    return remaining_text(job.deps, view.engine.views(job.deps.parents()), time.time())
 
 
-def compact_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]:
+def compact_json(job: Job, view: View, *, deps: bool = False) -> dict[str, Any]:
     """The fields a listing shows (``gqueue``'s columns, tree and folding)."""
     reason = job.reason
     if job.state is State.QUEUED and reason is None:
-        reason = rt.engine.reasons.get(job.id)
+        reason = view.engine.reasons.get(job.id)
     out: dict[str, Any] = {
         "id": job.id,
         "name": job.name,
@@ -116,98 +115,67 @@ def compact_json(job: Job, rt: Runtime, *, deps: bool = False) -> dict[str, Any]
         "node": job.node,
     }
     if deps:
-        out["remaining"] = _remaining(job, rt)
+        out["remaining"] = _remaining(job, view)
     return out
 
 
-def row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
+def row_json(row: tuple[Any, ...], view: View, deps: bool) -> dict[str, Any]:
     """:func:`compact_json` straight from a listing row (no Job object for history).
 
     The command comes decoded (:meth:`gflow.store.Store.query_rows`); a row that cannot
     be read is listed as such rather than breaking the listing.
     """
     try:
-        return _row_json(row, rt, deps)
+        return _row_json(row, view, deps)
     except Exception:  # one damaged row must not break everyone's listing
-        return _unreadable(row[0], rt, deps)
+        return _unreadable(row[0], view, deps)
 
 
-def _unreadable(job_id: int, rt: Runtime, deps: bool) -> dict[str, Any]:
+def _unreadable(job_id: int, view: View, deps: bool) -> dict[str, Any]:
     placeholder = Job(job_id, -1, "?", "(unreadable)", ("?",), "/", 0.0, state=State.FAILED)
-    out = compact_json(placeholder, rt, deps=deps)
+    out = compact_json(placeholder, view, deps=deps)
     out["reason"] = "InvalidJobData:unreadable row"
     return out
 
 
-def _row_json(row: tuple[Any, ...], rt: Runtime, deps: bool) -> dict[str, Any]:
-    (
-        job_id,
-        name,
-        user,
-        uid,
-        state,
-        reason,
-        exit_code,
-        gpus,
-        gpu_ids,
-        submit,
-        start,
-        end,
-        limit,
-        memory,
-        priority,
-        project,
-        group,
-        task,
-        dep_text,
-        slurm_id,
-        node,
-        command,
-    ) = row
-    live = rt.engine.jobs.get(job_id)
+ROW = LIST_COLUMNS[:-1]
+"""The columns of a listing row (:meth:`gflow.store.Store.query_rows`), by name."""
+
+
+def _row_json(row: tuple[Any, ...], view: View, deps: bool) -> dict[str, Any]:
+    r = dict(zip(ROW, row, strict=True))
+    live = view.engine.jobs.get(r["id"])
     if live is not None:
-        return compact_json(live, rt, deps=deps)
+        return compact_json(live, view, deps=deps)
     parents: list[int] = []
-    if dep_text:
-        data = json.loads(dep_text)
+    if r["deps"]:
+        data = json.loads(r["deps"])
         parents = sorted(
             {int(p) for key in ("clauses", "on_pool") for c in data[key] for p in c[1]}
         )
+    gpu_ids = r["gpu_ids"]
     out: dict[str, Any] = {
-        "id": job_id,
-        "name": name,
-        "user": user,
-        "uid": uid,
-        "state": state,
-        "st": State(state).code,
-        "reason": reason,
-        "exit_code": exit_code,
-        "gpus": gpus,
+        **{k: r[k] for k in ("id", "name", "user", "uid", "state", "reason", "exit_code")},
+        "st": State(r["state"]).code,
+        "gpus": r["gpus"],
         "gpu_ids": [int(g) for g in gpu_ids.split(",")] if gpu_ids else [],
-        "submit_time": submit,
-        "start_time": start,
-        "end_time": end,
-        "time_limit": limit,
-        "memory_mb": memory,
-        "priority": priority,
-        "project": project,
-        "group_id": group,
-        "task_id": task,
+        **{k: r[k] for k in ("submit_time", "start_time", "end_time", "time_limit")},
+        **{k: r[k] for k in ("memory_mb", "priority", "project", "group_id", "task_id")},
         "parents": parents,
-        "command": list(command),
-        "session": f"gflow-{job_id}",
-        "slurm_id": slurm_id,
-        "node": node,
+        "command": list(r["command"]),
+        "session": f"gflow-{r['id']}",
+        "slurm_id": r["slurm_id"],
+        "node": r["node"],
     }
     if deps:
         out["remaining"] = "-"
     return out
 
 
-def history(rt: Runtime, flt: JobFilter, *, deps: bool, compact: bool) -> Iterator[bytes]:
+def history(view: View, flt: JobFilter, *, deps: bool, compact: bool) -> Iterator[bytes]:
     """The jobs matching ``flt`` from the database, encoded one by one, read page by page
     (a negative ``limit``: the last ones)."""
-    store = rt.engine.store
+    store = view.engine.store
     after, left = 0, flt.limit or None
     if left is not None and left < 0:
         after, left = store.start_of_last(flt, -left), None
@@ -216,11 +184,11 @@ def history(rt: Runtime, flt: JobFilter, *, deps: bool, compact: bool) -> Iterat
         want = size if left is None else min(size, left)
         if compact:
             rows = store.query_rows(flt, after, want)
-            encoded = [_encode(row_json(r, rt, deps)) for r in rows]
+            encoded = [_encode(row_json(r, view, deps)) for r in rows]
             ids = [r[0] for r in rows]
         else:
             page = store.query_page(flt, after, want)
-            encoded = [_encode(_full(i, job, rt, deps)) for i, job in page]
+            encoded = [_encode(_full(i, job, view, deps)) for i, job in page]
             ids = [i for i, _ in page]
         yield from encoded
         if not ids or len(ids) < want:
@@ -231,9 +199,9 @@ def history(rt: Runtime, flt: JobFilter, *, deps: bool, compact: bool) -> Iterat
         size = max(1, min(PAGE, PAGE_BYTES * len(ids) // max(used, 1)))
 
 
-def _full(job_id: int, job: Job | None, rt: Runtime, deps: bool) -> dict[str, Any]:
-    live = rt.engine.jobs.get(job_id, job)
-    return _unreadable(job_id, rt, deps) if live is None else job_json(live, rt, deps=deps)
+def _full(job_id: int, job: Job | None, view: View, deps: bool) -> dict[str, Any]:
+    live = view.engine.jobs.get(job_id, job)
+    return _unreadable(job_id, view, deps) if live is None else job_json(live, view, deps=deps)
 
 
 def encoded(items: Iterable[dict[str, Any]]) -> Iterator[bytes]:
@@ -244,9 +212,9 @@ def _encode(item: dict[str, Any]) -> bytes:
     return json.dumps(item).encode()
 
 
-async def stream(request: web.Request, rt: Runtime, jobs: Iterable[bytes]) -> web.StreamResponse:
+async def stream(request: web.Request, host: Host, jobs: Iterable[bytes]) -> web.StreamResponse:
     """``{"now": ..., "jobs": [...]}`` written while ``jobs`` is produced."""
-    rt.drain()
+    host.drain()
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)

@@ -25,7 +25,7 @@ from gflow import __version__
 from gflow.model import FINAL_STATES, Job, State
 
 if TYPE_CHECKING:
-    from gflow.daemon import Runtime
+    from gflow.host import Admin
 
 MIB = 1024 * 1024
 WAIT_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400)
@@ -37,7 +37,7 @@ PASS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 class Metrics:
     CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Admin) -> None:
         self.rt = rt
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -110,7 +110,7 @@ class Metrics:
 class _Snapshot:
     """Gauges read at scrape time from the engine, the GPUs and the outbox."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Admin) -> None:
         self.rt = rt
 
     def describe(self) -> list[Metric]:
@@ -191,7 +191,7 @@ class _Snapshot:
             yield limit
 
     def _notifications(self) -> Iterator[Metric]:
-        counts = self.rt.store.notification_counts()
+        counts = self.rt.engine.store.notification_counts()
         stored = GaugeMetricFamily(
             "gflow_notifications", "Notifications not delivered, by state", labels=["state"]
         )

@@ -22,17 +22,17 @@ from gflow.web.explain import Context
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from gflow.daemon import Runtime
+    from gflow.host import Admin
     from gflow.store import Store
 
 
 class Backend:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Admin) -> None:
         self.rt = rt
 
     @property
     def store(self) -> Store:
-        return self.rt.store
+        return self.rt.engine.store
 
     @property
     def started(self) -> float:
@@ -160,7 +160,7 @@ class Backend:
         }
 
     def stats(self, uids: tuple[int, ...], since: float | None) -> dict[str, Any]:
-        return admin.stats(self.rt, uids, since)
+        return commands.stats(self.rt.engine, uids, since, time.time())
 
     def daemon(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "started": self.rt.started}

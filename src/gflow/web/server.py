@@ -31,7 +31,7 @@ from gflow.web.tokens import Entry, Tokens
 from gflow.web.views import Renderer, job_id_of
 
 if TYPE_CHECKING:
-    from gflow.daemon import Runtime
+    from gflow.host import Admin
 
 log = logging.getLogger("gflow.web")
 
@@ -54,10 +54,10 @@ SECURITY_HEADERS = {
 
 
 class Dashboard:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Admin) -> None:
         self.config = rt.config
         self.backend = Backend(rt)
-        self.tokens = Tokens(rt.store)
+        self.tokens = Tokens(rt.engine.store)
         self.renderer = Renderer(environment(), self.backend, self._key)
         self.pages = Pages(self.backend, self.renderer)
         self.hub = Hub(self.renderer.changes)
