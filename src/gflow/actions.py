@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gflow.executors import RunAs
+from gflow.launchspec import RunAs
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gflow import jobenv, jobfiles, jobsignal, scheduler
 from gflow.actions import (
@@ -35,11 +35,10 @@ from gflow.actions import (
     SlurmControl,
     Watch,
 )
-from gflow.cgroup import CgroupMemory
 from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
 from gflow.errors import Conflict, Forbidden, NotFound, StoreError
-from gflow.executors import Inherited, LaunchSpec, RunAs, job_script, render_command
+from gflow.launchspec import Inherited, LaunchSpec, RunAs, job_script, render_command
 from gflow.model import (
     BROKEN_END,
     SUBMITTING,
@@ -55,6 +54,9 @@ from gflow.quotas import QuotaTable
 from gflow.reservations import Reservation, next_changes
 from gflow.scheduler import GpuSlot, Resources
 from gflow.store import Store
+
+if TYPE_CHECKING:
+    from gflow.cgroup import CgroupMemory
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 log = logging.getLogger("gflow.engine")

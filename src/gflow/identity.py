@@ -12,7 +12,7 @@ import pwd
 import socket
 import struct
 
-from gflow.executors import RunAs
+from gflow.launchspec import RunAs
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ under its own id. Pure: the files are opened by the job, as its user.
 
 from __future__ import annotations
 
-import os
+import posixpath
 import re
 from dataclasses import dataclass
 
@@ -62,4 +62,4 @@ def expand(pattern: str, names: Names, workdir: str) -> str:
         value = values[letter]
         return value.zfill(int(width)) if width else value
 
-    return os.path.join(workdir, _SPEC.sub(fill, pattern))
+    return posixpath.join(workdir, _SPEC.sub(fill, pattern))

@@ -52,8 +52,10 @@ def options(
         if value is None:
             continue
         option = BY_KEY[key]
-        if option.local:
-            fields[option.field] = option.kind.load(os.fspath(value))
+        if option.local:  # a file of the caller's: read here, as the caller
+            from gflow.paramfile import READERS
+
+            fields[option.field] = READERS[key](os.fspath(value))
             continue
         texts[key] = _typed(key, value, texts)
     if "begin" in texts and "utc_offset" not in texts:

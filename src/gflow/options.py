@@ -81,10 +81,6 @@ class Kind:
     def check(self, value: Any, field: str) -> Any:
         raise NotImplementedError
 
-    def load(self, given: Any) -> Any:
-        """The field's value, read by the client (only for :attr:`Option.local` options)."""
-        raise NotImplementedError
-
 
 class Whole(Kind):
     """A whole number from ``lo`` to ``hi``; with ``gres``, Slurm's ``gpu:N`` too."""
@@ -308,12 +304,6 @@ class ParamFile(Kind):
     def parse(self, given: Any, flag: str, now: Callable[[], datetime.datetime]) -> Any:
         raise InvalidInput(flag, limits.brief(given), "rows read by the client (param_rows)")
 
-    def load(self, given: Any) -> list[dict[str, str]]:
-        """The rows of the file named ``given`` (read on the client, as its user)."""
-        from gflow.parse import read_param_file
-
-        return read_param_file(given)
-
     def check(self, value: Any, field: str) -> tuple[dict[str, str], ...]:
         ok = (
             isinstance(value, list)
@@ -443,7 +433,8 @@ class Option:
         self.sbatch = sbatch
         """The flags of an ``#SBATCH`` line that mean this option."""
         self.local = local
-        """Read by the client (a file of the user's), sent as the field's JSON value."""
+        """Read by the client (a file of the user's, :data:`gflow.paramfile.READERS`),
+        sent as the field's JSON value: the daemon opens no path a user names."""
 
     @property
     def flag(self) -> str:

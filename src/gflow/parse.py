@@ -1,7 +1,7 @@
 """Parsers and formatters for what users type: durations, sizes, job ids, arrays, sweeps.
 
-Every function is pure (except :func:`read_param_file`, which reads one file) and every
-malformed input raises :class:`~gflow.errors.InvalidInput`, never a bare ``ValueError``.
+Every function is pure (:mod:`gflow.paramfile` reads the files) and every malformed
+input raises :class:`~gflow.errors.InvalidInput`, never a bare ``ValueError``.
 """
 
 from __future__ import annotations
@@ -444,7 +444,9 @@ def _check_keys(keys: list[str], field: str) -> None:
         seen.add(key)
 
 
-def _param_rows(path: str, rows: Iterable[tuple[int, list[str]]]) -> list[dict[str, str]]:
+def param_rows(path: str, rows: Iterable[tuple[int, list[str]]]) -> list[dict[str, str]]:
+    """Sweep combinations from the rows of a CSV file (line number, cells): a header row
+    of keys, then one row per job. ``path`` names the file in messages."""
     keys: list[str] | None = None
     combos: list[dict[str, str]] = []
     for line, row in rows:
@@ -464,19 +466,6 @@ def _param_rows(path: str, rows: Iterable[tuple[int, list[str]]]) -> list[dict[s
     if not combos:
         raise _invalid("param file", path, "a header row of keys and at least one row")
     return combos
-
-
-def read_param_file(path: str) -> list[dict[str, str]]:
-    """Sweep combinations from a CSV file: a header row of keys, then one row per job."""
-    import csv
-
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, skipinitialspace=True)
-            return _param_rows(path, ((reader.line_num, row) for row in reader))
-    except (OSError, ValueError, csv.Error) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise _invalid("param file", path, f"a readable UTF-8 CSV file ({reason})") from exc
 
 
 def expand_params(params: list[tuple[str, list[str]]]) -> list[dict[str, str]]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gflow.errors import GflowError
-from gflow.executors import RunAs
+from gflow.launchspec import RunAs
 from gflow.slurmspec import SQUEUE_FORMAT, SlurmJob, error_line, parse_exit_code, parse_squeue
 from gflow.slurmspec import unreachable as says_unreachable
 

@@ -72,8 +72,12 @@ def small_filesystem(path: Path) -> Iterator[None]:
 def fill(path: Path) -> Path:
     filler = path / "filler"
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
-    assert subprocess.run(["dd", "if=/dev/zero", f"of={path}/more", "bs=1k", "count=1"],
-                          capture_output=True).returncode != 0
+    assert (
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={path}/more", "bs=1k", "count=1"], capture_output=True
+        ).returncode
+        != 0
+    )
     return filler
 
 

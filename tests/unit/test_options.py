@@ -17,6 +17,7 @@ from gflow.cli import gbatch, gjob, jobopts
 from gflow.errors import InvalidInput
 from gflow.model import Job
 from gflow.options import CHANGE, OPTIONS, SUBMIT
+from gflow.paramfile import READERS
 from gflow.protocol import SubmitRequest, update_changes
 
 # Value forms a user may type, per kind of value; an option whose kind is missing here fails.
@@ -154,6 +155,7 @@ def test_the_table_matches_the_request_and_the_job() -> None:
     assert len(spellings) == len(set(spellings))
     sbatch = [f for o in OPTIONS for f in o.sbatch]  # #SBATCH -c is --cpus-per-task
     assert len(sbatch) == len(set(sbatch))
+    assert set(READERS) == {o.key for o in OPTIONS if o.local}
 
 
 def test_changes_take_values_and_texts_together() -> None:

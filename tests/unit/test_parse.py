@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gflow.errors import InvalidInput
+from gflow.paramfile import read_param_file
 from gflow.parse import (
     MAX_EXPANSION,
     ArraySpec,
@@ -31,7 +32,6 @@ from gflow.parse import (
     parse_ref,
     parse_since,
     parse_time_limit,
-    read_param_file,
     render_template,
 )
 

@@ -8,7 +8,7 @@ import sys
 
 from gflow.cli import jobopts
 from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, UsageError, add_common, run, safe
-from gflow.options import BY_KEY, SUBMIT
+from gflow.options import SUBMIT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,7 +63,6 @@ TEMPLATE = """#!/bin/bash
 # --- Your script starts here ---
 echo "job $GFLOW_JOB_ID ($GFLOW_JOB_NAME) on $HOSTNAME, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}"
 """
-
 
 
 def build_parser() -> Parser:
@@ -230,9 +229,7 @@ def _request(args: argparse.Namespace, script: str | None) -> dict[str, Any]:
         "workdir": os.getcwd(),
         "env": dict(os.environ),
     }
-    for key in [k for k in options if BY_KEY[k].local]:  # files are read here, as the user
-        option = BY_KEY[key]
-        body[option.field] = option.kind.load(options.pop(key))
+    body.update(jobopts.read_local(options))  # files are read here, as the user
     if "begin" in options:
         import time
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from gflow.options import LIST, OPTIONS, SUBMIT, SWITCH, WORDS, allowed
+from gflow.options import BY_KEY, LIST, OPTIONS, SUBMIT, SWITCH, WORDS, allowed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,3 +49,13 @@ def given(args: argparse.Namespace, purpose: str) -> dict[str, Any]:
         if value is not None and value is not False and value != []:
             out[option.key] = value
     return out
+
+
+def read_local(options: dict[str, Any]) -> dict[str, Any]:
+    """Take the local options out of ``options``: the fields they set, read here."""
+    local = [k for k in options if k in BY_KEY and BY_KEY[k].local]
+    if not local:
+        return {}
+    from gflow.paramfile import READERS
+
+    return {BY_KEY[key].field: READERS[key](options.pop(key)) for key in local}
