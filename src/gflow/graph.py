@@ -269,17 +269,15 @@ def cancel_impact(
 ) -> list[Fate]:
     """The waiting jobs whose fate changes, transitively, if ``roots`` were cancelled now.
 
-    Pure: it only reads. The engine's rules are replayed on a copy of the parents' views:
+    Pure: it only reads. The engine's rules are replayed on a copy of the parents' views,
+    in the engine's order (waiting roots end at once, running ones when they have stopped):
     first the cancellations cascade to a fixed point (an any-of dependent with another live
     alternative is not affected, an ``afternotok`` one is released); then every job that
     waits, directly or not, on a job that stays queued forever is stranded.
     """
     root_ids = set(roots)
-    overrides = {
-        job_id: ParentView(State.CANCELLED, view.start_time, now)
-        for job_id, view in views_of(sorted(root_ids)).items()
-        if view.state not in FINAL_STATES
-    }
+    live = {i: v for i, v in views_of(sorted(root_ids)).items() if v.state not in FINAL_STATES}
+    overrides: dict[int, ParentView] = {}
     fates: dict[int, Fate] = {}
 
     def judge(child: int, extra: dict[int, ParentView]) -> Evaluation | None:
@@ -291,24 +289,31 @@ def cancel_impact(
             return None  # already met or already hopeless: not this cancellation's doing
         return evaluate(dep, {**real, **extra}, now)
 
-    work = sorted(overrides)
     stranded: list[int] = []
-    while work:
-        parent = work.pop()
-        for child in sorted(children_of(parent)):
-            ev = judge(child, overrides)
-            if ev is None or ev.verdict is Verdict.PENDING:
-                continue
-            culprit = parent if ev.culprit is None else ev.culprit
-            if ev.verdict is Verdict.SATISFIED:
-                fates[child] = Fate(child, "released", parent)
-            elif dependency_of(child).auto_cancel:
-                fates[child] = Fate(child, "cancelled", culprit)
-                overrides[child] = ParentView(State.CANCELLED, None, now)
-                work.append(child)
-            else:
-                fates[child] = Fate(child, "never", culprit)
-                stranded.append(child)
+
+    def spread(work: list[int]) -> None:
+        while work:
+            parent = work.pop()
+            for child in sorted(children_of(parent)):
+                ev = judge(child, overrides)
+                if ev is None or ev.verdict is Verdict.PENDING:
+                    continue
+                culprit = parent if ev.culprit is None else ev.culprit
+                if ev.verdict is Verdict.SATISFIED:
+                    fates[child] = Fate(child, "released", parent)
+                elif dependency_of(child).auto_cancel:
+                    fates[child] = Fate(child, "cancelled", culprit)
+                    overrides[child] = ParentView(State.CANCELLED, None, now)
+                    work.append(child)
+                else:
+                    fates[child] = Fate(child, "never", culprit)
+                    stranded.append(child)
+
+    # waiting roots are cancelled at once, with their cascade; running ones when they end
+    for ran in (False, True):
+        batch = sorted(i for i, v in live.items() if (v.start_time is not None) is ran)
+        overrides.update({i: ParentView(State.CANCELLED, live[i].start_time, now) for i in batch})
+        spread(batch)
     forever = dict(overrides)
     while stranded:
         parent = stranded.pop()

@@ -53,7 +53,7 @@ Commands = Callable[[int], "tuple[str, ...] | None"]
 
 
 def _deps_json(deps: Dependency) -> str | None:
-    return None if deps.is_empty and not deps.on_pool else json.dumps(deps.to_json())
+    return None if deps == Dependency() else json.dumps(deps.to_json())
 
 
 def to_row(j: Job, shared: bool) -> tuple[Any, ...]:

@@ -5,18 +5,15 @@ for the whole dependency engine: random DAGs with random outcomes driven through
 
 from __future__ import annotations
 
-import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gflow import commands, graph
-from gflow.config import DaemonConfig, Paths
 from gflow.deps import (
     Clause,
     Dependency,
@@ -27,36 +24,22 @@ from gflow.deps import (
     Verdict,
     evaluate,
 )
-from gflow.engine import Caller, Engine, Launch, Signal
+from gflow.engine import Caller
 from gflow.errors import Refused
 from gflow.model import Job, Reason, State
 from gflow.parse import RecentRef, TaskRef
-from gflow.protocol import SubmitRequest
-from gflow.store import Store
+from tests.unit.conftest import CALLER, Sim, make_job
 
 # ---------------------------------------------------------------- references
-
-
-def _job(job_id: int, **kw: object) -> Job:
-    base: dict[str, object] = {
-        "uid": 1000,
-        "user": "ann",
-        "name": f"j{job_id}",
-        "command": ("true",),
-        "workdir": "/",
-        "submit_time": 0.0,
-    }
-    base.update(kw)
-    return Job(id=job_id, **base)  # type: ignore[arg-type]
 
 
 class FakeLookup:
     """A tiny job table: 1-3 plain, 4-6 array 4 (tasks 1-3), 7 named 'prep'."""
 
     def __init__(self) -> None:
-        self.jobs = {i: _job(i) for i in (1, 2, 3)}
-        self.jobs.update({4 + t: _job(4 + t, group_id=4, task_id=t + 1) for t in range(3)})
-        self.jobs[7] = _job(7, name="prep")
+        self.jobs = {i: make_job(i) for i in (1, 2, 3)}
+        self.jobs.update({4 + t: make_job(4 + t, group_id=4, task_id=t + 1) for t in range(3)})
+        self.jobs[7] = make_job(7, name="prep")
         self.batches = [(7, 1), (4, 3), (3, 1), (2, 1), (1, 1)]
 
     def job(self, job_id: int) -> Job | None:
@@ -149,11 +132,11 @@ def test_resolve_splits_clauses_corr_and_before() -> None:
 
 def test_a_retried_parent_stands_for_its_newest_attempt() -> None:
     lookup = FakeLookup()
-    lookup.jobs[1] = _job(1, state=State.FAILED, max_retries=2)
-    lookup.jobs[8] = _job(8, state=State.FAILED, max_retries=2, attempt=1, retry_of=1)
-    lookup.jobs[9] = _job(9, state=State.QUEUED, max_retries=2, attempt=2, retry_of=8)
-    lookup.jobs[2] = _job(2, state=State.FAILED, max_retries=1, attempt=1)  # no retry left
-    lookup.jobs[3] = _job(3, state=State.FINISHED, max_retries=1)
+    lookup.jobs[1] = make_job(1, state=State.FAILED, max_retries=2)
+    lookup.jobs[8] = make_job(8, state=State.FAILED, max_retries=2, attempt=1, retry_of=1)
+    lookup.jobs[9] = make_job(9, state=State.QUEUED, max_retries=2, attempt=2, retry_of=8)
+    lookup.jobs[2] = make_job(2, state=State.FAILED, max_retries=1, attempt=1)  # no retry left
+    lookup.jobs[3] = make_job(3, state=State.FINISHED, max_retries=1)
     assert [graph.latest_attempt(i, lookup) for i in (1, 8, 9, 2, 3)] == [9, 9, 9, 2, 3]
     req = DepRequest((RawClause("afterok", (1, 8, 2)),))
     assert graph.resolve(req, 1000, lookup).dependency.parents() == {9, 2}
@@ -166,16 +149,16 @@ def test_aftercorr_needs_an_array() -> None:
 
 
 def test_before_targets_must_wait_belong_to_the_user_and_count() -> None:
-    ok = _job(3, deps=Dependency(on_count=1))
+    ok = make_job(3, deps=Dependency(on_count=1))
     graph.check_before_target(ok, 1000, admin=False)
-    graph.check_before_target(_job(3, deps=ok.deps, state=State.HOLD), 1000, admin=False)
+    graph.check_before_target(make_job(3, deps=ok.deps, state=State.HOLD), 1000, admin=False)
     with pytest.raises(Refused, match="belongs to ann"):
         graph.check_before_target(ok, 1001, admin=False)
     graph.check_before_target(ok, 1001, admin=True)
     with pytest.raises(Refused, match="job 3 is Running, not Queued or Hold"):
-        graph.check_before_target(_job(3, deps=ok.deps, state=State.RUNNING), 1000, admin=False)
+        graph.check_before_target(make_job(3, deps=ok.deps, state=State.RUNNING), 1000, admin=False)
     with pytest.raises(Refused, match=r"not submitted with on:<count>"):
-        graph.check_before_target(_job(3), 1000, admin=False)
+        graph.check_before_target(make_job(3), 1000, admin=False)
 
 
 # ---------------------------------------------------------------- cycles
@@ -287,92 +270,6 @@ def test_impact_of_a_final_job_is_nothing() -> None:
 
 
 # ---------------------------------------------------------------- the engine, simulated
-
-CALLER = Caller(os.getuid(), os.getgid(), "tester")
-
-
-class Sim:
-    """The real engine over a temp store; launches 'succeed' when the test says so."""
-
-    def __init__(self, home: Path) -> None:
-        paths = Paths(home / "gflow.toml", home, home)
-        self.store = Store(paths.db)
-        self.store.db.execute("PRAGMA synchronous=OFF")  # a simulation: no need to fsync
-        self.engine = Engine(self.store, paths, DaemonConfig())
-        self.engine.load()
-        self.now = 1000.0
-        self.launching: list[int] = []
-        self.stopping: list[int] = []
-
-    def close(self) -> None:
-        self.store.close()
-
-    def drain(self) -> None:
-        for action in self.engine.outbox:
-            if isinstance(action, Launch):
-                self.launching.append(action.job_id)
-                self.check_singleton(action.job_id)
-            elif isinstance(action, Signal) and action.job_id not in self.stopping:
-                self.stopping.append(action.job_id)
-        self.engine.outbox.clear()
-
-    def check_singleton(self, job_id: int) -> None:
-        """A singleton is never launched while a job of the same user and name runs."""
-        job = self.engine.jobs[job_id]
-        if job.deps.singleton:
-            for other in self.engine.jobs.values():
-                if other.name == job.name and other.id != job_id:
-                    assert other.state is not State.RUNNING, f"{job_id} beside {other.id}"
-
-    def submit(
-        self, dep: DepRequest, name: str = "job", retries: int = 0, caller: Caller = CALLER
-    ) -> int:
-        req = SubmitRequest(
-            command=("true",),
-            workdir="/",
-            name=name,
-            dependency=dep,
-            max_retries=retries,
-        )
-        jobs = commands.submit(self.engine, req, caller, self.now)
-        self.drain()
-        return jobs[0].id
-
-    def start(self, job_id: int) -> None:
-        self.launching.remove(job_id)
-        self.engine.job_started(job_id, 10**6 + job_id, None, self.now)
-        self.drain()
-
-    def exit(self, job_id: int, code: int | None) -> None:
-        if job_id in self.stopping:
-            self.stopping.remove(job_id)
-        self.engine.job_exited(job_id, code, self.now)
-        self.drain()
-
-    def cancel(self, job_id: int) -> None:
-        commands.cancel(self.engine, str(job_id), CALLER, self.now)
-        self.drain()
-
-    def tick(self) -> None:
-        self.engine.tick(self.now)
-        self.drain()
-
-    def job(self, job_id: int) -> Job:
-        job = self.engine.job(job_id)
-        assert job is not None
-        return job
-
-    def all_jobs(self) -> list[Job]:
-        return sorted(
-            self.store.get_many(range(1, self.store.next_job_id())).values(), key=lambda j: j.id
-        )
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Sim]:
-    s = Sim(tmp_path)
-    yield s
-    s.close()
 
 
 def req(
@@ -521,6 +418,21 @@ def test_redo_cascade_leaves_other_users_jobs_alone(sim: Sim) -> None:
     out = commands.redo(sim.engine, a, {}, CALLER, sim.now, cascade=True)
     assert [j["redo_of"] for j in out.done] == [a]
     assert sim.job(waiting).deps.parents() == {a}
+
+
+def test_a_dry_run_names_the_parent_the_cancel_will_blame(sim: Sim) -> None:
+    """A queued job cancelled with a running one ends first: its dependents are cancelled
+    because of it, and the dry run says so."""
+    queued = sim.submit(req(on=1, auto=False))
+    running = sim.submit(req())
+    child = sim.submit(req(("afterok", (running, queued))))
+    sim.start(running)
+    text = f"{queued},{running}"
+    dry = commands.cancel(sim.engine, text, CALLER, sim.now, dry_run=True)
+    assert [(j["id"], j["because"]) for j in dry.done if j.get("dependent")] == [(child, queued)]
+    sim.cancel_text(text)
+    sim.exit(running, None)
+    assert sim.job(child).reason == f"DependencyFailed:{queued}"
 
 
 def test_a_redo_with_a_begin_time_starts_when_that_time_comes(sim: Sim) -> None:
@@ -884,3 +796,89 @@ def test_before_releases_the_target_when_it_starts(sim: Sim) -> None:
     assert sim.launching == []
     sim.exit(b2, 3)
     assert sim.launching == [target]
+
+
+def submit_plans(sim: Sim, plans: list[Plan]) -> list[int]:
+    ids: list[int] = []
+    for plan in plans:
+        raw = [RawClause(k, tuple(ids[p] for p in ps), d) for k, ps, d in plan.clauses]
+        raw += [RawClause(k, (ids[t],)) for k, t in plan.before]
+        dep = DepRequest(tuple(raw), plan.any_of, plan.on_count, auto_cancel=plan.auto_cancel)
+        ids.append(sim.submit(dep, name=plan.name or "job"))
+    return ids
+
+
+def some_steps(sim: Sim, data: st.DataObject) -> None:
+    """Start and end a few jobs, so that some run and some have ended; none is left
+    half-launched."""
+    running: list[int] = []
+    for _ in range(data.draw(st.integers(0, 8))):
+        moves = [("start", j) for j in sim.launching] + [("end", j) for j in running]
+        if not moves:
+            break
+        what, job_id = data.draw(st.sampled_from(moves))
+        if what == "start":
+            sim.start(job_id)
+            running.append(job_id)
+        else:
+            running.remove(job_id)
+            sim.exit(job_id, data.draw(st.sampled_from([0, 1])))
+    while sim.launching:  # a start may let another job start
+        sim.start(sim.launching[0])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dags(max_jobs=10), st.data())
+def test_a_dry_run_cancel_predicts_what_the_cancel_does(
+    plans: list[Plan], data: st.DataObject
+) -> None:
+    """gcancel --dry-run's fates, on random graphs, are what a real cancel then does."""
+    with tempfile.TemporaryDirectory() as home:
+        sim = Sim(Path(home))
+        try:
+            submit_plans(sim, plans)
+            some_steps(sim, data)
+            active = sorted(sim.engine.jobs)
+            if not active:
+                return
+            roots = data.draw(
+                st.lists(st.sampled_from(active), min_size=1, max_size=3, unique=True)
+            )
+            before = {j.id: (j.state, j.reason) for j in sim.all_jobs()}
+            text = ",".join(map(str, roots))
+            dry = commands.cancel(sim.engine, text, CALLER, sim.now, dry_run=True)
+            assert {j.id: (j.state, j.reason) for j in sim.all_jobs()} == before
+            fates = {d["id"]: (d["fate"], d["because"]) for d in dry.done if d.get("dependent")}
+            for fate, _ in fates.values():
+                event(fate)
+            commands.cancel(sim.engine, text, CALLER, sim.now)
+            sim.drain()
+            stopped = list(sim.stopping)
+            for job_id in stopped:  # the running ones stop: they end now
+                sim.exit(job_id, None)
+            after = {j.id: j for j in sim.all_jobs()}
+            ended = set(roots) | {i for i, (f, _) in fates.items() if f == "cancelled"}
+            for job_id, (fate, because) in fates.items():
+                job = after[job_id]
+                if fate == "cancelled" and len(stopped) > 1:  # which ends first: unknowable
+                    assert job.state is State.CANCELLED and job.reason is not None
+                    culprit = int(job.reason.removeprefix("DependencyFailed:"))
+                    assert culprit in ended & job.deps.parents()
+                elif fate == "cancelled":
+                    reason = f"DependencyFailed:{because}"
+                    assert (job.state, job.reason) == (State.CANCELLED, reason)
+                elif fate == "never":
+                    assert job.state.is_waiting and job.reason == Reason.NEVER
+                elif fate == "released":
+                    ev = evaluate(job.deps, sim.engine.views(job.deps.parents()), sim.now)
+                    assert job.state.is_waiting and ev.verdict is Verdict.SATISFIED
+                else:
+                    assert fate == "blocked" and job.state.is_waiting, (job_id, fate)
+            for job_id, job in after.items():
+                if job_id not in fates and job_id not in roots:
+                    assert (job.state, job.reason == Reason.NEVER) == (
+                        before[job_id][0],
+                        before[job_id][1] == Reason.NEVER,
+                    ), f"job {job_id} changed, unpredicted"
+        finally:
+            sim.close()

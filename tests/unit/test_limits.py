@@ -7,21 +7,11 @@ from hypothesis import strategies as st
 
 from gflow.model import Job, State, transition
 from gflow.scheduler import GpuSlot, Resources, plan, sort_key
+from tests.unit.conftest import make_job
 
 
-def make_job(job_id: int, group: int | None, gpus: int, priority: int) -> Job:
-    return Job(
-        id=job_id,
-        uid=0,
-        user="u",
-        name=f"j{job_id}",
-        command=("true",),
-        workdir="/",
-        submit_time=0.0,
-        group_id=group,
-        gpus=gpus,
-        priority=priority,
-    )
+def limited(job_id: int, group: int | None, gpus: int, priority: int) -> Job:
+    return make_job(job_id, uid=0, user="u", group_id=group, gpus=gpus, priority=priority)
 
 
 jobs_strategy = st.lists(
@@ -46,7 +36,7 @@ def test_limits_hold_through_any_sequence_of_job_ends(
     gpu_count: int,
     ends: list[int],
 ) -> None:
-    waiting = [make_job(i + 1, g, min(n, gpu_count), p) for i, (g, n, p) in enumerate(specs)]
+    waiting = [limited(i + 1, g, min(n, gpu_count), p) for i, (g, n, p) in enumerate(specs)]
     res = Resources(tuple(GpuSlot(i, 24576) for i in range(gpu_count)), None, max_running)
     running: list[Job] = []
     for pick in [None, *ends]:

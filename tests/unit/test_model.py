@@ -8,7 +8,6 @@ from gflow.errors import Conflict
 from gflow.model import (
     ALLOWED,
     BROKEN_END,
-    Job,
     Reason,
     State,
     StopIntent,
@@ -16,8 +15,9 @@ from gflow.model import (
     can_transition,
     transition,
 )
+from tests.unit.conftest import make_job
 
-JOB = Job(1, 1000, "ann", "j", ("true",), "/", 0.0)
+JOB = make_job(1)
 
 
 @pytest.mark.parametrize("field", ["state", "start_time", "end_time", "exit_code"])
@@ -45,7 +45,7 @@ def test_transition_stamps_the_moment_or_when_it_happened() -> None:
 @pytest.mark.parametrize("old", list(State))
 @pytest.mark.parametrize("new", list(State))
 def test_the_table_alone_decides_which_change_is_allowed(old: State, new: State) -> None:
-    job = Job(1, 1000, "ann", "j", ("true",), "/", 0.0, state=old)
+    job = make_job(1, state=old)
     if new in ALLOWED[old]:
         assert transition(job, new, 1.0).state is new
     else:

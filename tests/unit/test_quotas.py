@@ -17,6 +17,7 @@ from gflow.quotas import Limits, Quota, QuotaTable, check_queued, usage
 from gflow.reservations import Calendar, Reservation, clash, next_changes, pick_cards
 from gflow.scheduler import GpuSlot, Plan, Resources, plan, sort_key
 from gflow.store import _SCHEMA_V1, SCHEMA_VERSION, Store
+from tests.unit.conftest import make_job
 
 NOW = 1_000_000.0
 G24 = 24 * 1024
@@ -24,17 +25,7 @@ HOUR = 3600
 
 
 def job(job_id: int, user: str = "alice", gpus: int = 0, **kw: Any) -> Job:
-    return Job(
-        id=job_id,
-        uid=1000,
-        user=user,
-        name=f"j{job_id}",
-        command=("true",),
-        workdir="/",
-        submit_time=NOW,
-        gpus=gpus,
-        **kw,
-    )
+    return make_job(job_id, user=user, submit_time=NOW, gpus=gpus, **kw)
 
 
 def running(job_id: int, user: str, gpu_ids: tuple[int, ...] = (), **kw: Any) -> Job:

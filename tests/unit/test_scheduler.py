@@ -8,23 +8,14 @@ from typing import Any
 
 from gflow.model import Job, Reason, State
 from gflow.scheduler import GpuSlot, Plan, Resources, plan, sort_key
+from tests.unit.conftest import make_job
 
 NOW = 1_000_000.0
 G24 = 24 * 1024
 
 
 def job(job_id: int, gpus: int = 0, **kw: Any) -> Job:
-    return Job(
-        id=job_id,
-        uid=1000,
-        user="u",
-        name=f"j{job_id}",
-        command=("true",),
-        workdir="/",
-        submit_time=NOW,
-        gpus=gpus,
-        **kw,
-    )
+    return make_job(job_id, user="u", submit_time=NOW, gpus=gpus, **kw)
 
 
 def running(job_id: int, gpu_ids: tuple[int, ...], started: float = NOW, **kw: Any) -> Job:

@@ -21,6 +21,7 @@ from gflow.slurmspec import (
     slurm_time,
     unreachable,
 )
+from tests.unit.conftest import make_job
 
 NOW = 1_000_000.0
 
@@ -97,15 +98,12 @@ def test_exit_codes_from_scontrol() -> None:
 
 def _job(**kw: object) -> Job:
     base: dict[str, object] = {
-        "id": 7,
-        "uid": 1000,
-        "user": "ann",
         "name": "train",
         "command": ("python", "train.py"),
         "workdir": "/home/ann/exp",
         "submit_time": NOW,
     }
-    return Job(**{**base, **kw})  # type: ignore[arg-type]
+    return make_job(7, **{**base, **kw})
 
 
 def test_resources_and_options_become_sbatch_flags() -> None:

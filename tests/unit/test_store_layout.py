@@ -10,12 +10,15 @@ import pytest
 from gflow.errors import StoreError
 from gflow.model import Job
 from gflow.store import _SCHEMA_V1, _SCHEMA_V2, SCHEMA_VERSION, Store
+from tests.unit.conftest import make_job
 
 BIG = ("python", "-c", "x" * 100_000)
 
 
 def _job(job_id: int, batch: int, command: tuple[str, ...] = BIG) -> Job:
-    return Job(job_id, 1000, "ann", f"t{job_id}", command, "/tmp", 1.0, batch_id=batch)
+    return make_job(
+        job_id, name=f"t{job_id}", command=command, workdir="/tmp", submit_time=1.0, batch_id=batch
+    )
 
 
 def test_an_array_stores_its_command_once(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from gflow.model import Job, Reason
 from gflow.quotas import Limits, Quota, QuotaTable
 from gflow.web import charts, explain
 from gflow.web.layout import NODE_H, NODE_W, Edge, layout
+from tests.unit.conftest import make_job
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -49,16 +50,7 @@ def test_sweeps_remove_the_crossings_of_two_parallel_chains() -> None:
 
 
 def _job(**kw: object) -> Job:
-    return Job(
-        id=9,
-        uid=1000,
-        user="alice",
-        name="train",
-        command=("true",),
-        workdir="/",
-        submit_time=0,
-        **kw,
-    )  # type: ignore[arg-type]
+    return make_job(9, user="alice", name="train", **kw)
 
 
 def test_a_dependency_wait_names_the_parents_it_waits_for() -> None:
