@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gflow.client import RemoteError
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 HEALTH_BOUND = 5.0  # seconds one health request may wait while a bomb is in flight
 

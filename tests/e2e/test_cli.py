@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN, TOOLS, Gflow, _teardown, short_home
+from tests.helpers import BIN, TOOLS, Gflow, short_home, teardown
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,14 @@ def cli() -> Iterator[Gflow]:
     g = Gflow(short_home(), "process", {"GFLOW_FAKE_GPUS": "2x24G"})
     g.start()
     yield g
-    _teardown(g)
+    teardown(g)
 
 
 @pytest.fixture
 def no_daemon() -> Iterator[Gflow]:
     g = Gflow(short_home(), "process")
     yield g
-    _teardown(g)
+    teardown(g)
 
 
 def held(g: Gflow, *argv: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 
 def test_words_reach_the_program_as_written(gflow: Gflow) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import BIN, Gflow
+from tests.helpers import BIN, Gflow
 
 HEALTH = b"GET /v1/health HTTP/1.1\r\nHost: gflowd\r\n\r\n"
 

@@ -14,7 +14,7 @@ import json
 import subprocess
 from typing import Any
 
-from tests.conftest import BIN, Gflow
+from tests.helpers import BIN, Gflow
 
 
 def parents(g: Gflow, job_id: int) -> list[int]:

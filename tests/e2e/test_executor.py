@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import gflow
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 
 @pytest.fixture

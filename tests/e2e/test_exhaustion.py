@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, EXECUTORS, Gflow, _alive
+from tests.helpers import BIN, EXECUTORS, Gflow, alive
 
 
 def _final(g: Gflow) -> dict[int, tuple[str, int | None, str | None]]:
@@ -104,7 +104,7 @@ def test_a_job_that_succeeds_on_a_full_disk_is_recorded_as_a_success(
             g.kill9()
             wrapper = g.job(later)["pid"]
             g.open_gate("later")
-            g.until(lambda: not _alive(wrapper), what="the second job to end")
+            g.until(lambda: not alive(wrapper), what="the second job to end")
             g.start()
             assert (g.state(later), g.job(later)["exit_code"]) == ("Finished", 0)
             daemon_log = g.home / "gflowd.log"
@@ -151,7 +151,7 @@ def test_an_exit_code_nobody_can_tell_is_unknown_and_holds_dependents(
     wrapper = g.job(parent)["pid"]
     g.kill9()
     g.open_gate("go")
-    g.until(lambda: not _alive(wrapper), what="the job to end")
+    g.until(lambda: not alive(wrapper), what="the job to end")
     g.start()
     row = g.job(parent)
     assert (row["state"], row["exit_code"], row["reason"]) == ("Failed", None, "ExitCodeUnknown")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXECUTORS, Gflow
+from tests.helpers import EXECUTORS, Gflow
 
 SHARED = {"tmux.conf": 0o644}
 

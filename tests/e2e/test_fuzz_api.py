@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gflow.options import BY_KEY, CONTEXT, OPTIONS
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 POSTS = [
     "/v1/jobs",

@@ -14,7 +14,7 @@ import pytest
 
 from gflow.gpu import GpuProcess, nvidia_driver_loaded, write_fake_procs
 from gflow.proc import is_zombie
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 MakeGflow = Callable[..., Gflow]
 

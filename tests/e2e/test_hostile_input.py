@@ -11,7 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 BASE: dict[str, Any] = {"command": ["true"], "workdir": "/tmp", "hold": True}
 

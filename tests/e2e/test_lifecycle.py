@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import Gflow, _alive
+from tests.helpers import Gflow, alive
 
 
 def test_job_runs_and_finishes(gflow: Gflow) -> None:
@@ -93,7 +93,7 @@ def test_cancel_stops_the_whole_process_group(gflow: Gflow) -> None:
     gflow.run("gcancel", str(job))
     assert gflow.wait(job) == 125
     assert gflow.job(job)["state"] == "Cancelled"
-    gflow.until(lambda: not _alive(child), what="background child to be killed")
+    gflow.until(lambda: not alive(child), what="background child to be killed")
 
 
 def test_time_limit_fires(gflow: Gflow) -> None:
@@ -155,4 +155,4 @@ def test_a_background_child_does_not_hold_the_job_open(gflow: Gflow) -> None:
     job = gflow.submit("sh", "-c", f"sleep 300 & echo $! > {pidfile}; echo started")
     assert gflow.wait(job, timeout=20) == 0
     assert gflow.log(job) == "started\n"
-    gflow.until(lambda: not _alive(int(pidfile.read_text())), what="the leftover to be killed")
+    gflow.until(lambda: not alive(int(pidfile.read_text())), what="the leftover to be killed")

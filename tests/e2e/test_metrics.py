@@ -12,7 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from gflow.tcpauth import authorization
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 from tests.e2e.receivers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ import trustme
 
 import gflow
 from gflow.delivery import MAX_AT_ONCE, USER_AT_ONCE
-from tests.conftest import Gflow
 from tests.e2e.receivers import MailSink, WebhookReceiver, free_port
+from tests.helpers import Gflow
 
 FAST = "[notifications]\nretry_first = 0.05\nretry_max = 0.2\n"
 

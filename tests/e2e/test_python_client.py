@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import gflow
-from tests.conftest import Gflow, short_home
+from tests.helpers import Gflow, short_home
 
 
 def client(g: Gflow) -> gflow.Client:

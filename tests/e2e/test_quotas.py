@@ -7,7 +7,7 @@ import os
 import pwd
 from collections.abc import Callable
 
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 MakeGflow = Callable[..., Gflow]
 ME = pwd.getpwuid(os.getuid()).pw_name

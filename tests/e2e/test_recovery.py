@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 
 def test_kill9_while_a_job_runs_and_another_is_held(gflow: Gflow) -> None:

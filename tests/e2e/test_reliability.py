@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from gflow.client import Client, RemoteError
 from gflow.errors import DaemonUnavailable
-from tests.conftest import EXECUTORS, Gflow, _teardown, short_home
+from tests.helpers import EXECUTORS, Gflow, short_home, teardown
 
 
 def client_for(g: Gflow) -> Client:
@@ -154,7 +154,7 @@ def test_kill9_loop_loses_no_job_and_runs_none_twice(executor: str) -> None:
         f"\ncrash loop ({executor}): {kills} kill -9, {len(acked)} acknowledged jobs, "
         f"{len(finished)} finished, {len(cancelled)} acknowledged cancels, none lost or run twice"
     )
-    _teardown(g)
+    teardown(g)
 
 
 # ------------------------------------------------------------ bad input over HTTP
@@ -165,7 +165,7 @@ def fuzz_daemon() -> Iterator[Gflow]:
     g = Gflow(short_home(), "process")
     g.start()
     yield g
-    _teardown(g)
+    teardown(g)
 
 
 JSON = st.recursive(

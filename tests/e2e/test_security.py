@@ -7,168 +7,18 @@ through ``runuser`` with a Python that user may execute, importing gflow from sr
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
-import shutil
 import socket
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXECUTORS, Gflow, _teardown, short_home
+from tests.helpers import ADMIN_GROUP, USER, AsUser, Gflow, needs_root, short_home, teardown
 
-USER = "gflowtest"
-ADMIN = "gflowadm"
-ADMIN_GROUP = "gflowadmins"
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"),
-    reason="needs root, useradd and runuser",
-)
-
-
-def _python_for(user: str) -> str | None:
-    """A Python >= 3.11 that ``user`` can execute (ours may live under /root)."""
-    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
-        done = subprocess.run(
-            [
-                "runuser",
-                "-u",
-                user,
-                "--",
-                candidate,
-                "-c",
-                "import sys; sys.exit(sys.version_info < (3, 11))",
-            ],
-            capture_output=True,
-            check=False,
-        )
-        if done.returncode == 0:
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def other_user() -> Iterator[pwd.struct_passwd]:
-    try:
-        entry = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
-        entry = pwd.getpwnam(USER)
-    if _python_for(USER) is None:
-        pytest.skip(f"no Python >= 3.11 that {USER} can run")
-    yield entry
-
-
-@pytest.fixture(scope="module")
-def admin_user(other_user: pwd.struct_passwd) -> pwd.struct_passwd:
-    """A second user, member of the group named as ``admin_group``."""
-    subprocess.run(["groupadd", "-f", ADMIN_GROUP], check=True)
-    try:
-        pwd.getpwnam(ADMIN)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--create-home", "--shell", "/bin/bash", "-G", ADMIN_GROUP, ADMIN],
-            check=True,
-        )
-    return pwd.getpwnam(ADMIN)
-
-
-class AsUser:
-    """Run gflow's CLIs as the other user, against the same GFLOW_HOME."""
-
-    def __init__(self, g: Gflow, user: pwd.struct_passwd) -> None:
-        self.g = g
-        self.user = user
-        self.python = _python_for(user.pw_name) or "python3"
-        self.work = g.home / f"work-{user.pw_name}"
-        self.work.mkdir(exist_ok=True)
-        os.chown(self.work, user.pw_uid, user.pw_gid)
-
-    def argv(self, tool: str, *args: str, **env: str) -> list[str]:
-        """The command line running ``tool`` (``-c`` for Python code) as this user."""
-        environment = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": self.user.pw_dir,
-            "USER": self.user.pw_name,
-            "GFLOW_HOME": str(self.g.home),
-            "PYTHONPATH": str(SRC),
-            "NO_COLOR": "1",
-            **env,
-        }
-        return [
-            "runuser",
-            "-u",
-            self.user.pw_name,
-            "--",
-            "env",
-            "-i",
-            *(f"{k}={v}" for k, v in environment.items()),
-            self.python,
-            *(["-c"] if tool == "-c" else ["-m", f"gflow.cli.{tool}"]),
-            *args,
-        ]
-
-    def run(
-        self, tool: str, *args: str, check: bool = True, **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        argv = self.argv(tool, *args, **env)
-        done = subprocess.run(
-            argv, cwd=self.work, capture_output=True, text=True, timeout=60, check=False
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"{tool} {args} -> {done.returncode}: {done.stderr}")
-        return done
-
-    def submit(self, *args: str, **env: str) -> int:
-        return int(self.run("gbatch", *args, **env).stdout.split()[3])
-
-    def post(self, path: str, body: dict[str, object]) -> tuple[int, str]:
-        """A raw API request as this user: (HTTP status, error message or "")."""
-        code = (
-            "import json, sys\n"
-            "from gflow.client import Client, RemoteError\n"
-            "try:\n"
-            "    Client().post(sys.argv[1], json.loads(sys.argv[2]))\n"
-            "    print(200)\n"
-            "except RemoteError as exc:\n"
-            "    print(exc.status, exc.message)\n"
-        )
-        done = self.run("-c", code, path, json.dumps(body))
-        status, _, message = done.stdout.strip().partition(" ")
-        return int(status), message
-
-
-@pytest.fixture(params=EXECUTORS)
-def system(request: pytest.FixtureRequest, other_user: pwd.struct_passwd) -> Iterator[Gflow]:
-    g = Gflow(short_home(), request.param)
-    g.start("--system")
-    yield g
-    sock_dir = g.home / "tmux"
-    if sock_dir.is_dir():
-        for sock in sock_dir.glob("*/sock"):
-            owner = sock.stat().st_uid
-            subprocess.run(
-                [
-                    "runuser",
-                    "-u",
-                    pwd.getpwuid(owner).pw_name,
-                    "--",
-                    "tmux",
-                    "-S",
-                    str(sock),
-                    "kill-server",
-                ],
-                capture_output=True,
-                check=False,
-            )
-    _teardown(g)
+pytestmark = needs_root
 
 
 def test_identity_comes_from_the_kernel_not_the_environment(
@@ -301,7 +151,7 @@ def test_per_user_daemon_serves_only_its_user(other_user: pwd.struct_passwd) -> 
         assert done.returncode == 3
         assert "Traceback" not in done.stderr
     finally:
-        _teardown(g)
+        teardown(g)
 
 
 @pytest.fixture
@@ -309,7 +159,7 @@ def admin_system(other_user: pwd.struct_passwd, admin_user: pwd.struct_passwd) -
     g = Gflow(short_home(), "process", {"GFLOW_DAEMON__ADMIN_GROUP": ADMIN_GROUP})
     g.start("--system")
     yield g
-    _teardown(g)
+    teardown(g)
 
 
 def test_only_the_owner_or_root_changes_what_a_job_runs(

@@ -13,13 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Gflow
-from tests.e2e import test_security as multi_user
-from tests.e2e.test_security import AsUser
+from tests.helpers import AsUser, Gflow, needs_root
 
-pytestmark = multi_user.pytestmark
-other_user = multi_user.other_user
-system = multi_user.system
+pytestmark = needs_root
 
 RACER = r"""
 import os, sys, time

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXECUTORS, Gflow
+from tests.helpers import EXECUTORS, Gflow
 
 GRACE = 3
 

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from gflow.tcpauth import authorization
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 
 
 def free_port() -> int:

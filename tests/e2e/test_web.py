@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import Gflow
-from tests.e2e.test_security import AsUser, other_user  # noqa: F401 (a fixture)
+from tests.helpers import AsUser, Gflow
 from tests.web import Board, job_event, start_board
 
 
@@ -213,7 +212,7 @@ def test_the_token_never_reaches_a_log(board: Board) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a system daemon for two users")
 def test_another_users_page_acts_with_their_rights(
     make_gflow: Callable[..., Gflow],
-    other_user: pwd.struct_passwd,  # noqa: F811 (the fixture imported above)
+    other_user: pwd.struct_passwd,
 ) -> None:
     g = make_gflow("process", GFLOW_DAEMON__WEB="1")
     g.start("--system")

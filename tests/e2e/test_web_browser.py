@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SCREENSHOTS, Gflow, _teardown, short_home
-from tests.e2e.test_security import AsUser, other_user  # noqa: F401 (a fixture)
+from tests.helpers import SCREENSHOTS, AsUser, Gflow, short_home, teardown
 from tests.web import Board, start_board
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -59,7 +58,7 @@ def board() -> Iterator[Board]:
     b = start_board(g)
     yield b
     b.close()
-    _teardown(g)
+    teardown(g)
 
 
 @pytest.fixture
@@ -214,7 +213,7 @@ def test_every_page_is_readable_on_a_laptop_and_a_phone(browser: Any, board: Boa
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a system daemon for two users")
 def test_another_users_job_has_no_cancel_button_and_cannot_be_cancelled(
     browser: Any,
-    other_user: pwd.struct_passwd,  # noqa: F811 (the fixture imported above)
+    other_user: pwd.struct_passwd,
 ) -> None:
     g = Gflow(short_home(), "process", {"GFLOW_DAEMON__WEB": "1"})
     g.start("--system")
@@ -244,4 +243,4 @@ def test_another_users_job_has_no_cancel_button_and_cannot_be_cancelled(
         expect(p.get_by_role("button", name="Cancel…")).to_be_visible()
         context.close()
     finally:
-        _teardown(g)
+        teardown(g)

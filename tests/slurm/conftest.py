@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Gflow, _teardown, short_home
+from tests.helpers import Gflow, short_home, teardown
 from tests.slurm.cluster import Cluster, unavailable
 
 
@@ -40,7 +40,7 @@ def sgflow(slurm_cluster: Cluster) -> Iterator[Gflow]:
     finally:
         g.stop()
         cancel_slurm_jobs(g)
-        _teardown(g)
+        teardown(g)
 
 
 def slurm_ids(g: Gflow) -> dict[int, str]:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tests.conftest import Gflow
+from tests.helpers import Gflow
 from tests.slurm.conftest import slurm_ids
 
 pytestmark = pytest.mark.slurm
