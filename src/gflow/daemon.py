@@ -24,18 +24,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
 from aiohttp import web
 
 from gflow import __version__, commands, logs, modes, notifyconfig, proc
-from gflow.actions import SlurmControl, Submit
+from gflow.actions import Action, CloseSession, Ended, Launch, Signal, SlurmControl, Submit, Watch
 from gflow.api import Api
 from gflow.backoff import Backoff
 from gflow.cgroup import detect as detect_cgroups
 from gflow.config import DaemonConfig, Paths, load_daemon_config, load_slurm_settings
 from gflow.delivery import Deliveries
-from gflow.engine import CloseSession, Ended, Engine, Exited, Launch, Signal, Started, Watch
+from gflow.engine import Engine, Exited, Started
 from gflow.errors import GflowError
 from gflow.executors import (
     Inherited,
@@ -87,6 +87,7 @@ def memory_limit(config: DaemonConfig) -> int | None:
 
 MAX_IN_FLIGHT = 8  # launch calls handed to the worker threads at once
 RETRY_DELAY = 1.0  # seconds before retrying events the database refused to record
+PRUNE_EVERY = 3600.0  # seconds between two prunings of the history
 
 
 class Runtime:
@@ -186,7 +187,7 @@ class Runtime:
         if self.gpus.backend is not None:
             self._spawn(self._poll_gpus())
         if self.config.history_days:
-            self._spawn(self._prune_history())
+            self._spawn(self.prune_history())
         log.info(
             "gflowd %s serving on %s (executor %s)",
             __version__,
@@ -282,33 +283,38 @@ class Runtime:
             self.notifier.written = False
             self.deliveries.wake()
 
-    def _do(self, action: object) -> None:
-        if isinstance(action, Launch):
-            self._queued_launches.append(action.job_id)
-            if not self._pump_pending:  # after the current request has been answered
-                self._pump_pending = True
-                assert self.loop is not None
-                self.loop.call_soon(self._pump)
-        elif isinstance(action, Signal):
-            targets = [action.pid] if action.group else proc.children(action.pid)
-            for target in targets:
-                with contextlib.suppress(ProcessLookupError):
-                    if action.group:
-                        os.killpg(target, action.signum)
-                    else:
-                        os.kill(target, action.signum)
-        elif isinstance(action, Watch):
-            self._watch(action.job_id, action.pid, child=False)
-        elif isinstance(action, CloseSession):
-            self.pool.submit(self.executor.close_session, action.job_id, action.run_as)
-        elif isinstance(action, Submit) and self.slurm is not None:
-            self.slurm.submit(action)
-        elif isinstance(action, SlurmControl) and self.slurm is not None:
-            self.slurm.control(action)
-        elif isinstance(action, Ended):
-            for waiter in self.waiters.pop(action.job_id, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+    def _do(self, action: Action) -> None:
+        match action:
+            case Launch():
+                self._queued_launches.append(action.job_id)
+                if not self._pump_pending:  # after the current request has been answered
+                    self._pump_pending = True
+                    assert self.loop is not None
+                    self.loop.call_soon(self._pump)
+            case Signal():
+                targets = [action.pid] if action.group else proc.children(action.pid)
+                for target in targets:
+                    with contextlib.suppress(ProcessLookupError):
+                        if action.group:
+                            os.killpg(target, action.signum)
+                        else:
+                            os.kill(target, action.signum)
+            case Watch():
+                self._watch(action.job_id, action.pid, child=False)
+            case CloseSession():
+                self.pool.submit(self.executor.close_session, action.job_id, action.run_as)
+            case Submit():
+                if self.slurm is not None:
+                    self.slurm.submit(action)
+            case SlurmControl():
+                if self.slurm is not None:
+                    self.slurm.control(action)
+            case Ended():
+                for waiter in self.waiters.pop(action.job_id, []):
+                    if not waiter.done():
+                        waiter.set_result(None)
+            case _:
+                assert_never(action)
 
     def _call_soon(self, fn: Any, *args: Any) -> None:
         assert self.loop is not None
@@ -626,13 +632,23 @@ class Runtime:
                 log.exception("GPU refresh failed")
             self.drain()
 
-    async def _prune_history(self) -> None:
+    async def prune_history(self) -> None:
+        """Forget jobs that ended more than ``history_days`` ago, now and every hour.
+
+        Like the GPU poll, it outlives a failed write: the database refusing one pruning
+        (busy, disk full) is logged, and it is tried again a little later.
+        """
         while True:
             days = self.config.history_days or 0
-            removed = commands.prune(self.engine, time.time() - days * 86400)
+            try:
+                removed = commands.prune(self.engine, time.time() - days * 86400)
+            except Exception:  # the pruning must survive a failed write
+                log.exception("pruning the history failed; trying again in %g s", RETRY_DELAY)
+                await asyncio.sleep(RETRY_DELAY)
+                continue
             if removed:
                 log.info("pruned %d finished jobs older than %s days", removed, days)
-            await asyncio.sleep(3600)
+            await asyncio.sleep(PRUNE_EVERY)
 
     # ------------------------------------------------------------ for the API
 
