@@ -116,6 +116,8 @@ def test_job_options_cost_a_client_no_parser(tmp_path: Path) -> None:
     )
     parsers = {"typing", "dataclasses", "datetime", "gflow.parse", "gflow.deps", "gflow.protocol"}
     assert not _modules_after(build, tmp_path) & (set(HEAVY) | parsers)
+    table = "from gflow.options import BY_KEY\nassert BY_KEY['gpus'].flag == '--gpus'\n"
+    assert not _modules_after(table, tmp_path) & (set(HEAVY) | parsers | {"argparse"})
 
 
 @pytest.mark.parametrize(
