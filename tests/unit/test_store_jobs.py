@@ -73,6 +73,12 @@ FIELDS: dict[str, Any] = {
     "executor": st.one_of(st.none(), st.sampled_from(["tmux", "process"])),
     "stop_intent": st.one_of(st.none(), st.sampled_from(StopIntent)),
     "memory_enforcement": st.one_of(st.none(), st.sampled_from(["cgroup", "rlimit"])),
+    "slurm_id": st.one_of(st.none(), texts),
+    "node": st.one_of(st.none(), texts),
+    "signal": st.one_of(st.none(), st.sampled_from(["USR1@60", "B:TERM@5"])),
+    "output": st.one_of(st.none(), texts),
+    "error": st.one_of(st.none(), texts),
+    "cpus_per_task": st.one_of(st.none(), st.integers(1, 4096)),
 }
 
 
