@@ -185,6 +185,15 @@ class Gflow:
     def log(self, job_id: int) -> str:
         return (self.home / "logs" / f"{job_id}.log").read_text()
 
+    def slurm_ids(self) -> dict[int, str]:
+        """The Slurm job id of each job the Slurm executor submitted."""
+        db = self.db()
+        try:
+            rows = db.execute("SELECT id, slurm_id FROM jobs WHERE slurm_id IS NOT NULL")
+            return {int(i): str(s) for i, s in rows.fetchall()}
+        finally:
+            db.close()
+
     def until(self, cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

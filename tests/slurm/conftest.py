@@ -43,17 +43,8 @@ def sgflow(slurm_cluster: Cluster) -> Iterator[Gflow]:
         teardown(g)
 
 
-def slurm_ids(g: Gflow) -> dict[int, str]:
-    db = g.db()
-    try:
-        rows = db.execute("SELECT id, slurm_id FROM jobs WHERE slurm_id IS NOT NULL").fetchall()
-    finally:
-        db.close()
-    return {int(i): str(s) for i, s in rows}
-
-
 def cancel_slurm_jobs(g: Gflow) -> None:
     """What a test left in Slurm goes (jobs outlive gflowd by design)."""
-    ids = [s for s in slurm_ids(g).values() if s.isdigit()]
+    ids = [s for s in g.slurm_ids().values() if s.isdigit()]
     for start in range(0, len(ids), 500):
         subprocess.run(["scancel", *ids[start : start + 500]], capture_output=True, check=False)

@@ -8,7 +8,6 @@ import threading
 import pytest
 
 from tests.helpers import Gflow
-from tests.slurm.conftest import slurm_ids
 
 pytestmark = pytest.mark.slurm
 
@@ -28,7 +27,7 @@ def test_pipeline_with_at_gpus_exit_codes_and_the_cascade(sgflow: Gflow) -> None
     ev = g.submit("-J", "eval", "--depends-on", "@", "exit 3")
     report = g.submit("-J", "report", "--depends-on", "@", "true")
     keep = g.submit("-J", "keep", "--depends-on", str(ev), "--no-auto-cancel", "true")
-    ids = g.until(lambda: len(s := slurm_ids(g)) == 5 and s, what="all five in Slurm")
+    ids = g.until(lambda: len(s := g.slurm_ids()) == 5 and s, what="all five in Slurm")
     deps = squeue("-o", "%i %E", "-j", ids[report])
     assert f"afterok:{ids[ev]}" in deps  # Slurm holds the pipeline itself
     g.until_state(report, "Cancelled")
@@ -66,7 +65,7 @@ def test_time_limit_cancel_and_scancel_behind_gflows_back(sgflow: Gflow) -> None
     g.until_state(slow, "Timeout", timeout=60)
     g.until_state(mine, "Cancelled", timeout=60)
     assert g.job(mine)["reason"] == "CancelledByUser"
-    subprocess.run(["scancel", slurm_ids(g)[theirs]], check=True)
+    subprocess.run(["scancel", g.slurm_ids()[theirs]], check=True)
     g.until_state(theirs, "Cancelled", timeout=60)
     assert g.job(theirs)["reason"] == "CancelledInSlurm"
 
@@ -101,7 +100,7 @@ def test_kill_9_during_a_burst_loses_nothing_and_submits_nothing_twice(sgflow: G
     g.start()
     burst()
     assert g.wait(*done, timeout=120) == 0
-    ids = slurm_ids(g)
+    ids = g.slurm_ids()
     assert sorted(ids) == sorted(done)
     assert len(set(ids.values())) == len(done)
     db = g.db()
@@ -117,13 +116,13 @@ def test_a_thousand_task_array_is_submitted_and_followed(sgflow: Gflow) -> None:
     g = sgflow
     out = g.run("gbatch", "--array", "1-1000", "true", timeout=120).stdout
     first = int(out.split()[3])
-    g.until(lambda: len(slurm_ids(g)) == 1000, timeout=90, what="1000 submissions")
+    g.until(lambda: len(g.slurm_ids()) == 1000, timeout=90, what="1000 submissions")
     g.until(
         lambda: sum(1 for j in g.queue_json("-a") if j["state"] == "Finished") >= 4,
         timeout=60,
         what="tasks finishing",
     )
-    assert len(set(slurm_ids(g).values())) == 1000
+    assert len(set(g.slurm_ids().values())) == 1000
     g.run("gcancel", f"{first}-{first + 999}", check=False)  # some have ended already
     g.until(lambda: not g.queue_json(), timeout=60, what="the rest cancelled")
     states = {j["state"] for j in g.queue_json("-a")}

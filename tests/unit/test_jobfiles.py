@@ -6,7 +6,7 @@ import pytest
 
 from gflow import directives, jobenv, jobfiles
 from gflow.errors import InvalidInput
-from gflow.model import Job
+from tests.unit.conftest import make_job
 
 NAMES = jobfiles.Names(42, "train", "ana", 40, 7, "gpu1")
 
@@ -37,7 +37,7 @@ def test_unknown_patterns_are_refused(pattern: str) -> None:
 
 
 def test_array_variables() -> None:
-    job = Job(8, 0, "ana", "t", ("true",), "/w", 0.0, group_id=5, task_id=6, cpus_per_task=2)
+    job = make_job(8, uid=0, user="ana", name="t", group_id=5, task_id=6, cpus_per_task=2)
     env = jobenv.variables(
         job, (1, 3), {"SLURM_ARRAY_TASK_ID": "99", "SLURM_CONF": "/c"}, jobenv.TaskRange(4, 0, 9)
     )
@@ -47,7 +47,7 @@ def test_array_variables() -> None:
     assert (env["SLURM_CPUS_PER_TASK"], env["SLURM_CONF"]) == ("2", "/c")
     assert jobenv.TaskRange(3, 1, 10).step == 1
     alone = jobenv.variables(
-        Job(9, 0, "ana", "t", ("true",), "/w", 0.0), (), {"SLURM_ARRAY_TASK_ID": "1"}
+        make_job(9, uid=0, user="ana", name="t"), (), {"SLURM_ARRAY_TASK_ID": "1"}
     )
     assert "SLURM_ARRAY_TASK_ID" not in alone and "SLURM_JOB_GPUS" not in alone
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 
 from gflow import listing, routes
 from gflow.api import Api
 from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Dependency, DepType
-from gflow.engine import Caller, Engine
+from gflow.engine import Engine
 from gflow.host import View
-from gflow.model import Job, State
+from gflow.model import State
 from gflow.store import JobFilter, Store
-
-CALLER = Caller(os.getuid(), os.getgid(), "tester")
+from tests.unit.conftest import make_job
 
 
 def test_every_route_and_verb_has_its_handler() -> None:
@@ -51,16 +49,23 @@ def test_a_listing_row_says_what_the_job_says(tmp_path: Path) -> None:
     engine.load()
     deps = Dependency((Clause(DepType.AFTEROK, (1,)),), on_pool=(Clause(DepType.AFTER, (2,)),))
     made = [
-        Job(1, 1000, "ann", "a", ("true",), "/", 5.0, batch_id=1),
-        Job(2, 1000, "ann", "b b", ("sh", "-c", "exit 3"), "/w", 6.0, batch_id=1, gpus=2),
-        Job(
+        make_job(1, name="a", submit_time=5.0, batch_id=1),
+        make_job(
+            2,
+            name="b b",
+            command=("sh", "-c", "exit 3"),
+            workdir="/w",
+            submit_time=6.0,
+            batch_id=1,
+            gpus=2,
+        ),
+        make_job(
             3,
-            1001,
-            "bob",
-            "c",
-            ("x",),
-            "/",
-            7.0,
+            uid=1001,
+            user="bob",
+            name="c",
+            command=("x",),
+            submit_time=7.0,
             batch_id=2,
             deps=deps,
             project="p",
