@@ -28,6 +28,7 @@ from gflow import keywords, runner, steps
 from gflow.errors import DaemonUnavailable, GflowError, InvalidInput, JobFailed, Unpicklable
 from gflow.options import SUBMIT
 from gflow.sdk import Client, Job, translate
+from gflow.states import State
 
 T = TypeVar("T")
 
@@ -355,7 +356,7 @@ class Executor(concurrent.futures.Executor):
             futures = [f for f in self._pending.pop(job["id"], []) if not f.done()]
         if not futures:
             return
-        if job["state"] != "Finished" and self._retried(job["id"], futures):
+        if job["state"] != State.FINISHED and self._retried(job["id"], futures):
             return
         try:
             values = outcome(self.client, job, futures[0].folder, futures[0].task)
@@ -402,14 +403,14 @@ def outcome(client: Client, job: dict[str, Any], folder: str, task: str) -> list
     job's traceback as a note), or :class:`JobFailed` when the job left no result."""
     found = runner.read(folder, task)
     state = job["state"]
-    if state == "Finished" and found is not None and found[0] == runner.OK:
+    if state == State.FINISHED and found is not None and found[0] == runner.OK:
         values: list[Any] = found[1]
         return values
-    if state == "Failed" and found is not None and found[0] == runner.ERROR:
+    if state == State.FAILED and found is not None and found[0] == runner.ERROR:
         error: BaseException = found[1]
         error.add_note(f"(raised in gflow job {job['id']}; its traceback:)\n{found[2].rstrip()}")
         raise error
-    raise JobFailed(_ended(client, job, folder, finished=state == "Finished"), job["id"], state)
+    raise JobFailed(_ended(client, job, folder, finished=state == State.FINISHED), job["id"], state)
 
 
 def _ended(client: Client, job: dict[str, Any], folder: str, finished: bool) -> str:

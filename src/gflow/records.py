@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+from gflow.states import ACTIVE_STATES, FINAL_STATES, State
 
-ACTIVE_STATES = ("Queued", "Hold", "Running")
-FINAL_STATES = ("Finished", "Failed", "Cancelled", "Timeout")
+T = TypeVar("T")
 
 
 def build(cls: type[T], data: Mapping[str, Any], **also: Any) -> T:
@@ -112,7 +111,7 @@ class JobInfo:
     @property
     def ok(self) -> bool:
         """Finished with exit code 0."""
-        return self.state == "Finished"
+        return self.state == State.FINISHED
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,12 @@ from gflow import keywords
 from gflow.errors import DaemonUnavailable, GflowError, NotAllDone
 from gflow.options import CHANGE, SUBMIT
 from gflow.records import Action, Info, JobInfo, Stats
+from gflow.states import ACTIVE_STATES, FINAL_STATES, State
 
 T = TypeVar("T")
 
-ACTIVE = "Queued,Hold,Running"
-COMPLETED = "Finished,Failed,Cancelled,Timeout"
+ACTIVE = ",".join(s for s in State if s in ACTIVE_STATES)
+COMPLETED = ",".join(s for s in State if s in FINAL_STATES)
 WAIT_SLICE = 30.0
 """Seconds one wait request lasts at most (the daemon answers, then is asked again)."""
 RECONNECT_FOR = 60.0

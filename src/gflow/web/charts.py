@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from gflow.states import State
+
 Row = tuple[str, float, float | None, float | None, int, str, str | None]
 
 WAIT_BUCKETS = (
@@ -19,7 +21,15 @@ WAIT_BUCKETS = (
     ("1–6 h", 6 * 3600.0),
     ("over 6 h", float("inf")),
 )
-STATE_ORDER = ("Finished", "Failed", "Timeout", "Cancelled", "Running", "Queued", "Hold")
+STATE_ORDER: tuple[str, ...] = (
+    State.FINISHED,
+    State.FAILED,
+    State.TIMEOUT,
+    State.CANCELLED,
+    State.RUNNING,
+    State.QUEUED,
+    State.HOLD,
+)
 MAX_BARS = 20
 
 

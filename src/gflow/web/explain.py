@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gflow.cli.common import memory_text
-from gflow.model import Job, Reason
+from gflow.model import Job, Reason, State
 from gflow.quotas import QuotaTable
 
 Phrase = tuple[str | int, ...]
@@ -165,9 +165,9 @@ def ended(state: str, reason: str | None, exit_code: int | None) -> Phrase:
             return ("cancelled: ", int(parent), " did not end as it needed")
     if reason.startswith("SystemError:"):
         return ("could not start: " + reason.split(":", 1)[1],)
-    if state == "Cancelled":
+    if state == State.CANCELLED:
         return ("cancelled by a user" if reason == Reason.CANCELLED_BY_USER else "cancelled",)
-    if state == "Timeout":
+    if state == State.TIMEOUT:
         return ("stopped at its time limit",)
     if reason == Reason.EXIT_UNKNOWN:
         return ("ended; its exit code could not be read, so jobs after it wait",)
@@ -179,13 +179,13 @@ def ended(state: str, reason: str | None, exit_code: int | None) -> Phrase:
 def phrase(row: Mapping[str, Any], live: Job | None, ctx: Context) -> Phrase:
     """The words for a listing row (``live``: the job in memory when it is active)."""
     state = row["state"]
-    if state == "Running":
+    if state == State.RUNNING:
         gpus = row["gpu_ids"]
         return (f"on GPU {', '.join(map(str, gpus))}",) if gpus else ("running",)
-    if state == "Hold":
+    if state == State.HOLD:
         return ("held: release it to let it start",)
-    if state == "Queued" and live is not None:
+    if state == State.QUEUED and live is not None:
         return queued(live, row["reason"], ctx)
-    if state == "Queued":
+    if state == State.QUEUED:
         return ("waiting",)
     return ended(state, row["reason"], row["exit_code"])
