@@ -271,6 +271,26 @@ needs_root = pytest.mark.skipif(
 )
 
 
+LOGIN = ("--create-home", "--shell", "/bin/bash")
+
+
+def local_user(name: str, *useradd: str) -> pwd.struct_passwd:
+    """The local user ``name``, created with these ``useradd`` options (default: a login
+    with a home) if missing. Another test run may create it at the same moment."""
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(name)
+    done = subprocess.run(
+        ["useradd", *(useradd or LOGIN), name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise AssertionError(f"useradd {name} failed: {done.stderr.strip()}") from None
+
+
 def python_for(user: str) -> str | None:
     """A Python >= 3.11 that ``user`` can execute (ours may live under /root)."""
     for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):

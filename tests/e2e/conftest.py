@@ -12,8 +12,10 @@ from tests.helpers import (
     ADMIN,
     ADMIN_GROUP,
     EXECUTORS,
+    LOGIN,
     USER,
     Gflow,
+    local_user,
     python_for,
     short_home,
     teardown,
@@ -22,11 +24,7 @@ from tests.helpers import (
 
 @pytest.fixture(scope="module")
 def other_user() -> Iterator[pwd.struct_passwd]:
-    try:
-        entry = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
-        entry = pwd.getpwnam(USER)
+    entry = local_user(USER)
     if python_for(USER) is None:
         pytest.skip(f"no Python >= 3.11 that {USER} can run")
     yield entry
@@ -36,14 +34,7 @@ def other_user() -> Iterator[pwd.struct_passwd]:
 def admin_user(other_user: pwd.struct_passwd) -> pwd.struct_passwd:
     """A second user, member of the group named as ``admin_group``."""
     subprocess.run(["groupadd", "-f", ADMIN_GROUP], check=True)
-    try:
-        pwd.getpwnam(ADMIN)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--create-home", "--shell", "/bin/bash", "-G", ADMIN_GROUP, ADMIN],
-            check=True,
-        )
-    return pwd.getpwnam(ADMIN)
+    return local_user(ADMIN, *LOGIN, "-G", ADMIN_GROUP)
 
 
 @pytest.fixture(params=EXECUTORS)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Gflow
+from tests.helpers import Gflow, local_user
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -81,10 +81,7 @@ def _ensure_users(page: Path, code: str) -> None:
         except KeyError:
             if os.geteuid() != 0 or not shutil.which("useradd"):
                 pytest.skip(f"{_name(page)} names user {user}, who does not exist here")
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-                check=True,
-            )
+            local_user(user, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin")
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if examples(p)], ids=_name)
