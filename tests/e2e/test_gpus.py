@@ -246,9 +246,9 @@ def test_a_gflow_jobs_own_gpu_processes_are_not_foreign(make_gflow: MakeGflow) -
 def test_a_job_end_does_not_wait_for_the_poll_to_forget_dead_processes(
     make_gflow: MakeGflow, stranger: int
 ) -> None:
-    g = make_gflow("process", GFLOW_FAKE_GPUS="2")
+    g = make_gflow("process", GFLOW_FAKE_GPUS="2", GFLOW_DAEMON__GPU_POLL_INTERVAL="3600")
     write_fake_procs(g.home / "fake_gpu_procs.json", {0: [GpuProcess(stranger, 100)]})
-    g.start()  # seen at start-up; the next poll is 10 s away
+    g.start()  # seen at start-up; the next poll is an hour away
     assert f"unmanaged (pid {stranger}" in g.run("ginfo").stdout
     a = gpu_job(g, "a", "-g", "1")
     both = g.submit("-g", "2", "sh", "-c", 'echo "$CUDA_VISIBLE_DEVICES"')
@@ -258,8 +258,7 @@ def test_a_job_end_does_not_wait_for_the_poll_to_forget_dead_processes(
     # A loaded machine may run the killed process's exit later: the job ends after it.
     g.until(lambda: is_zombie(stranger), what="the stranger to be dead")
     g.open_gate("a")
-    assert g.wait(both, timeout=20) == 0
-    assert g.job(both)["start_time"] - g.job(a)["end_time"] < 1.0
+    assert g.wait(both) == 0  # only job a's end can have let it start
     assert g.log(both) == "0,1\n"
 
 
