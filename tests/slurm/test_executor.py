@@ -9,7 +9,8 @@ import pytest
 
 from tests.helpers import Gflow
 
-pytestmark = pytest.mark.slurm
+# The test cluster is one node with two CPUs: its tests run one at a time.
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 
 def squeue(*args: str) -> str:

@@ -14,7 +14,8 @@ from gflow.slurmctl import Slurm, SlurmRefused, SlurmUnreachable
 from gflow.slurmspec import SlurmJob
 from tests.slurm.cluster import Cluster
 
-pytestmark = pytest.mark.slurm
+# The test cluster is one node with two CPUs: its tests run one at a time.
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 
 def until(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
