@@ -17,8 +17,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
+from gflow.addresses import is_address, is_http_url
 from gflow.errors import GflowError, InvalidInput
 
 EVENTS = (
@@ -35,7 +35,6 @@ EVENTS = (
     "scheduler_online",
 )
 """Every event a webhook can ask for."""
-MAX_URL = 2048
 MAX_SECRET = 64 * 1024
 SECURITY = ("none", "starttls", "tls")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
@@ -353,23 +352,3 @@ def read_secret(path: Path, daemon_uid: int, key: str = "secret file") -> bytes:
     if not data.strip() or len(data) > MAX_SECRET:
         raise ConfigError(f"config {key}: {path} must hold a secret of 1 to {MAX_SECRET} bytes")
     return data.strip()
-
-
-def is_http_url(text: str) -> bool:
-    """An ``http://`` or ``https://`` URL with a host, on one line, of bounded length."""
-    if len(text) > MAX_URL or not text.isprintable() or " " in text:
-        return False
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
-
-
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}$")
-
-
-def is_address(text: str) -> bool:
-    """A plain mail address, ``local@domain``: no display name, no spaces, one line."""
-    return bool(_ADDRESS.match(text)) and not text.endswith(".") and ".." not in text

@@ -374,7 +374,7 @@ class MailUser(Kind):
     nullable = True
 
     def check(self, value: Any, field: str) -> str | None:
-        from gflow.notifyconfig import is_address
+        from gflow.addresses import is_address
 
         if value is None:
             return None
@@ -391,7 +391,7 @@ class Url(Kind):
     nullable = True
 
     def check(self, value: Any, field: str) -> str | None:
-        from gflow.notifyconfig import MAX_URL, is_http_url
+        from gflow.addresses import MAX_URL, is_http_url
 
         if value is None:
             return None

@@ -23,6 +23,7 @@ SRC = Path(gflow.__file__).parent
 PURE = frozenset(
     {
         "gflow.actions",
+        "gflow.addresses",
         "gflow.batch",
         "gflow.deps",
         "gflow.directives",
