@@ -12,8 +12,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from gflow.tcpauth import authorization
-from tests.helpers import Gflow
 from tests.e2e.receivers import free_port
+from tests.helpers import Gflow
 
 ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[str, list[tuple[dict[str, str], float]]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,11 +11,12 @@ from gflow import notices, options
 from gflow.errors import InvalidInput
 from gflow.model import Job, State
 from gflow.notifyconfig import EVENTS, ConfigError, Mail, Notifications, Webhook, load
+from tests.unit.conftest import make_job
 
 
-def job(**fields: object) -> Job:
-    base: dict[str, object] = {"project": "vision", **fields}
-    return Job(1, 1000, "ana", "train", ("true",), "/tmp", 100.0, **base)  # type: ignore[arg-type]
+def job(**fields: Any) -> Job:
+    base = {"user": "ana", "name": "train", "workdir": "/tmp", "submit_time": 100.0}
+    return make_job(1, **{**base, "project": "vision", **fields})
 
 
 HOOK = "https://hooks.example.org/x"

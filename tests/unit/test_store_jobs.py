@@ -79,6 +79,9 @@ FIELDS: dict[str, Any] = {
     "output": st.one_of(st.none(), texts),
     "error": st.one_of(st.none(), texts),
     "cpus_per_task": st.one_of(st.none(), st.integers(1, 4096)),
+    "mail_type": st.one_of(st.none(), st.sampled_from(["END,FAIL", "BEGIN,END,FAIL,TIMEOUT"])),
+    "mail_user": st.one_of(st.none(), texts),
+    "notify_url": st.one_of(st.none(), texts),
 }
 
 
