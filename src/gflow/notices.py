@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from gflow.model import Job, State
-from gflow.notifyconfig import Notifications
 from gflow.parse import format_duration
+
+if TYPE_CHECKING:
+    from gflow.notifyconfig import Notifications
 
 WEBHOOK = "webhook"
 URL = "url"

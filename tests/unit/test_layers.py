@@ -36,6 +36,7 @@ PURE = frozenset(
         "gflow.launchspec",
         "gflow.limits",
         "gflow.model",
+        "gflow.notices",
         "gflow.options",
         "gflow.parse",
         "gflow.protocol",
