@@ -7,7 +7,9 @@ The hooked daemon posts every event (submitted, started, completed, ...: about t
 job, each signed) to a real HTTP receiver on 127.0.0.1, run by this script. The chain is
 the one of ``bench/run.py`` (a gated head, then N-1 ``gbatch --depends-on @ true``);
 latency is parent end → child start per link, from the daemon's own record. The target:
-the hooked median within 10% of the plain one.
+the hooked median within 10% of the plain one. Those times are file times, which the
+kernel keeps in ticks (4 ms here), so a median moves a whole tick at once; the mean and
+the chain's wall time, which ticks do not round, are reported too.
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ class Hooked(Ours):
         )
 
 
-def run(target: Ours, cfg: Config) -> tuple[list[float], float]:
-    """The chain's link latencies (ms), and the CPU seconds its daemon used."""
+def run(target: Ours, cfg: Config) -> tuple[list[float], float, float]:
+    """The chain's link latencies (ms), its wall time from the gate (s), and the CPU
+    seconds its daemon used."""
     try:
         samples = chain(target, cfg)
         pid = target.pid()
@@ -82,9 +85,10 @@ def run(target: Ours, cfg: Config) -> tuple[list[float], float]:
     finally:
         target.teardown()
     links = next(s for s in samples if s.key == "dep.chain_link_ms")
-    if links.note:
-        raise SystemExit(f"{target.name}: {links.note}")
-    return links.values, cpu
+    wall = next(s for s in samples if s.key == "dep.chain_wall_s")
+    if links.note or wall.note:
+        raise SystemExit(f"{target.name}: {links.note or wall.note}")
+    return links.values, wall.values[0], cpu
 
 
 def main() -> None:
@@ -99,31 +103,40 @@ def main() -> None:
     plain, hooked = Ours(args.executor), Hooked(args.executor, receiver)
     links: dict[str, list[float]] = {"plain": [], "webhook": []}
     cpu: dict[str, list[float]] = {"plain": [], "webhook": []}
+    walls: dict[str, list[float]] = {"plain": [], "webhook": []}
     for rep in range(args.reps):
         for key, target in (("plain", plain), ("webhook", hooked)):
-            values, seconds = run(target, cfg)
+            values, wall, seconds = run(target, cfg)
             links[key] += values
+            walls[key].append(wall)
             cpu[key].append(seconds)
             print(
                 f"run {rep + 1} {key:8s} median link {statistics.median(values):6.1f} ms, "
+                f"mean {statistics.fmean(values):6.1f} ms, chain {wall:5.2f} s, "
                 f"daemon CPU {seconds:.2f} s"
             )
             time.sleep(1)  # let the machine settle between daemons
     report = {
         key: {
             "median_ms": statistics.median(v),
+            "mean_ms": statistics.fmean(v),
             "p90_ms": statistics.quantiles(v, n=10)[-1],
             "min_ms": min(v),
             "links": len(v),
+            "chain_s": statistics.median(walls[key]),
             "daemon_cpu_s": statistics.median(cpu[key]),
         }
         for key, v in links.items()
     }
-    ratio = report["webhook"]["median_ms"] / report["plain"]["median_ms"]
-    report["ratio"] = {"median": ratio, "deliveries": receiver.count}
+    ratios = {
+        what: report["webhook"][what] / report["plain"][what]
+        for what in ("median_ms", "mean_ms", "chain_s")
+    }
+    report["ratio"] = {**ratios, "deliveries": receiver.count}
     print(json.dumps(report, indent=2))
-    verdict = "within" if ratio <= 1.10 else "NOT within"
-    print(f"webhook/plain median release latency: {ratio:.3f} ({verdict} 10%)")
+    for what, ratio in ratios.items():
+        verdict = "within" if ratio <= 1.10 else "NOT within"
+        print(f"webhook/plain {what}: {ratio:.3f} ({verdict} 10%)")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
 
