@@ -33,7 +33,7 @@ SHORTAGES = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC, errno.EDQUOT}
 )
 PANE_DEAD_WAIT = 5.0
-"""Seconds to wait for tmux to mark an ended job's pane dead and keep its exit status."""
+"""Seconds to wait for tmux to mark an ended job's pane dead with its exit status."""
 
 
 def shortage(exc: BaseException) -> bool:
@@ -365,9 +365,10 @@ class TmuxExecutor:
         """The exit status tmux kept for the job's dead pane (the wrapper exits with the
         job's code), for when the result file has none; None if the session is gone.
 
-        tmux marks a pane dead a moment after its process ends (later on a loaded
-        machine), so this asks again for up to ``PANE_DEAD_WAIT`` seconds, in a worker
-        thread, only on this fallback path."""
+        tmux marks a pane dead when its terminal closes, and knows the exit status only
+        once it has collected the process, which can come later (on a loaded machine),
+        so this asks again until it has the status, for up to ``PANE_DEAD_WAIT``
+        seconds, in a worker thread, only on this fallback path."""
         query = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
         deadline = time.monotonic() + PANE_DEAD_WAIT
         while True:
@@ -375,10 +376,10 @@ class TmuxExecutor:
             if done.returncode != 0:
                 return None
             dead, status, sig = [*done.stdout.strip().split("|"), "", ""][:3]
-            if dead == "1":
-                if status.isdigit():
-                    return int(status)
-                return 128 + int(sig) if sig.isdigit() else None
+            if dead == "1" and status.isdigit():
+                return int(status)
+            if dead == "1" and sig.isdigit():
+                return 128 + int(sig)
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.05)
