@@ -6,9 +6,10 @@ A refused request changes nothing.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gflow import graph, quotas
@@ -66,7 +67,7 @@ def select(engine: Engine, text: str, caller: Caller) -> list[int]:
     ids: list[int] = []
     for ref in refs:
         if isinstance(ref, (RecentRef, TaskRef)):
-            ids.extend(graph.resolve_ref(ref, caller.uid, engine))
+            ids.extend(graph.resolve_ref(ref, caller.uid, engine).ids)
             continue
         job = known.get(ref)
         if job is None:
@@ -154,9 +155,7 @@ def _build(
     batch: int,
     now: float,
 ) -> tuple[list[Job], graph.Resolved]:
-    resolved = graph.resolve(
-        req.dependency, caller.uid, engine, next_id=first, is_array=exp.is_group
-    )
+    resolved = graph.resolve(req.dependency, caller.uid, engine, is_array=exp.is_group)
     parents = list(resolved.dependency.parents())
     links = (len(parents) + len(resolved.corr)) * len(exp.tasks)
     if links > MAX_DEP_EDGES:
@@ -239,9 +238,8 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
         if exp.is_group and exp.max_concurrent:
             engine.set_group_limit(first, exp.max_concurrent)
         for kind, target_id in resolved.before:
-            engine.attach_pool_clause(
-                engine.jobs[target_id], Clause(kind, tuple(j.id for j in jobs)), now
-            )
+            clause = Clause(kind, tuple(j.id for j in jobs), group=first if exp.is_group else None)
+            engine.attach_pool_clause(engine.jobs[target_id], clause, now)
         for job_id in [j.id for j in jobs] + [t for _, t in resolved.before]:
             if engine.judge(job_id, now):
                 engine.settle_dependents([job_id], now)
@@ -283,12 +281,16 @@ def cancel(
         )
         for fate in impact:
             kid = engine.jobs[fate.job_id]
+            action = DRY_RUN_FATES[fate.fate].format(fate.because)
+            if fate.at is not None:
+                minutes = max(1, math.ceil((fate.at - now) / 60))
+                action = f"would be released {minutes} min later (after:{fate.because}+{minutes})"
             out.done.append(
                 {
                     "id": kid.id,
                     "name": kid.name,
                     "state": kid.state.value,
-                    "action": DRY_RUN_FATES[fate.fate].format(fate.because),
+                    "action": action,
                     "fate": fate.fate,
                     "because": fate.because,
                     "dependent": True,
@@ -385,8 +387,22 @@ def _owned_waiting(
 
 
 def update(
-    engine: Engine, text: str, changes: dict[str, Any], caller: Caller, now: float
+    engine: Engine,
+    text: str,
+    changes: dict[str, Any],
+    caller: Caller,
+    now: float,
+    *,
+    clear_deps: bool = False,
 ) -> Outcome:
+    """Change waiting jobs; ``clear_deps``: they no longer wait for any job."""
+    if clear_deps:
+        if "dependency" in changes and changes["dependency"].sets_dependency:
+            raise InvalidInput(
+                "--clear-deps", "with a dependency", "either --clear-deps or a new dependency"
+            )
+        given = changes.get("dependency", DepRequest())
+        changes = {**changes, "dependency": given.merge(DepRequest(texts=("",)))}
     out = Outcome()
     jobs = _owned_waiting(engine, text, caller, {State.QUEUED, State.HOLD}, "updated", out)
     updated: list[Job] = []
@@ -424,6 +440,14 @@ def update(
 
 
 def _new_deps(engine: Engine, job: Job, req: DepRequest, caller: Caller) -> Job:
+    """``job`` with the dependency ``req`` sets. What ``req`` does not say stays as it was:
+    auto-cancel, and the ``on:N`` count with the releases ``before*`` jobs attached. An
+    empty dependency (``-d ''``, ``-d 0``, ``--clear-deps``) clears it all."""
+    auto = job.deps.auto_cancel if req.auto_cancel is None else req.auto_cancel
+    if not req.sets_dependency:
+        return job.replace(deps=replace(job.deps, auto_cancel=auto))
+    if req.is_empty:
+        return job.replace(deps=Dependency(auto_cancel=auto), dep_text=None)
     resolved = graph.resolve(req, caller.uid, engine)
     if resolved.corr or resolved.before:
         raise InvalidInput(
@@ -432,13 +456,11 @@ def _new_deps(engine: Engine, job: Job, req: DepRequest, caller: Caller) -> Job:
             "after* or Slurm clauses (aftercorr and before* only at submission)",
         )
     graph.check_cycle(job.id, sorted(resolved.dependency.parents()), engine.parents_of)
-    deps = Dependency(
-        resolved.dependency.clauses,
-        req.any_of,
-        req.on_count or job.deps.on_count,
-        job.deps.on_pool,
-        req.singleton,
-        req.auto_cancel,
+    deps = replace(
+        resolved.dependency,
+        on_count=req.on_count or job.deps.on_count,
+        on_pool=job.deps.on_pool,
+        auto_cancel=auto,
     )
     return job.replace(deps=deps, dep_text=req.text)
 
@@ -478,10 +500,7 @@ def redo(
         if src is old and overrides:
             new = new.replace(**{k: v for k, v in overrides.items() if k != "dependency"})
             if "dependency" in overrides:
-                resolved = graph.resolve(
-                    overrides["dependency"], caller.uid, engine, next_id=new_id
-                )
-                new = new.replace(deps=resolved.dependency, dep_text=overrides["dependency"].text)
+                new = _new_deps(engine, new, overrides["dependency"], caller)
             _check_resources(engine, new)
         new_jobs.append(new)
     if engine.quotas:

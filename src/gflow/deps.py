@@ -7,12 +7,19 @@ and :func:`evaluate` judges a dependency against its parents' states.
 Semantics (the user docs repeat them): ``afterok`` needs Finished; ``afternotok``
 needs Failed, Timeout or Cancelled; ``afterany`` any final state; ``after`` the parent
 started, or ended without starting, plus an optional delay. Clauses are joined by AND,
-or by ANY (``?`` / ``--depends-on-any``). ``on:N`` waits for N of the inverse clauses
-that later ``before*`` jobs attach. ``singleton`` is judged by the planner.
+or by ANY (``?`` / ``--depends-on-any``; as in Slurm, every job of a ``?`` list is its
+own alternative). ``on:N`` waits for N of the inverse clauses that later ``before*``
+jobs attach. ``singleton`` is judged by the planner.
+
+A clause over several jobs needs each of them to meet it. A clause over a whole array or
+sweep (:attr:`Clause.group`) judges its tasks together, as Slurm judges an array:
+``afterok`` every task succeeded; ``afternotok`` every task ended and at least one
+failed; ``afterany`` every task ended; ``after`` every task started (or ended unstarted).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,15 +57,23 @@ NOTOK_STATES = frozenset({State.FAILED, State.TIMEOUT, State.CANCELLED})
 
 @dataclass(frozen=True, slots=True)
 class Clause:
-    """A condition over parents, all of which must meet it."""
+    """A condition over parents.
+
+    Without ``group`` each parent must meet it. With ``group`` (the id of an array or
+    sweep named as a whole) the parents are its tasks, judged together as Slurm judges
+    an array; only ``afternotok`` differs: every task ended and at least one failed.
+    """
 
     type: DepType
     parents: tuple[int, ...]
     delay: int = 0
+    group: int | None = None
 
     def text(self, parents: Iterable[int] | None = None) -> str:
-        ids = self.parents if parents is None else tuple(parents)
         suffix = f"+{self.delay // 60}" if self.delay else ""
+        if self.group is not None:
+            return f"{self.type.value}:{self.group}{suffix}"
+        ids = self.parents if parents is None else tuple(parents)
         return self.type.value + "".join(f":{p}{suffix}" for p in ids)
 
 
@@ -117,7 +132,10 @@ class Dependency:
 
     def to_json(self) -> dict[str, Any]:
         def dump(cs: tuple[Clause, ...]) -> list[list[Any]]:
-            return [[c.type.value, list(c.parents), c.delay] for c in cs]
+            return [
+                [c.type.value, list(c.parents), c.delay, *(() if c.group is None else (c.group,))]
+                for c in cs
+            ]
 
         return {
             "clauses": dump(self.clauses),
@@ -131,7 +149,15 @@ class Dependency:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Dependency:
         def load(raw: list[list[Any]]) -> tuple[Clause, ...]:
-            return tuple(Clause(DepType(t), tuple(int(p) for p in ps), int(d)) for t, ps, d in raw)
+            return tuple(
+                Clause(
+                    DepType(t),
+                    tuple(int(p) for p in ps),
+                    int(d),
+                    int(group[0]) if group else None,
+                )
+                for t, ps, d, *group in raw
+            )
 
         return cls(
             clauses=load(data.get("clauses", [])),
@@ -169,6 +195,8 @@ class Evaluation:
     culprit: int | None = None
     pending: tuple[int, ...] = ()
     wake_at: float | None = None
+    decided_at: float | None = None
+    """For a "never" verdict: when it became certain (the culprit's end), if known."""
 
 
 _MISSING = ParentView(state=None)
@@ -197,20 +225,64 @@ def _judge(kind: DepType, view: ParentView, delay: int, now: float) -> tuple[Ver
     return (Verdict.SATISFIED if view.state in wanted else Verdict.NEVER), None
 
 
+def _never(parent: int, view: ParentView) -> Evaluation:
+    return Evaluation(Verdict.NEVER, culprit=parent, decided_at=view.end_time)
+
+
+def _when(ev: Evaluation) -> float:
+    return -math.inf if ev.decided_at is None else ev.decided_at
+
+
+def _first_decided(nevers: list[Evaluation]) -> Evaluation:
+    """The "never" that was certain first: in an AND, that end decided the whole."""
+    return min(nevers, key=_when)
+
+
+def _last_decided(nevers: list[Evaluation]) -> Evaluation:
+    """The "never" that was certain last: when every alternative failed, that end decided
+    (of alternatives decided at once, the last)."""
+    return max(reversed(nevers), key=_when)
+
+
 def _clause(c: Clause, views: Mapping[int, ParentView], now: float) -> Evaluation:
+    if c.group is not None and c.type is DepType.AFTERNOTOK:
+        return _some_task_failed(c, views)
     pending: list[int] = []
     wakes: list[float] = []
+    nevers: list[Evaluation] = []
     for parent in c.parents:
-        verdict, wake = _judge(c.type, views.get(parent, _MISSING), c.delay, now)
+        view = views.get(parent, _MISSING)
+        verdict, wake = _judge(c.type, view, c.delay, now)
         if verdict is Verdict.NEVER:
-            return Evaluation(Verdict.NEVER, culprit=parent)
-        if verdict is Verdict.PENDING:
+            nevers.append(_never(parent, view))
+        elif verdict is Verdict.PENDING:
             pending.append(parent)
             if wake is not None:
                 wakes.append(wake)
+    if nevers:
+        return _first_decided(nevers)
     if pending:
         return Evaluation(Verdict.PENDING, pending=tuple(pending), wake_at=min(wakes, default=None))
     return Evaluation(Verdict.SATISFIED)
+
+
+def _some_task_failed(c: Clause, views: Mapping[int, ParentView]) -> Evaluation:
+    """``afternotok`` on a whole array: every task ended, and at least one of them failed."""
+    pending: list[int] = []
+    failed = False
+    for parent in c.parents:
+        view = views.get(parent, _MISSING)
+        if view.state not in _STATES:  # no such job
+            return _never(parent, view)
+        if view.state not in FINAL_STATES or view.exit_unknown:  # not known yet
+            pending.append(parent)
+            continue
+        failed = failed or view.state in NOTOK_STATES
+    if pending:
+        return Evaluation(Verdict.PENDING, pending=tuple(pending))
+    if failed:
+        return Evaluation(Verdict.SATISFIED)
+    return _last_decided([_never(p, views[p]) for p in c.parents])
 
 
 def _combine(parts: list[Evaluation], any_of: bool) -> Evaluation:
@@ -220,9 +292,9 @@ def _combine(parts: list[Evaluation], any_of: bool) -> Evaluation:
     if any_of and Verdict.SATISFIED in verdicts:
         return Evaluation(Verdict.SATISFIED)
     if not any_of and Verdict.NEVER in verdicts:
-        return next(p for p in parts if p.verdict is Verdict.NEVER)
+        return _first_decided([p for p in parts if p.verdict is Verdict.NEVER])
     if any_of and all(v is Verdict.NEVER for v in verdicts):
-        return Evaluation(Verdict.NEVER, culprit=parts[-1].culprit)
+        return _last_decided(parts)
     if all(v is Verdict.SATISFIED for v in verdicts):
         return Evaluation(Verdict.SATISFIED)
     waiting = [p for p in parts if p.verdict is Verdict.PENDING]
@@ -237,6 +309,7 @@ def evaluate(dep: Dependency, views: Mapping[int, ParentView], now: float) -> Ev
     ``on:N`` counts the satisfied clauses of the pool that ``before*`` jobs attached. While
     fewer than N are attached more may come, so the job waits; once N or more are attached
     and too many of them can never be satisfied, the job can never start either.
+    A "never" verdict names the parent whose end decided it.
     """
     main = _combine([_clause(c, views, now) for c in dep.clauses], dep.any_of)
     if main.verdict is Verdict.NEVER or dep.on_count == 0:
@@ -245,9 +318,9 @@ def evaluate(dep: Dependency, views: Mapping[int, ParentView], now: float) -> Ev
     done = sum(1 for p in pool if p.verdict is Verdict.SATISFIED)
     if done >= dep.on_count:
         return main
-    failed = [p for p in pool if p.verdict is Verdict.NEVER]
+    failed = sorted((p for p in pool if p.verdict is Verdict.NEVER), key=_when)
     if len(pool) >= dep.on_count and len(pool) - len(failed) < dep.on_count:
-        return Evaluation(Verdict.NEVER, culprit=failed[-1].culprit)
+        return failed[len(pool) - dep.on_count]  # the failure that left too few
     awaited = tuple(i for p in pool if p.verdict is Verdict.PENDING for i in p.pending)
     wakes = [w for w in (main.wake_at, *(p.wake_at for p in pool)) if w is not None]
     return Evaluation(
@@ -258,19 +331,28 @@ def evaluate(dep: Dependency, views: Mapping[int, ParentView], now: float) -> Ev
 
 
 def remaining_text(dep: Dependency, views: Mapping[int, ParentView], now: float) -> str:
-    """The clauses still unmet, in Slurm form (``-`` when nothing is left to wait for)."""
+    """The clauses still unmet, in Slurm form (``-`` when nothing is left to wait for).
+
+    Of an any-of dependency, an alternative that can no longer be met is not awaited
+    (while another one can still be).
+    """
+    evals = [_clause(c, views, now) for c in dep.clauses]
+    verdicts = [e.verdict for e in evals]
     parts: list[str] = []
-    for c in dep.clauses:
-        left = [
-            p
-            for p in c.parents
-            if _judge(c.type, views.get(p, _MISSING), c.delay, now)[0] is not Verdict.SATISFIED
-        ]
-        if left:
+    if not (dep.any_of and Verdict.SATISFIED in verdicts):
+        hopeless = dep.any_of and any(v is not Verdict.NEVER for v in verdicts)
+        for c, verdict in zip(dep.clauses, verdicts, strict=True):
+            if verdict is Verdict.SATISFIED or (hopeless and verdict is Verdict.NEVER):
+                continue
+            if c.group is not None:
+                parts.append(c.text())
+                continue
+            left = [
+                p
+                for p in c.parents
+                if _judge(c.type, views.get(p, _MISSING), c.delay, now)[0] is not Verdict.SATISFIED
+            ]
             parts.append(c.text(left))
-        elif dep.any_of:  # one alternative is met: nothing of the others is still awaited
-            parts = []
-            break
     text = ("?" if dep.any_of else ",").join(parts)
     extra = []
     if dep.on_count:
@@ -289,22 +371,34 @@ ParentToken = Ref | str
 
 @dataclass(frozen=True, slots=True)
 class RawClause:
-    """A clause as typed: a type and unresolved parent references."""
+    """A clause as typed: a type and unresolved parent references.
+
+    ``each_job``: every job the references stand for is an alternative of its own
+    (``--depends-on-any``, where an array stands for its tasks).
+    """
 
     type: str
     refs: tuple[ParentToken, ...]
     delay: int = 0
+    each_job: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DepRequest:
-    """A job's dependency as the user wrote it, before references are resolved."""
+    """A job's dependency as the user wrote it, before references are resolved.
+
+    ``texts``: the specs as typed. A request without clauses or texts sets no dependency
+    (it may still say ``auto_cancel``); one without clauses but with a text sets "none"
+    (``-d ''``, ``-d 0``).
+    ``auto_cancel``: None when not said (at submission: auto-cancel; in a change: as it
+    was).
+    """
 
     clauses: tuple[RawClause, ...] = ()
     any_of: bool = False
     on_count: int = 0
     singleton: bool = False
-    auto_cancel: bool = True
+    auto_cancel: bool | None = None
     texts: tuple[str, ...] = field(default=())
 
     @property
@@ -312,15 +406,20 @@ class DepRequest:
         return not (self.clauses or self.on_count or self.singleton)
 
     @property
+    def sets_dependency(self) -> bool:
+        """True when it says what to wait for (possibly nothing), not only how."""
+        return bool(self.texts) or not self.is_empty
+
+    @property
     def text(self) -> str | None:
-        return " ".join(self.texts) or None
+        return " ".join(t for t in self.texts if t) or None
 
     def merge(self, other: DepRequest) -> DepRequest:
         """AND two requests together (an ANY request cannot be combined with anything)."""
-        if self.is_empty and not self.texts:
-            return replace(other, auto_cancel=self.auto_cancel and other.auto_cancel)
-        if other.is_empty and not other.texts:
-            return replace(self, auto_cancel=self.auto_cancel and other.auto_cancel)
+        auto = _either(self.auto_cancel, other.auto_cancel)
+        if self.is_empty or other.is_empty:
+            full = other if self.is_empty else self
+            return replace(full, auto_cancel=auto, texts=self.texts + other.texts)
         for req in (self, other):
             if req.any_of and len(req.clauses) > 1:
                 raise InvalidInput(
@@ -334,14 +433,17 @@ class DepRequest:
                 clauses=self.clauses + other.clauses,
                 on_count=self.on_count + other.on_count,
                 singleton=self.singleton or other.singleton,
-                auto_cancel=self.auto_cancel and other.auto_cancel,
+                auto_cancel=auto,
                 texts=self.texts + other.texts,
             )
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "clauses": [[c.type, [_ref_text(r) for r in c.refs], c.delay] for c in self.clauses],
+            "clauses": [
+                [c.type, [_ref_text(r) for r in c.refs], c.delay, *((True,) if c.each_job else ())]
+                for c in self.clauses
+            ],
             "any_of": self.any_of,
             "on_count": self.on_count,
             "singleton": self.singleton,
@@ -365,7 +467,7 @@ class DepRequest:
                 any_of=bool(data["any_of"]),
                 on_count=limits.whole(data["on_count"], "dependency on:COUNT", 0, MAX_DEP_REFS),
                 singleton=bool(data["singleton"]),
-                auto_cancel=bool(data["auto_cancel"]),
+                auto_cancel=_flag(data["auto_cancel"]),
                 texts=_texts(data.get("texts", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -381,10 +483,27 @@ class DepRequest:
         return req
 
 
+def _either(a: bool | None, b: bool | None) -> bool | None:
+    """Two auto-cancel settings together: unsaid yields; "keep waiting" (False) wins."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a and b
+
+
+def _flag(value: Any) -> bool | None:
+    if value is not None and type(value) is not bool:
+        raise InvalidInput("dependency auto_cancel", limits.brief(value), "true, false or null")
+    return value
+
+
 def _raw_clause(raw: Any) -> RawClause:
-    if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[1], list):
-        raise InvalidInput("dependency clause", limits.brief(raw), "[type, [jobs], delay]")
-    kind, refs, delay = raw
+    if not isinstance(raw, list) or len(raw) not in (3, 4) or not isinstance(raw[1], list):
+        raise InvalidInput(
+            "dependency clause", limits.brief(raw), "[type, [jobs], delay] or [..., each_job]"
+        )
+    kind, refs, delay, *each = raw
+    if each and type(each[0]) is not bool:
+        raise InvalidInput("dependency clause each_job", limits.brief(each[0]), "true or false")
     kind = limits.text(kind, "dependency type", 20)
     if len(refs) > MAX_DEP_REFS:
         raise InvalidInput("dependency", f"{len(refs)} jobs", f"at most {MAX_DEP_REFS} jobs")
@@ -393,7 +512,7 @@ def _raw_clause(raw: Any) -> RawClause:
         if type(ref) is int:
             ref = str(ref)
         tokens.append(_token(limits.text(ref, "dependency job", MAX_NAME), names=True))
-    return RawClause(kind, tuple(dict.fromkeys(tokens)), _delay(delay))
+    return RawClause(kind, tuple(dict.fromkeys(tokens)), _delay(delay), bool(each and each[0]))
 
 
 def _delay(value: object) -> int:
@@ -434,7 +553,8 @@ _TYPES_EXPECTED = (
     "after, afterok, afternotok, afterany, aftercorr, singleton (Slurm), "
     "before, beforeok, beforenotok, beforeany, on:<count> (Moab/Torque)"
 )
-_NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
+_REF_LIKE = re.compile(r"^(@.*|[0-9][0-9_+~]*)$")
+"""Text that can only be a (malformed) job reference, never a job name."""
 
 
 def _token(text: str, *, names: bool) -> ParentToken:
@@ -442,9 +562,11 @@ def _token(text: str, *, names: bool) -> ParentToken:
     try:
         return parse_ref(text, "dependency job")
     except InvalidInput:
-        if names and _NAME.match(text):
+        if names and text and not _REF_LIKE.match(text) and not any(c.isspace() for c in text):
             return text
-        expected = "a job id, @, @~N, ARRAY_TASK" + (" or a job name" if names else "")
+        expected = "a job id, @, @~N or ARRAY_TASK" + (
+            " (or a job name: other text, without spaces)" if names else ""
+        )
         raise InvalidInput("dependency job", text, expected) from None
 
 
@@ -465,7 +587,7 @@ def from_gflow(
     depends_on_all: str | None = None,
     depends_on_any: str | None = None,
     *,
-    auto_cancel: bool = True,
+    auto_cancel: bool | None = None,
 ) -> DepRequest:
     """The gflow flags: ``--depends-on`` (also Slurm form), ``--depends-on-all/-any``."""
     req = DepRequest(auto_cancel=auto_cancel)
@@ -476,7 +598,7 @@ def from_gflow(
         req = req.merge(DepRequest(clauses=(RawClause("afterok", refs),), texts=(depends_on_all,)))
     if depends_on_any:
         refs = _refs(depends_on_any, names=False)
-        clauses = tuple(RawClause("afterok", (r,)) for r in refs)
+        clauses = tuple(RawClause("afterok", (r,), each_job=True) for r in refs)
         anyreq = DepRequest(clauses=clauses, any_of=len(clauses) > 1, texts=(depends_on_any,))
         req = req.merge(anyreq)
     return _sized(replace(req, auto_cancel=auto_cancel))
@@ -486,10 +608,12 @@ def parse_dependency(text: str) -> DepRequest:
     """Slurm ``--dependency`` syntax, or plain job references (meaning afterok).
 
     Moab's ``before*:ID`` and ``on:COUNT`` are accepted too (joined with ``,`` only).
+    As in Slurm, an empty spec or ``0`` means no dependency (``gjob update -d ''``
+    clears one).
     """
     raw = _spec(text).strip()
-    if not raw:
-        raise InvalidInput("dependency", text, "a job id or TYPE:ID[:ID...] such as afterok:5")
+    if raw in ("", "0"):
+        return DepRequest(texts=("",))
     if "," in raw and "?" in raw:
         raise InvalidInput(
             "dependency", text, "clauses joined all by ',' (all) or all by '?' (any)"
@@ -505,7 +629,7 @@ def parse_dependency(text: str) -> DepRequest:
                 "dependency", text, "clauses joined by ',' or '?', none of them empty"
             )
         kind = part.partition(":")[0].strip().lower()
-        if any_of and (kind in ("singleton", "on") or kind in BEFORE_TYPES):
+        if any_of and (kind in ("singleton", "on", "aftercorr") or kind in BEFORE_TYPES):
             raise InvalidInput("dependency", text, f"{kind} joined with ',' not '?'")
         if kind == "singleton" and part.lower() == "singleton":
             singleton = True
@@ -551,8 +675,12 @@ def _slurm_clause(part: str, any_of: bool) -> list[RawClause]:
         if not ref_text.strip():
             raise InvalidInput("dependency", part, f"{kind}:ID[:ID...]")
         by_delay.setdefault(delay, []).append(_token(ref_text, names=False))
-    if any_of and len(by_delay) > 1:
-        raise InvalidInput("dependency", part, "one delay per after clause when joined with '?'")
+    if any_of:  # as in Slurm, every job of a '?' list is an alternative of its own
+        return [
+            RawClause(kind, (ref,), delay)
+            for delay, refs in by_delay.items()
+            for ref in dict.fromkeys(refs)
+        ]
     return [RawClause(kind, tuple(dict.fromkeys(refs)), delay) for delay, refs in by_delay.items()]
 
 

@@ -200,6 +200,12 @@ class Engine:
     def group_members(self, group_id: int) -> list[int]:
         return self.store.group_members(group_id)
 
+    def group_tasks(self, group_id: int) -> list[int]:
+        return self.store.group_tasks(group_id)
+
+    def array_task(self, group_id: int, task_id: int) -> int | None:
+        return self.store.array_task(group_id, task_id)
+
     def recent_submissions(self, uid: int, count: int) -> list[tuple[int, int]]:
         return self.store.recent_batches(uid, count)
 

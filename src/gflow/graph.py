@@ -1,14 +1,17 @@
 """Turning typed dependency references into job ids, and refusing cycles.
 
-References: a job id (an array's or sweep's id means all of its tasks), ``@`` / ``@~N``
-(the user's most recent submissions), ``ARRAY_TASK``, and — in Moab syntax — a job
-name (the user's most recent job of that name).
+References: a job id (an array's or sweep's id means the whole group), ``@`` / ``@~N``
+(the user's most recent submissions; an array submission is its whole group),
+``ARRAY_TASK``, and — in Moab syntax — a job name (the user's most recent job of that
+name; a name an array's tasks share means the whole array). A group stands for the
+newest job of each of its tasks (a retried or redone task is its newest attempt).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from gflow.deps import (
@@ -20,6 +23,7 @@ from gflow.deps import (
     Evaluation,
     ParentToken,
     ParentView,
+    RawClause,
     Verdict,
     evaluate,
 )
@@ -33,7 +37,9 @@ from gflow.states import FINAL_STATES, State
 class Lookup(Protocol):
     def job(self, job_id: int) -> Job | None: ...
 
-    def group_members(self, group_id: int) -> list[int]: ...
+    def group_tasks(self, group_id: int) -> list[int]: ...
+
+    def array_task(self, group_id: int, task_id: int) -> int | None: ...
 
     def recent_submissions(self, uid: int, count: int) -> list[tuple[int, int]]: ...
 
@@ -42,48 +48,74 @@ class Lookup(Protocol):
     def attempts_of(self, job_id: int) -> list[int]: ...
 
 
-def _group_or_job(job_id: int, lookup: Lookup) -> list[int]:
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one reference stands for: job ids, and the group when it names a whole one."""
+
+    ids: tuple[int, ...]
+    group: int | None = None
+
+
+def _whole_group(group_id: int, lookup: Lookup) -> Target:
+    return Target(tuple(lookup.group_tasks(group_id)) or (group_id,), group_id)
+
+
+def _group_or_job(job_id: int, lookup: Lookup) -> Target:
     job = lookup.job(job_id)
     if job is None:
         raise Refused(f"Dependency job {job_id} not found")
     if job.group_id == job_id:
-        members = lookup.group_members(job_id)
-        if len(members) > 1:
-            return members
-    return [job_id]
+        return _whole_group(job_id, lookup)
+    return Target((job_id,))
 
 
-def resolve_ref(
-    ref: ParentToken, uid: int, lookup: Lookup, *, next_id: int | None = None
-) -> list[int]:
-    """The job ids one reference stands for (several for a whole array or sweep)."""
+def _recent(ref: RecentRef, uid: int, lookup: Lookup) -> Target:
+    recent = lookup.recent_submissions(uid, ref.back + 1)
+    label = "@" if ref.back == 0 else f"@~{ref.back}"
+    if len(recent) <= ref.back:
+        have = len(recent)
+        raise Refused(
+            f"Dependency {label} not found: you have {have} earlier submission"
+            + ("" if have == 1 else "s")
+        )
+    first, count = recent[ref.back]
+    job = lookup.job(first)
+    if job is None:  # removed from the history: nothing is known of how it ended
+        raise Refused(f"Dependency job {first} not found ({label} is job {first})")
+    if job.group_id == first:
+        return _whole_group(first, lookup)
+    return Target(tuple(range(first, first + count)))
+
+
+def _named(name: str, uid: int, lookup: Lookup) -> Target:
+    found = lookup.latest_by_name(uid, name)
+    if found is None:
+        raise Refused(f"Dependency job {name!r} not found (no job of yours has that name)")
+    job = lookup.job(found)
+    if job is not None and job.group_id is not None:
+        head = lookup.job(job.group_id)
+        if head is not None and head.name == name:  # the array's tasks share the name
+            return _whole_group(job.group_id, lookup)
+    return Target((found,))
+
+
+def resolve_ref(ref: ParentToken, uid: int, lookup: Lookup) -> Target:
+    """The job ids one reference stands for (a whole array or sweep: its group).
+
+    A job being submitted has no id yet, so its own future id is simply not found.
+    """
     if isinstance(ref, bool):
         raise Refused(f"Dependency job {ref} not found")
     if isinstance(ref, int):
-        if next_id is not None and ref == next_id:
-            raise Refused("Job cannot depend on itself")
         return _group_or_job(ref, lookup)
     if isinstance(ref, RecentRef):
-        recent = lookup.recent_submissions(uid, ref.back + 1)
-        if len(recent) <= ref.back:
-            label = "@" if ref.back == 0 else f"@~{ref.back}"
-            have = len(recent)
-            raise Refused(
-                f"Dependency {label} not found: you have {have} earlier submission"
-                + ("" if have == 1 else "s")
-            )
-        first, count = recent[ref.back]
-        return list(range(first, first + count))
+        return _recent(ref, uid, lookup)
     if isinstance(ref, TaskRef):
-        for member in lookup.group_members(ref.array_id):
-            job = lookup.job(member)
-            if job is not None and job.task_id == ref.task_id:
-                return [member]
-        raise Refused(f"Dependency job {ref.array_id}_{ref.task_id} not found")
-    found = lookup.latest_by_name(uid, ref)
-    if found is None:
-        raise Refused(f"Dependency job {ref!r} not found (no job of yours has that name)")
-    return [found]
+        found = lookup.array_task(ref.array_id, ref.task_id)
+        if found is None:
+            raise Refused(f"Dependency job {ref.array_id}_{ref.task_id} not found")
+        return Target((found,))
+    return _named(ref, uid, lookup)
 
 
 @dataclass(slots=True)
@@ -91,28 +123,24 @@ class Resolved:
     """A request over ids; ``corr`` and ``before`` still need the new jobs to be known."""
 
     dependency: Dependency
-    corr: list[list[int]] = field(default_factory=list)
+    corr: list[Target] = field(default_factory=list)
     before: list[tuple[DepType, int]] = field(default_factory=list)
 
     def for_task(self, task_id: int | None, task_of: Callable[[int], int | None]) -> Dependency:
-        """The dependency of one task: ``aftercorr`` pairs it with the same task id."""
+        """The dependency of one task: ``aftercorr`` pairs it with the same task id (a
+        parent that is not an array stands for every task, as in Slurm)."""
         if not self.corr:
             return self.dependency
         extra: list[Clause] = []
-        for members in self.corr:
-            match = [m for m in members if task_of(m) == task_id]
+        for target in self.corr:
+            if target.group is None:
+                extra.append(Clause(DepType.AFTEROK, target.ids))
+                continue
+            match = [m for m in target.ids if task_of(m) == task_id]
             if not match:
-                raise Refused(f"aftercorr: array {members[0]} has no task {task_id}")
+                raise Refused(f"aftercorr: array {target.group} has no task {task_id}")
             extra.append(Clause(DepType.AFTEROK, (match[0],)))
-        dep = self.dependency
-        return Dependency(
-            dep.clauses + tuple(extra),
-            dep.any_of,
-            dep.on_count,
-            dep.on_pool,
-            dep.singleton,
-            dep.auto_cancel,
-        )
+        return replace(self.dependency, clauses=self.dependency.clauses + tuple(extra))
 
 
 def latest_attempt(job_id: int, lookup: Lookup) -> int:
@@ -143,13 +171,24 @@ class _Remembered:
             found = get_many(ids)
             self.seen = {i: found.get(i) for i in ids}
 
+    def prefetch(self, ids: Sequence[int]) -> None:
+        """Read these jobs in batches (the tasks of an array), if the lookup can."""
+        get_many = getattr(self.lookup, "get_many", None)
+        wanted = [i for i in ids if i not in self.seen]
+        if get_many is not None and len(wanted) > 1:
+            found = get_many(wanted)
+            self.seen.update({i: found.get(i) for i in wanted})
+
     def job(self, job_id: int) -> Job | None:
         if job_id not in self.seen:
             self.seen[job_id] = self.lookup.job(job_id)
         return self.seen[job_id]
 
-    def group_members(self, group_id: int) -> list[int]:
-        return self.lookup.group_members(group_id)
+    def group_tasks(self, group_id: int) -> list[int]:
+        return self.lookup.group_tasks(group_id)
+
+    def array_task(self, group_id: int, task_id: int) -> int | None:
+        return self.lookup.array_task(group_id, task_id)
 
     def recent_submissions(self, uid: int, count: int) -> list[tuple[int, int]]:
         return self.lookup.recent_submissions(uid, count)
@@ -161,34 +200,71 @@ class _Remembered:
         return self.lookup.attempts_of(job_id)
 
 
-def resolve(
-    req: DepRequest, uid: int, lookup: Lookup, *, next_id: int | None = None, is_array: bool = False
-) -> Resolved:
-    lookup = _Remembered(lookup, (ref for raw in req.clauses for ref in raw.refs))
+def _clauses(raw: RawClause, targets: list[Target], lookup: Lookup) -> list[Clause]:
+    """One typed clause over resolved references: a clause over the plain jobs, one per
+    whole group (judged as an array), or, for ``each_job``, one per job."""
+    kind = DepType(raw.type)
+    plain: list[int] = []
+    groups: list[Clause] = []
+    for target in targets:
+        ids = tuple(dict.fromkeys(latest_attempt(i, lookup) for i in target.ids))
+        if target.group is not None and not raw.each_job:
+            groups.append(Clause(kind, ids, raw.delay, target.group))
+        else:
+            plain.extend(ids)
+    if raw.each_job:
+        return [Clause(kind, (p,), raw.delay) for p in dict.fromkeys(plain)]
+    if kind is not DepType.AFTERNOTOK:  # a task also named alone adds nothing to its array
+        whole = {p for g in groups for p in g.parents}
+        plain = [p for p in plain if p not in whole]
+    plain = list(dict.fromkeys(plain))
+    return ([Clause(kind, tuple(plain), raw.delay)] if plain else []) + groups
+
+
+def resolve(req: DepRequest, uid: int, lookup: Lookup, *, is_array: bool = False) -> Resolved:
+    memo = _Remembered(lookup, (ref for raw in req.clauses for ref in raw.refs))
     clauses: list[Clause] = []
-    corr: list[list[int]] = []
-    before: list[tuple[DepType, int]] = []
+    corr: list[Target] = []
+    before: dict[tuple[DepType, int], None] = {}  # the same release counts once toward on:N
     total = 0
     for raw in req.clauses:
-        ids: list[int] = []
+        targets: list[Target] = []
         for ref in raw.refs:
-            ids.extend(resolve_ref(ref, uid, lookup, next_id=next_id))
-            if total + len(ids) > MAX_PARENTS:
+            target = resolve_ref(ref, uid, memo)
+            total += len(target.ids)
+            if total > MAX_PARENTS:
                 raise Refused(
                     f"a job may wait for at most {MAX_PARENTS} jobs (arrays count their tasks)"
                 )
-        total += len(ids)
-        ids = list(dict.fromkeys(latest_attempt(i, lookup) for i in ids))
+            memo.prefetch(target.ids)
+            targets.append(target)
         if raw.type == "aftercorr":
             if not is_array:
                 raise Refused("aftercorr needs an array job (--array)")
-            corr.append(ids)
+            corr.extend(
+                replace(t, ids=tuple(dict.fromkeys(latest_attempt(i, memo) for i in t.ids)))
+                for t in targets
+            )
         elif raw.type in BEFORE_TYPES:
-            before.extend((BEFORE_TYPES[raw.type], target) for target in ids)
+            kind = BEFORE_TYPES[raw.type]
+            before.update(((kind, latest_attempt(i, memo)), None) for t in targets for i in t.ids)
         else:
-            clauses.append(Clause(DepType(raw.type), tuple(ids), raw.delay))
-    dep = Dependency(tuple(clauses), req.any_of, req.on_count, (), req.singleton, req.auto_cancel)
-    return Resolved(dep, corr, before)
+            made = _clauses(raw, targets, memo)
+            if len(made) > 1 and not raw.each_job and req.any_of:
+                raise Refused(
+                    "each alternative of an any-of dependency ('?') names one job or one "
+                    "array (write TYPE:A?TYPE:B)"
+                )
+            if len(made) > 1 and raw.each_job and not req.any_of and len(req.clauses) > 1:
+                raise Refused(
+                    "--depends-on-any with an array cannot be combined with other "
+                    "dependency options (any one task of it, or all the others?)"
+                )
+            clauses.extend(made)
+    any_of = req.any_of or (len(req.clauses) == 1 and req.clauses[0].each_job and len(clauses) > 1)
+    auto_cancel = req.auto_cancel is not False
+    dep = Dependency(tuple(clauses), any_of, req.on_count, (), req.singleton, auto_cancel)
+    return Resolved(dep, corr, list(before))
 
 
 def check_before_target(target: Job, uid: int, admin: bool) -> None:
@@ -252,12 +328,14 @@ class Fate:
     ``cancelled``: auto-cancelled (``DependencyFailed:<because>``); ``never``: it can never
     start but stays queued (``--no-auto-cancel``: ``DependencyNeverSatisfied``);
     ``blocked``: it waits on a job that stays queued forever (``because``);
-    ``released``: its dependency would be met (``afternotok``, ``afterany``, ``after``).
+    ``released``: its dependency would be met (``afternotok``, ``afterany``, ``after``),
+    at once or, when ``at`` is set, then (``after:ID+MINUTES``).
     """
 
     job_id: int
     fate: str
     because: int
+    at: float | None = None
 
 
 def cancel_impact(
@@ -296,7 +374,13 @@ def cancel_impact(
             parent = work.pop()
             for child in sorted(children_of(parent)):
                 ev = judge(child, overrides)
-                if ev is None or ev.verdict is Verdict.PENDING:
+                if ev is None:
+                    continue
+                if ev.verdict is Verdict.PENDING:
+                    if ev.wake_at is not None and _met_in_time(
+                        dependency_of(child), overrides, views_of
+                    ):
+                        fates[child] = Fate(child, "released", parent, ev.wake_at)
                     continue
                 culprit = parent if ev.culprit is None else ev.culprit
                 if ev.verdict is Verdict.SATISFIED:
@@ -324,3 +408,13 @@ def cancel_impact(
                 fates[child] = Fate(child, "blocked", parent)
                 stranded.append(child)
     return sorted(fates.values(), key=lambda f: f.job_id)
+
+
+def _met_in_time(
+    dep: Dependency,
+    overrides: dict[int, ParentView],
+    views_of: Callable[[Iterable[int]], dict[int, ParentView]],
+) -> bool:
+    """Whether only time is left before ``dep`` is met (an ``after:ID+MINUTES`` delay)."""
+    views = {**views_of(dep.parents()), **overrides}
+    return evaluate(dep, views, math.inf).verdict is Verdict.SATISFIED

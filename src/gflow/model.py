@@ -391,8 +391,10 @@ def _parts_problem(job: Job) -> str | None:
 def _clause_problem(clause: Clause) -> str | None:
     if not _whole(clause.delay, 0, MAX_SECONDS):
         return _out_of_range("dependency delay", clause.delay)
-    if not all(_whole(p, 1, MAX_ID) for p in clause.parents):
+    if not clause.parents or not all(_whole(p, 1, MAX_ID) for p in clause.parents):
         return _out_of_range("dependency parent", clause.parents)
+    if clause.group is not None and not _whole(clause.group, 1, MAX_ID):
+        return _out_of_range("dependency group", clause.group)
     return None
 
 

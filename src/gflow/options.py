@@ -227,7 +227,9 @@ class Dependency(Kind):
     """One way of writing what a job waits for; every such option sets ``dependency``.
 
     ``syntax``: ``gflow`` (a job, or Slurm's ``afterok:1:2,afterany:3``), ``all``, ``any``
-    (comma-separated jobs), ``moab`` (``depend=...``) or ``no_auto_cancel`` (a switch).
+    (comma-separated jobs), ``moab`` (``depend=...``), ``no_auto_cancel`` (a switch) or
+    ``kill_on_invalid`` (Slurm's ``yes`` or ``no``); the last two say only whether the job
+    is cancelled when its dependency can never be met.
     """
 
     def __init__(self, syntax: str, form: str = VALUE) -> None:
@@ -238,6 +240,11 @@ class Dependency(Kind):
 
         if self.syntax == "no_auto_cancel":
             return deps.DepRequest(auto_cancel=not Switch().check(given, flag))
+        if self.syntax == "kill_on_invalid":
+            answer = _text(given, flag).strip().lower()
+            if answer not in ("yes", "no"):
+                raise InvalidInput(flag, answer, "yes (cancel the job) or no (keep it queued)")
+            return deps.DepRequest(auto_cancel=answer == "yes")
         texts = _texts(given, flag) if self.form == LIST else [_text(given, flag)]
         request = deps.DepRequest()
         for text in texts:
@@ -593,6 +600,15 @@ OPTIONS: tuple[Option, ...] = (
         field=_DEPS,
     ),
     Option(
+        "kill_on_invalid_dep",
+        ("--kill-on-invalid-dep",),
+        Dependency("kill_on_invalid"),
+        "Slurm's form: yes = cancel when a dependency fails (the default), no = --no-auto-cancel",
+        field=_DEPS,
+        metavar="yes|no",
+        sbatch=("--kill-on-invalid-dep",),
+    ),
+    Option(
         "moab",
         ("-W",),
         Dependency("moab", LIST),
@@ -777,21 +793,14 @@ def parse_texts(options: Any, purpose: str) -> dict[str, Any]:
         else:
             out[option.field] = value
     if dependency:
-        out[_DEPS] = _merge(dependency, purpose)
+        out[_DEPS] = _merge(dependency)
     return out
 
 
-def _merge(parts: list[tuple[Option, Any]], purpose: str) -> Any:
+def _merge(parts: list[tuple[Option, Any]]) -> Any:
     """One dependency from the dependency options, in the order of the table."""
     order = {o.key: i for i, o in enumerate(OPTIONS)}
     parts.sort(key=lambda part: order[part[0].key])
-    if purpose == CHANGE and all(o.key == "no_auto_cancel" for o, _ in parts):
-        raise InvalidInput(
-            "--no-auto-cancel",
-            "alone",
-            "it with --depends-on, --depends-on-all, --depends-on-any or -W "
-            "(it applies to the dependencies they set)",
-        )
     request = parts[0][1]
     for _, more in parts[1:]:
         request = request.merge(more)

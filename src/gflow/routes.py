@@ -56,9 +56,9 @@ def _release(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -
 
 
 def _update(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> commands.Outcome:
-    selected = selector(data)
-    changes = update_changes(data.get("changes"), data.get("options"))
-    return commands.update(engine, selected, changes, caller, now)
+    selected, clear = selector(data), bool(data.get("clear_deps"))
+    changes = update_changes(data.get("changes"), data.get("options"), required=not clear)
+    return commands.update(engine, selected, changes, caller, now, clear_deps=clear)
 
 
 def _redo(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> commands.Outcome:

@@ -669,6 +669,21 @@ class Store:
         rows = self.db.execute("SELECT id FROM jobs WHERE group_id=? ORDER BY id", (group_id,))
         return [r[0] for r in rows]
 
+    def group_tasks(self, group_id: int) -> list[int]:
+        """The newest job of each task of an array or sweep (a retry or a redo of a task
+        keeps its place), in id order."""
+        rows = self.db.execute(
+            "SELECT max(id) FROM jobs WHERE group_id=? GROUP BY task_id ORDER BY 1", (group_id,)
+        )
+        return [r[0] for r in rows]
+
+    def array_task(self, group_id: int, task_id: int) -> int | None:
+        """The newest job of one task of an array or sweep, if there is one."""
+        row = self.db.execute(
+            "SELECT max(id) FROM jobs WHERE group_id=? AND task_id=?", (group_id, task_id)
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def latest_by_name(self, uid: int, name: str) -> int | None:
         row = self.db.execute(
             "SELECT max(id) FROM jobs WHERE uid=? AND name=?", (uid, name)

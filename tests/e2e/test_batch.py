@@ -324,11 +324,12 @@ def test_update_takes_gbatchs_option_forms(two_gpus: Gflow) -> None:
         (["--name", "two\nlines"], "printable"),
         (["--array", "1-3"], "the tasks of an array are made when it is submitted"),
         (["-P", "other"], "--project"),
-        (["--no-auto-cancel"], "--no-auto-cancel"),
     ):
         done = g.run("gjob", "update", str(job), *argv, check=False)
         assert done.returncode == 2 and needle in done.stderr, (argv, done.stderr)
     assert (g.job(job)["name"], g.job(job)["project"]) == ("plain", None)
+    g.run("gjob", "update", str(job), "--no-auto-cancel")  # alone: only that changes
+    assert (g.show(job)["dependency"], g.show(job)["auto_cancel"]) == (f"afterok:{parent}", False)
 
 
 def test_redo_with_overrides(gflow_process: Gflow) -> None:

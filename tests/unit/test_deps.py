@@ -37,7 +37,7 @@ from gflow.parse import RecentRef, TaskRef
 def test_depends_on_one_id_is_afterok() -> None:
     req = from_gflow("5")
     assert req.clauses == (RawClause("afterok", (5,)),)
-    assert not req.any_of and req.auto_cancel and not req.singleton
+    assert not req.any_of and req.auto_cancel is None and not req.singleton
 
 
 @pytest.mark.parametrize(
@@ -62,12 +62,12 @@ def test_depends_on_all_with_recent_references() -> None:
 def test_depends_on_any_is_one_clause_per_parent_joined_by_any() -> None:
     req = from_gflow(depends_on_any="201,202,203")
     assert req.any_of
-    assert req.clauses == tuple(RawClause("afterok", (i,)) for i in (201, 202, 203))
+    assert req.clauses == tuple(RawClause("afterok", (i,), each_job=True) for i in (201, 202, 203))
 
 
-def test_depends_on_any_with_one_parent_is_plain() -> None:
+def test_depends_on_any_with_one_parent_is_plain_but_an_array_stands_for_its_tasks() -> None:
     req = from_gflow(depends_on_any="7")
-    assert req.clauses == (RawClause("afterok", (7,)),) and not req.any_of
+    assert req.clauses == (RawClause("afterok", (7,), each_job=True),) and not req.any_of
 
 
 def test_no_auto_cancel_is_kept_whatever_the_form() -> None:
@@ -94,13 +94,22 @@ def test_depends_on_any_cannot_be_combined_with_other_dependency_options() -> No
 
 @pytest.mark.parametrize(
     ("text", "token"),
-    [("prep", "prep"), ("1,,2", "1,,2"), ("1,x", "x"), ("0", "0"), ("-1", "-1"), ("@~x", "@~x")],
+    [("prep", "prep"), ("1,,2", "1,,2"), ("1,x", "x"), ("-1", "-1"), ("@~x", "@~x")],
 )
 def test_gflow_lists_take_ids_only_and_name_the_bad_token(text: str, token: str) -> None:
     for kwargs in ({"depends_on_all": text}, {"depends_on_any": text}, {"depends_on": text}):
         with pytest.raises(InvalidInput) as err:
             from_gflow(**kwargs)
         assert repr(token) in err.value.message
+
+
+def test_0_is_no_job_in_a_list_but_no_dependency_in_slurms_form() -> None:
+    for kwargs in ({"depends_on_all": "0"}, {"depends_on_any": "1,0"}):
+        with pytest.raises(InvalidInput, match="'0'"):
+            from_gflow(**kwargs)
+    for text in ("0", "", "  "):
+        req = parse_dependency(text)
+        assert req.is_empty and req.sets_dependency and req.text is None
 
 
 def test_empty_request() -> None:
@@ -139,13 +148,26 @@ def test_slurm_types_joined_by_comma_are_all(text: str, clauses: list[Any]) -> N
     assert req.texts == (text.strip(),)
 
 
-def test_slurm_question_mark_is_any() -> None:
+def test_slurm_question_mark_is_any_and_every_job_is_its_own_alternative() -> None:
     req = parse_dependency("afterok:1?afternotok:2?afterany:3:4")
     assert req.any_of
     assert req.clauses == (
         RawClause("afterok", (1,)),
         RawClause("afternotok", (2,)),
-        RawClause("afterany", (3, 4)),
+        RawClause("afterany", (3,)),
+        RawClause("afterany", (4,)),
+    )
+    req = parse_dependency("afterok:20:21?afterany:23")  # 20 ok OR 21 ok OR 23 ended
+    assert req.clauses == (
+        RawClause("afterok", (20,)),
+        RawClause("afterok", (21,)),
+        RawClause("afterany", (23,)),
+    )
+    req = parse_dependency("after:1+5:2?afterok:3")  # each alternative has its own delay
+    assert req.clauses == (
+        RawClause("after", (1,), 300),
+        RawClause("after", (2,)),
+        RawClause("afterok", (3,)),
     )
 
 
@@ -173,7 +195,7 @@ def test_singleton() -> None:
         ("afterok:1+5", "afterok:1+5"),
         ("after:1+x", "after:1+x"),
         ("after:1+", "after:1+"),
-        ("after:1+5:2?afterok:3", "after:1+5:2"),
+        ("aftercorr:1?afterok:3", "aftercorr:1?afterok:3"),
         ("afterfoo:1", "afterfoo"),
         ("expand:1", "expand"),
         ("afterok:", "afterok:"),
@@ -181,8 +203,6 @@ def test_singleton() -> None:
         ("afterok:abc", "abc"),
         ("afterok:1,", "afterok:1,"),
         ("?afterok:1", "?afterok:1"),
-        ("", ""),
-        ("  ", "  "),
         ("x", "x"),
     ],
 )
@@ -341,7 +361,11 @@ def test_no_request_object_is_no_dependency() -> None:
 clause_types = st.sampled_from(list(DepType))
 ids = st.integers(1, 10**6)
 clauses = st.builds(
-    Clause, clause_types, st.lists(ids, min_size=1, max_size=4).map(tuple), st.sampled_from([0, 60])
+    Clause,
+    clause_types,
+    st.lists(ids, min_size=1, max_size=4).map(tuple),
+    st.sampled_from([0, 60]),
+    st.none() | ids,
 )
 dependencies = st.builds(
     Dependency,
@@ -439,7 +463,10 @@ def test_and_is_never_if_any_clause_is_never_else_satisfied_only_if_all_are(
     ev = evaluate(dep, views, NOW)
     if N in singles:
         assert ev.verdict is N
-        assert ev.culprit == singles.index(N) + 1
+        nevers = [i for i, v in enumerate(singles, 1) if v is N]
+        ended = {i: views[i].end_time if i in views else None for i in nevers}
+        first = min(nevers, key=lambda i: -1.0 if ended[i] is None else ended[i])
+        assert ev.culprit == first  # the end that decided it (a missing parent: at once)
     elif all(v is S for v in singles):
         assert ev.verdict is S
     else:
@@ -623,3 +650,94 @@ def test_remaining_text_of_pools_and_delays() -> None:
     assert remaining_text(dep, views, NOW) == "on:1"
     delayed = Dependency((Clause(DepType.AFTER, (1,), 300),))
     assert remaining_text(delayed, {1: VIEWS["Queued"]}, NOW) == "after:1+5"
+
+
+def test_a_failed_alternative_is_no_longer_awaited() -> None:
+    dep = _dep((DepType.AFTEROK, (1,)), (DepType.AFTEROK, (2,)), any_of=True)
+    views = {1: VIEWS["Failed"], 2: VIEWS["Queued"]}
+    assert remaining_text(dep, views, NOW) == "afterok:2"
+    views = {1: VIEWS["Failed"], 2: VIEWS["Failed"]}  # every one failed: all are shown
+    assert remaining_text(dep, views, NOW) == "afterok:1?afterok:2"
+
+
+# ---------------------------------------------------------------- a whole array as a parent
+
+ARRAY = (11, 12, 13)
+
+
+def _array(kind: DepType, *states: str) -> tuple[Dependency, dict[int, ParentView]]:
+    dep = Dependency((Clause(kind, ARRAY, group=11),))
+    return dep, {i: VIEWS[s] for i, s in zip(ARRAY, states, strict=True)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "states", "verdict"),
+    [
+        # afterok: every task succeeded; never once one did not
+        (DepType.AFTEROK, ("Finished", "Finished", "Finished"), S),
+        (DepType.AFTEROK, ("Finished", "Running", "Failed"), N),
+        (DepType.AFTEROK, ("Finished", "Running", "Queued"), P),
+        # afternotok: every task ended and at least one failed
+        (DepType.AFTERNOTOK, ("Finished", "Failed", "Finished"), S),
+        (DepType.AFTERNOTOK, ("Timeout", "Cancelled (never ran)", "Failed"), S),
+        (DepType.AFTERNOTOK, ("Finished", "Failed", "Running"), P),  # not every task ended
+        (DepType.AFTERNOTOK, ("Finished", "Finished", "Running"), P),
+        (DepType.AFTERNOTOK, ("Finished", "Finished", "Finished"), N),
+        (DepType.AFTERNOTOK, ("Failed", "Missing", "Finished"), N),  # a task is gone
+        # afterany: every task ended
+        (DepType.AFTERANY, ("Finished", "Failed", "Cancelled (never ran)"), S),
+        (DepType.AFTERANY, ("Finished", "Failed", "Running"), P),
+        # after: every task started (or ended without starting)
+        (DepType.AFTER, ("Running", "Finished", "Cancelled (never ran)"), S),
+        (DepType.AFTER, ("Running", "Queued", "Running"), P),
+    ],
+)
+def test_a_whole_array_is_judged_as_slurm_judges_one(
+    kind: DepType, states: tuple[str, ...], verdict: Verdict
+) -> None:
+    dep, views = _array(kind, *states)
+    assert evaluate(dep, views, NOW).verdict is verdict
+
+
+def test_a_task_whose_exit_is_unknown_holds_afternotok_on_its_array() -> None:
+    dep, views = _array(DepType.AFTERNOTOK, "Finished", "Failed", "Finished")
+    views[12] = ParentView("Failed", start_time=T0, end_time=T0 + 5, exit_unknown=True)
+    ev = evaluate(dep, views, NOW)
+    assert (ev.verdict, ev.pending) == (P, (12,))
+
+
+def test_afternotok_on_an_array_that_all_succeeded_names_the_last_task_to_end() -> None:
+    dep, views = _array(DepType.AFTERNOTOK, "Finished", "Finished", "Finished")
+    views[12] = ParentView("Finished", start_time=T0, end_time=T0 + 50)
+    ev = evaluate(dep, views, NOW)
+    assert (ev.verdict, ev.culprit) == (N, 12)
+
+
+def test_an_array_alternative_in_an_any_of_list_is_judged_whole() -> None:
+    either = Dependency(
+        (Clause(DepType.AFTERNOTOK, ARRAY, group=11), Clause(DepType.AFTEROK, (5,))), True
+    )
+    views = {11: VIEWS["Finished"], 12: VIEWS["Failed"], 13: VIEWS["Running"], 5: VIEWS["Failed"]}
+    assert evaluate(either, views, NOW).verdict is P
+    views[13] = VIEWS["Finished"]
+    assert evaluate(either, views, NOW).verdict is S
+
+
+def test_a_whole_array_is_shown_by_its_id_and_survives_json() -> None:
+    dep = Dependency((Clause(DepType.AFTEROK, (1,)), Clause(DepType.AFTERNOTOK, ARRAY, group=11)))
+    assert dep.slurm_text() == "afterok:1,afternotok:11"
+    assert Dependency.from_json(json.loads(json.dumps(dep.to_json()))) == dep
+    views = {1: VIEWS["Finished"], 11: VIEWS["Finished"], 12: VIEWS["Running"]}
+    assert remaining_text(dep, views, NOW) == "afternotok:11"
+    old = {"clauses": [["afterok", [1, 2], 0]], "any_of": False}  # stored before groups
+    assert Dependency.from_json(old).clauses == (Clause(DepType.AFTEROK, (1, 2)),)
+
+
+def test_when_every_alternative_fails_the_last_to_end_is_named() -> None:
+    dep = _dep((DepType.AFTEROK, (1,)), (DepType.AFTEROK, (2,)), any_of=True)
+    late = ParentView("Failed", start_time=T0, end_time=T0 + 60)
+    early = ParentView("Failed", start_time=T0, end_time=T0 + 5)
+    assert evaluate(dep, {1: late, 2: early}, NOW).culprit == 1
+    assert evaluate(dep, {1: early, 2: late}, NOW).culprit == 2
+    both = _dep((DepType.AFTEROK, (1, 2)))  # all of them: the first failure decided
+    assert evaluate(both, {1: late, 2: early}, NOW).culprit == 2

@@ -6,6 +6,7 @@ for the whole dependency engine: random DAGs with random outcomes driven through
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +46,18 @@ class FakeLookup:
     def job(self, job_id: int) -> Job | None:
         return self.jobs.get(job_id)
 
-    def group_members(self, group_id: int) -> list[int]:
-        return sorted(j.id for j in self.jobs.values() if j.group_id == group_id)
+    def group_tasks(self, group_id: int) -> list[int]:
+        newest: dict[int | None, int] = {}
+        for j in sorted(self.jobs.values(), key=lambda j: j.id):
+            if j.group_id == group_id:
+                newest[j.task_id] = j.id
+        return sorted(newest.values())
+
+    def array_task(self, group_id: int, task_id: int) -> int | None:
+        found = [
+            j.id for j in self.jobs.values() if j.group_id == group_id and j.task_id == task_id
+        ]
+        return max(found, default=None)
 
     def recent_submissions(self, uid: int, count: int) -> list[tuple[int, int]]:
         return self.batches[:count]
@@ -66,27 +77,62 @@ class FakeLookup:
 
 
 @pytest.mark.parametrize(
-    ("ref", "ids"),
+    ("ref", "target"),
     [
-        (2, [2]),
-        (4, [4, 5, 6]),  # an array's id is all of its tasks
-        (5, [5]),
-        (RecentRef(0), [7]),  # @ = the most recent submission
-        (RecentRef(1), [4, 5, 6]),  # @~1 = the second most recent (here an array)
-        (RecentRef(2), [3]),
-        (TaskRef(4, 2), [5]),
-        ("prep", [7]),
+        (2, graph.Target((2,))),
+        (4, graph.Target((4, 5, 6), 4)),  # an array's id is the whole array
+        (5, graph.Target((5,))),
+        (RecentRef(0), graph.Target((7,))),  # @ = the most recent submission
+        (RecentRef(1), graph.Target((4, 5, 6), 4)),  # @~1 = the second most recent: an array
+        (RecentRef(2), graph.Target((3,))),
+        (TaskRef(4, 2), graph.Target((5,))),
+        ("prep", graph.Target((7,))),
     ],
 )
-def test_resolve_ref(ref: graph.ParentToken, ids: list[int]) -> None:
-    assert graph.resolve_ref(ref, 1000, FakeLookup()) == ids
+def test_resolve_ref(ref: graph.ParentToken, target: graph.Target) -> None:
+    assert graph.resolve_ref(ref, 1000, FakeLookup()) == target
+
+
+def test_a_name_an_arrays_tasks_share_is_the_whole_array() -> None:
+    lookup = FakeLookup()
+    for t in range(3):
+        lookup.jobs[4 + t] = make_job(4 + t, name="prepA", group_id=4, task_id=t + 1)
+    assert graph.resolve_ref("prepA", 1000, lookup) == graph.Target((4, 5, 6), 4)
+    lookup.jobs[6] = make_job(6, name="sweep-lr1", group_id=4, task_id=3)  # a sweep's own name
+    assert graph.resolve_ref("sweep-lr1", 1000, lookup) == graph.Target((6,))
+
+
+def test_a_task_named_beside_its_array_adds_nothing_but_to_afternotok() -> None:
+    req = DepRequest((RawClause("afterok", (4, 5, 1)), RawClause("afternotok", (4, 5))))
+    dep = graph.resolve(req, 1000, FakeLookup()).dependency
+    assert dep.clauses == (
+        Clause(DepType.AFTEROK, (1,)),
+        Clause(DepType.AFTEROK, (4, 5, 6), group=4),
+        Clause(DepType.AFTERNOTOK, (5,)),  # task 5 failed, and the array ended with a failure
+        Clause(DepType.AFTERNOTOK, (4, 5, 6), group=4),
+    )
+
+
+def test_a_redone_or_retried_task_keeps_its_place_in_the_array() -> None:
+    lookup = FakeLookup()
+    lookup.jobs[9] = make_job(9, group_id=4, task_id=2, redo_of=5)
+    assert graph.resolve_ref(4, 1000, lookup) == graph.Target((4, 6, 9), 4)
+    assert graph.resolve_ref(TaskRef(4, 2), 1000, lookup) == graph.Target((9,))
+
+
+def test_a_recent_submission_removed_from_the_history_is_not_found() -> None:
+    lookup = FakeLookup()
+    del lookup.jobs[7]  # pruned: how it ended is no longer known
+    with pytest.raises(Refused) as err:
+        graph.resolve_ref(RecentRef(0), 1000, lookup)
+    assert err.value.message == "Dependency job 7 not found (@ is job 7)"
 
 
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
         (999, "Dependency job 999 not found"),
-        (8, "Job cannot depend on itself"),
+        (8, "Dependency job 8 not found"),  # the id the job being submitted will get
         (RecentRef(5), "Dependency @~5 not found: you have 5 earlier submissions"),
         (TaskRef(4, 9), "Dependency job 4_9 not found"),
         ("nope", "Dependency job 'nope' not found (no job of yours has that name)"),
@@ -94,7 +140,7 @@ def test_resolve_ref(ref: graph.ParentToken, ids: list[int]) -> None:
 )
 def test_resolve_ref_errors(ref: graph.ParentToken, message: str) -> None:
     with pytest.raises(Refused) as err:
-        graph.resolve_ref(ref, 1000, FakeLookup(), next_id=8)
+        graph.resolve_ref(ref, 1000, FakeLookup())
     assert err.value.message == message
 
 
@@ -115,13 +161,13 @@ def test_resolve_splits_clauses_corr_and_before() -> None:
         auto_cancel=False,
         on_count=1,
     )
-    resolved = graph.resolve(req, 1000, FakeLookup(), next_id=8, is_array=True)
+    resolved = graph.resolve(req, 1000, FakeLookup(), is_array=True)
     assert resolved.dependency == Dependency(
         (Clause(DepType.AFTEROK, (1, 2)), Clause(DepType.AFTER, (7,), 60)),
         on_count=1,
         auto_cancel=False,
     )
-    assert resolved.corr == [[4, 5, 6]]
+    assert resolved.corr == [graph.Target((4, 5, 6), 4)]
     assert resolved.before == [(DepType.AFTEROK, 3), (DepType.AFTER, 7)]
     task_of = {4: 1, 5: 2, 6: 3}.get
     dep = resolved.for_task(2, task_of)
@@ -207,13 +253,12 @@ class Table:
     def children(self, parent: int) -> list[int]:
         return [c for c, d in self.deps.items() if parent in d.parents()]
 
+    def views_of(self, ids: Iterable[int]) -> dict[int, ParentView]:
+        return {i: self.views[i] for i in ids if i in self.views}
+
     def impact(self, *roots: int) -> dict[int, tuple[str, int]]:
         fates = graph.cancel_impact(
-            roots,
-            self.children,
-            self.deps.__getitem__,
-            lambda ids: {i: self.views[i] for i in ids if i in self.views},
-            100.0,
+            roots, self.children, self.deps.__getitem__, self.views_of, 100.0
         )
         return {f.job_id: (f.fate, f.because) for f in fates}
 
@@ -246,6 +291,15 @@ def test_impact_releases_afternotok_and_afterany_dependents() -> None:
     t.add(4, Dependency((Clause(DepType.AFTER, (1,)),)))
     t.add(5, ok(2))
     assert t.impact(1) == {2: ("released", 1), 3: ("released", 1), 4: ("released", 1)}
+
+
+def test_impact_includes_a_release_after_a_delay() -> None:
+    t = Table({1: ParentView("Queued")})
+    t.add(2, Dependency((Clause(DepType.AFTER, (1,), 600),)))
+    t.add(3, Dependency((Clause(DepType.AFTER, (1,), 600), Clause(DepType.AFTEROK, (9,)))))
+    t.views[9] = ParentView("Running", 1.0)
+    fates = graph.cancel_impact([1], t.children, t.deps.__getitem__, t.views_of, 100.0)
+    assert fates == [graph.Fate(2, "released", 1, 700.0)]  # 3 still waits for job 9
 
 
 def test_impact_strands_no_auto_cancel_jobs_and_what_waits_on_them() -> None:

@@ -40,11 +40,21 @@ FORMS: dict[type[options.Kind], list[list[str]]] = {
 }
 GPU_FORMS = [["2"], ["gpu:2"], ["gpu:a100:2"], [" gpu:2 "]]
 DEP_FORMS = {
-    "gflow": [["5"], ["afterok:5:6,afterany:7"], ["after:5+10"], ["@"], ["5?6"], ["singleton"]],
+    "gflow": [
+        ["5"],
+        ["afterok:5:6,afterany:7"],
+        ["after:5+10"],
+        ["@"],
+        ["5?6"],
+        ["singleton"],
+        [""],
+        ["0"],
+    ],
     "all": [["5,6"], ["@,@~1"]],
     "any": [["5,6"]],
     "moab": [["depend=afterok:5:6"], ["x=depend:afterany:5"], ["depend=before:5,on:1"]],
     "no_auto_cancel": [[]],
+    "kill_on_invalid": [["yes"], ["no"], ["No"]],
 }
 
 
@@ -83,7 +93,7 @@ def fields(texts: dict[str, Any], purpose: str) -> dict[str, Any]:
 
 
 def with_companion(option: options.Option, argv: list[str]) -> list[str]:
-    """--no-auto-cancel applies to dependencies set with it: give it one."""
+    """--no-auto-cancel with a dependency it applies to, too."""
     return [*argv, "-d", "9"] if option.key == "no_auto_cancel" else argv
 
 
@@ -111,10 +121,24 @@ def test_every_gbatch_option_is_taken_by_gjob_update_and_redo_alike(
         assert option.flag in refused.value.message and option.update in refused.value.message
 
 
-def test_no_auto_cancel_alone_is_refused_in_a_change() -> None:
-    assert fields({"no_auto_cancel": True}, SUBMIT)["dependency"].auto_cancel is False
-    with pytest.raises(InvalidInput, match="--no-auto-cancel"):
-        fields({"no_auto_cancel": True}, CHANGE)
+def test_auto_cancel_alone_changes_only_that() -> None:
+    for texts, auto in (
+        ({"no_auto_cancel": True}, False),
+        ({"kill_on_invalid_dep": "yes"}, True),
+        ({"kill_on_invalid_dep": "no"}, False),
+    ):
+        for purpose in (SUBMIT, CHANGE):
+            request = fields(texts, purpose)["dependency"]
+            assert request.auto_cancel is auto and not request.sets_dependency
+    assert fields({"depends_on": ["5"]}, CHANGE)["dependency"].auto_cancel is None
+    with pytest.raises(InvalidInput, match="--kill-on-invalid-dep"):
+        fields({"kill_on_invalid_dep": "maybe"}, SUBMIT)
+
+
+def test_an_empty_dependency_or_0_means_none() -> None:
+    for text in ("", "0", " 0 "):
+        request = fields({"depends_on": [text]}, CHANGE)["dependency"]
+        assert request.is_empty and request.sets_dependency and request.text is None
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=repr)

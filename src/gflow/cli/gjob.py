@@ -95,6 +95,9 @@ def build_parser() -> Parser:
     )
     upd.add_argument("ids", metavar="IDS")
     jobopts.add(upd, CHANGE)
+    upd.add_argument(
+        "--clear-deps", action="store_true", help="drop its dependencies (also -d '' or -d 0)"
+    )
     redo = subcommand(
         sub,
         "redo",
@@ -444,11 +447,12 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
 
 def _update(args: argparse.Namespace) -> int:
     options = _changes(args)
-    if not options:
+    if not options and not args.clear_deps:
         raise UsageError(
             "nothing to update: give at least one option such as --gpus 1", "gjob update"
         )
-    answer = client(args).post("/v1/jobs/update", {"ids": args.ids, "options": options})
+    body = {"ids": args.ids, "options": options, "clear_deps": args.clear_deps}
+    answer = client(args).post("/v1/jobs/update", body)
     for job in answer["jobs"]:
         print(f"Job {job['id']} updated: {', '.join(job['fields'])}.")
     return _errors(answer)

@@ -40,8 +40,8 @@ def _children_since(backend: Backend, first: int) -> dict[int, set[int]]:
     for job_id, raw in backend.store.with_deps_from(first):
         data = json.loads(raw)
         for key in ("clauses", "on_pool"):
-            for _type, parents, _delay in data.get(key, []):
-                for parent in parents:
+            for clause in data.get(key, []):  # [type, parents, delay(, group)]
+                for parent in clause[1]:
                     kids.setdefault(int(parent), set()).add(job_id)
     return kids
 
