@@ -29,8 +29,17 @@ REPO = Path(__file__).resolve().parent.parent
 OURS_BIN = Path(os.path.abspath(sys.executable)).parent
 RUNQD_BIN = Path(os.environ.get("GFLOW_BENCH_RUNQD", "/tmp/runqd-venv/bin"))
 PYCACHE = Path(tempfile.gettempdir()) / "gflow-bench-pycache"
-SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+SUBMITTED = re.compile(r"Submitted batch job (\d+)(?: \((?:array|sweep) of \d+ \w+: \d+-(\d+)\))?")
 _SCRUB = ("GFLOW_", "TMUX", "XDG_")
+
+
+def submitted_ids(out: str) -> list[int]:
+    """The job ids gbatch printed: one line per job, or one per array or sweep (gflow's
+    ``Submitted batch job 12 (array of 3 tasks: 12-14)``)."""
+    ids: list[int] = []
+    for first, last in SUBMITTED.findall(out):
+        ids.extend(range(int(first), int(last or first) + 1))
+    return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +198,7 @@ class Target:
 
     def submit(self, *argv: str, timeout: float = 120) -> list[int]:
         out = self.cli("gbatch", *argv, timeout=timeout).stdout
-        return [int(m) for m in SUBMITTED.findall(out)]
+        return submitted_ids(out)
 
     def gate_script(self, name: str) -> tuple[Path, Path]:
         """A script that waits (at most 5 min) for a file; returns (script, gate file)."""

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from history import add_history
-from targets import FINAL, BenchError, JobTimes, Ours, Target, proc_stat, wait_final
+from targets import (
+    FINAL,
+    BenchError,
+    JobTimes,
+    Ours,
+    Target,
+    proc_stat,
+    submitted_ids,
+    wait_final,
+)
 
 
 @dataclass(slots=True)
@@ -160,7 +169,7 @@ def submit_array(t: Target, cfg: Config) -> list[Sample]:
     if done.returncode != 0:
         msg = (done.stderr.strip().splitlines() or ["?"])[0][:70]
         return [Sample(key, [], f"exit {done.returncode}: {msg}")]
-    n = done.stdout.count("Submitted batch job")
+    n = len(submitted_ids(done.stdout))
     out = [Sample(key, [spent], "" if n == cfg.array_size else f"{n} accepted")]
     t1 = time.perf_counter()
     q = t.cli("gqueue", "-n", "10", check=False, timeout=120)

@@ -113,8 +113,9 @@ class Gflow:
         return int(out[-1].split()[3])
 
     def submit_many(self, *argv: str) -> list[int]:
-        out = self.run("gbatch", *argv).stdout.strip().splitlines()
-        return [int(line.split()[3]) for line in out if line.startswith("Submitted")]
+        """The ids of an array or sweep (gbatch prints ``Submitted batch job 12 (array of
+        3 tasks: 12-14)``), or of one job."""
+        return submitted_ids(self.run("gbatch", *argv).stdout)
 
     def gate(self, name: str, code: int = 0) -> str:
         """A shell command that waits for file ``name`` in the work dir, then exits ``code``."""
@@ -212,6 +213,20 @@ class Gflow:
     def queue_json(self, *argv: str) -> list[dict[str, Any]]:
         out = self.run("gqueue", "-o", "json", *argv).stdout
         return list(json.loads(out)["jobs"])
+
+
+def submitted_ids(out: str) -> list[int]:
+    """The job ids gbatch's ``Submitted batch job ...`` lines name."""
+    ids: list[int] = []
+    for line in out.splitlines():
+        if line.startswith("Submitted batch job"):
+            words = line.split()
+            if words[4] in ("(array", "(sweep"):  # (array of N tasks: FIRST-LAST)
+                first, last = words[-1].rstrip(")").split("-")
+                ids.extend(range(int(first), int(last) + 1))
+            else:
+                ids.append(int(words[3]))
+    return ids
 
 
 def alive(pid: int) -> bool:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from gflow import admin, commands, limits, listing, routes
+from gflow import admin, commands, graph, limits, listing, routes
 from gflow.engine import Caller
-from gflow.errors import Conflict, Forbidden, GflowError, InvalidInput
+from gflow.errors import Conflict, Forbidden, GflowError, InvalidInput, NotFound
 from gflow.host import Admin, Host, View
 from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
@@ -148,16 +148,26 @@ class Api:
         if req.dry_run:
             dry = [listing.job_json(j, self.rt) for j in jobs]
             return self.done({"jobs": dry, "dry_run": True})
-        out = [{"id": j.id, "name": j.name, "state": j.state.value} for j in jobs]
+        out = [
+            {"id": j.id, "name": j.name, "state": j.state.value, "reason": j.reason} for j in jobs
+        ]
         self.rt.submitted(caller.uid)
         return self.done({"jobs": out, "dry_run": False}, 201)
 
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)
         q = request.query
+        missing: list[int] = []
+        ids = (
+            commands.select(self.rt.engine, q["ids"], caller, missing=missing)
+            if q.get("ids")
+            else []
+        )
+        if missing and not ids:
+            raise NotFound(f"job {missing[0]} not found")
         flt = JobFilter(
             states=tuple(State.parse(s).value for s in _csv(q.get("states"))),
-            ids=tuple(commands.select(self.rt.engine, q["ids"], caller)) if q.get("ids") else (),
+            ids=tuple(ids),
             names=tuple(_csv(q.get("names"))),
             uids=uids_of(q.get("users", "me"), caller),
             projects=tuple(_csv(q.get("projects"))),
@@ -172,12 +182,17 @@ class Api:
             rows = listing.encoded(view(j, self.rt, deps=deps) for j in jobs)
         else:
             rows = listing.history(self.rt, flt, deps=deps, compact=compact)
-        return await listing.stream(request, self.rt, rows)
+        return await listing.stream(request, self.rt, rows, {"missing": missing} if missing else {})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)
         eng = self.rt.engine
-        ids = commands.select(eng, request.query.get("ids", ""), caller)
+        one = request.query.get("one") == "1"
+        ids = commands.select(eng, request.query.get("ids", ""), caller, whole_groups=not one)
+        if one and len(ids) != 1:
+            raise InvalidInput(
+                "job", request.query.get("ids", ""), "exactly one job (42, @, @~1 or 12_3)"
+            )
         for job_id in ids:
             eng.require(job_id)
         return await listing.stream(request, self.rt, listing.encoded(self._shown(ids)))
@@ -201,11 +216,13 @@ class Api:
         than ``ID``, and the answer says the caller's ``newest``)."""
         caller = self.caller(request)
         eng, q = self.rt.engine, request.query
-        ids = commands.select(eng, q.get("ids", ""), caller)
+        named = commands.select(eng, q.get("ids", ""), caller)
         timeout = _float(q, "timeout", 0.0, MAX_WAIT)
         timeout = 30.0 if timeout is None else timeout
         first = q.get("any") == "1"
         after = _int(q, "after", 0, MAX_ID) if first else None
+        # a job that failed and was retried stands for its newest attempt, as in dependencies
+        ids = [graph.latest_attempt(n, eng) for n in named]
         active = [i for i in ids if i in eng.jobs]
         ready = first and (
             len(active) < len(ids) or (after is not None and self._newest(caller) > after)
@@ -213,6 +230,7 @@ class Api:
         if active and not ready:
             submitter = caller.uid if after is not None else None
             await self.rt.wait_for(active, timeout, first=first, submitter=submitter)
+        ids = [graph.latest_attempt(n, eng) for n in named]  # a retry made meanwhile
         view = listing.compact_json if q.get("view") == "compact" else listing.job_json
         jobs = [view(eng.require(i), self.rt) for i in ids if not (first and i in eng.jobs)]
         answer: dict[str, Any] = {"jobs": jobs, "done": all(i not in eng.jobs for i in ids)}

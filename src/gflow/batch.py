@@ -148,9 +148,13 @@ def _render(
     return tuple(words)
 
 
-def expand(req: SubmitRequest) -> Expansion:
-    """The jobs one ``gbatch`` call stands for."""
-    base = req.name or random_name()
+def expand(req: SubmitRequest, first_id: int = 0) -> Expansion:
+    """The jobs one ``gbatch`` call stands for, the first with id ``first_id``.
+
+    A name left to chance is drawn from the first id, so a dry run shows the name the
+    submission then gets (when no other job came in between).
+    """
+    base = req.name or random_name(random.Random(first_id))
     if req.array and (req.params or req.param_rows):
         raise InvalidInput("--array", req.array, "either --array or --param/--param-file, not both")
     if req.array:

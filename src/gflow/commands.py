@@ -60,19 +60,38 @@ def check_may_change_run(job: Job, fields: Iterable[str], caller: Caller) -> Non
 # ------------------------------------------------------------ selectors
 
 
-def select(engine: Engine, text: str, caller: Caller) -> list[int]:
-    """Job ids named by a selector (``1,3,5-7``, ``@``, ``12_3``; an array id = all tasks)."""
+def select(
+    engine: Engine,
+    text: str,
+    caller: Caller,
+    *,
+    missing: list[int] | None = None,
+    whole_groups: bool = True,
+) -> list[int]:
+    """Job ids named by a selector (``1,3,5-7``, ``@``, ``12_3``; an array id = all tasks).
+
+    ``missing``: ids that name no job are put there instead of being refused.
+    ``whole_groups`` False: where one job is meant, an array's id (or ``@`` right after
+    one) is its first task.
+    """
     refs = parse_id_list(text)
     known = engine.get_many(r for r in refs if isinstance(r, int))  # one query per 500 ids
     ids: list[int] = []
     for ref in refs:
         if isinstance(ref, (RecentRef, TaskRef)):
-            ids.extend(graph.resolve_ref(ref, caller.uid, engine).ids)
+            target = graph.resolve_ref(ref, caller.uid, engine, lead="")
+            if whole_groups or target.group is None:
+                ids.extend(target.ids)
+            else:
+                ids.append(target.group)
             continue
         job = known.get(ref)
         if job is None:
-            raise NotFound(f"job {ref} not found")
-        members = engine.group_members(ref) if job.group_id == ref else [ref]
+            if missing is None:
+                raise NotFound(f"job {ref} not found")
+            missing.append(ref)
+            continue
+        members = engine.group_members(ref) if whole_groups and job.group_id == ref else [ref]
         ids.extend(members if len(members) > 1 else [ref])
     if not ids:  # e.g. @ naming a submission none of whose jobs is left
         raise NotFound(f"no job matches {text!r}")
@@ -225,9 +244,9 @@ def _build(
 def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> list[Job]:
     """Create the jobs of one ``gbatch`` call, all or none."""
     _check_resources(engine, req)
-    exp = expand(req)
-    _check_quota(engine, caller.user, req.project, len(exp.tasks))
     first = engine.store.next_job_id()
+    exp = expand(req, first)
+    _check_quota(engine, caller.user, req.project, len(exp.tasks))
     batch = engine.store.next_batch_id()
     jobs, resolved = _build(engine, req, exp, caller, first, batch, now)
     if req.dry_run:
@@ -250,52 +269,33 @@ def submit(engine: Engine, req: SubmitRequest, caller: Caller, now: float) -> li
 # ------------------------------------------------------------ cancel
 
 
-DRY_RUN_FATES = {
-    "cancelled": "would be cancelled (DependencyFailed:{})",
-    "never": "would never start (DependencyNeverSatisfied: job {})",
-    "blocked": "would never start (waits on job {}, which never starts)",
-    "released": "would be released (its dependency on job {} is met)",
+FATES = {
+    "cancelled": ("would be cancelled", "cancelled too", " (DependencyFailed:{})"),
+    "never": ("would never start", "can never start", " (DependencyNeverSatisfied: job {})"),
+    "blocked": ("would never start", "can never start", " (waits on job {}, which never starts)"),
+    "released": ("would be released", "released", " (its dependency on job {} is met)"),
 }
+"""What a cancel does to a waiting dependent: (in a dry run, done, why)."""
 
 
 def cancel(
     engine: Engine, text: str, caller: Caller, now: float, *, dry_run: bool = False
 ) -> Outcome:
+    """Cancel the selected jobs; every dependent whose fate that decides is reported too
+    (``dependent``: cancelled in turn, stranded, or released), as ``--dry-run`` predicts."""
     out = Outcome()
     ids = select(engine, text, caller)
     jobs = [engine.require(i) for i in ids]
     for job in jobs:
         engine.check_owner(job, caller)
+    impact = _dependents(engine, [j.id for j in jobs if j.is_active], now, dry_run)
     if dry_run:
         for job in jobs:
             verdict = "would cancel" if job.is_active else f"already {job.state.value}"
             out.done.append(
                 {"id": job.id, "name": job.name, "state": job.state.value, "action": verdict}
             )
-        impact = graph.cancel_impact(
-            [j.id for j in jobs if j.is_active],
-            lambda i: engine.children.get(i, ()),
-            lambda i: engine.jobs[i].deps,
-            engine.views,
-            now,
-        )
-        for fate in impact:
-            kid = engine.jobs[fate.job_id]
-            action = DRY_RUN_FATES[fate.fate].format(fate.because)
-            if fate.at is not None:
-                minutes = max(1, math.ceil((fate.at - now) / 60))
-                action = f"would be released {minutes} min later (after:{fate.because}+{minutes})"
-            out.done.append(
-                {
-                    "id": kid.id,
-                    "name": kid.name,
-                    "state": kid.state.value,
-                    "action": action,
-                    "fate": fate.fate,
-                    "because": fate.because,
-                    "dependent": True,
-                }
-            )
+        out.done.extend(impact)
         return out
     with engine.guarded():
         cancelled: list[int] = []
@@ -305,7 +305,42 @@ def cancel(
         # cancelled by the user, not reported as "already Cancelled" by its parent
         engine.settle_dependents(cancelled, now)
     engine.schedule(now)
+    out.done.extend(impact)
     return out
+
+
+def _dependents(
+    engine: Engine, roots: list[int], now: float, dry_run: bool
+) -> list[dict[str, Any]]:
+    """The waiting jobs whose fate cancelling ``roots`` decides, as the client shows them."""
+    found = []
+    for fate in graph.cancel_impact(
+        roots,
+        lambda i: engine.children.get(i, ()),
+        lambda i: engine.jobs[i].deps,
+        engine.views,
+        now,
+    ):
+        kid = engine.jobs[fate.job_id]
+        would, did, why = FATES[fate.fate]
+        action = (would if dry_run else did) + why.format(fate.because)
+        if fate.at is not None:
+            minutes = max(1, math.ceil((fate.at - now) / 60))
+            action = (
+                f"{would if dry_run else did} {minutes} min later (after:{fate.because}+{minutes})"
+            )
+        found.append(
+            {
+                "id": kid.id,
+                "name": kid.name,
+                "state": kid.state.value,
+                "action": action,
+                "fate": fate.fate,
+                "because": fate.because,
+                "dependent": True,
+            }
+        )
+    return found
 
 
 def _cancel_one(engine: Engine, job: Job, now: float, cancelled: list[int]) -> dict[str, Any]:

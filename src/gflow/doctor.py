@@ -35,6 +35,9 @@ TABLES = (
 )
 
 
+SALVAGE = " (gflowd down, then gflowd doctor --repair copies what can be read into a new one)"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     level: str
@@ -68,7 +71,13 @@ def check(
             paths.socket.unlink()
             out.append(Finding("fixed", f"removed the stale socket {paths.socket}"))
         else:
-            out.append(Finding("warn", f"stale socket {paths.socket} (gflowd is not running)"))
+            out.append(
+                Finding(
+                    "warn",
+                    f"stale socket {paths.socket} (gflowd is not running): gflowd doctor "
+                    "--repair removes it, and so does gflowd up",
+                )
+            )
     if not any(f.level in ("error", "warn") for f in out):
         out.append(Finding("ok", "no problems found"))
     return out
@@ -87,13 +96,21 @@ def _check_database(paths: Paths, out: list[Finding]) -> bool:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        out.append(Finding("error", f"database {paths.db} is damaged or unreadable: {exc}"))
+        out.append(
+            Finding("error", f"database {paths.db} is damaged or unreadable: {exc}{SALVAGE}")
+        )
         return False
     if verdict != "ok":
-        out.append(Finding("error", f"database {paths.db} is damaged: {verdict}"))
+        out.append(Finding("error", f"database {paths.db} is damaged: {verdict}{SALVAGE}"))
         return False
     if version is None or int(version[0]) > SCHEMA_VERSION:
-        out.append(Finding("error", f"database schema {version} is not one this gflow knows"))
+        out.append(
+            Finding(
+                "error",
+                f"database schema {version} is not one this gflow knows: a newer gflow wrote "
+                "it; upgrade gflow (pip install -U gflow-scheduler)",
+            )
+        )
         return False
     out.append(Finding("ok", f"database {paths.db}: intact, schema {version[0]}, {jobs} jobs"))
     return True
@@ -106,7 +123,8 @@ def _check_modes(paths: Paths, system: bool, out: list[Finding], repair: bool) -
             modes.repair(problem)
             out.append(Finding("fixed", f"{problem.message}: changed to {problem.want:04o}"))
         else:
-            out.append(Finding("error", problem.message))
+            fix = " (gflowd doctor --repair sets it)" if problem.fixable else ""
+            out.append(Finding("error", problem.message + fix))
 
 
 def _check_jobs(paths: Paths, out: list[Finding], repair: bool) -> None:
@@ -165,7 +183,13 @@ def _check_run_dirs(paths: Paths, out: list[Finding], repair: bool) -> None:
                 remove(d)
         out.append(Finding("fixed", f"removed {len(stale)} run directories of ended jobs"))
     else:
-        out.append(Finding("warn", f"{len(stale)} run directories of ended jobs can be removed"))
+        out.append(
+            Finding(
+                "warn",
+                f"{len(stale)} run directories of ended jobs can be removed: gflowd down, "
+                "gflowd doctor --repair, gflowd up",
+            )
+        )
 
 
 def salvage(paths: Paths) -> Finding:

@@ -60,37 +60,37 @@ def _whole_group(group_id: int, lookup: Lookup) -> Target:
     return Target(tuple(lookup.group_tasks(group_id)) or (group_id,), group_id)
 
 
-def _group_or_job(job_id: int, lookup: Lookup) -> Target:
+def _group_or_job(job_id: int, lookup: Lookup, lead: str) -> Target:
     job = lookup.job(job_id)
     if job is None:
-        raise Refused(f"Dependency job {job_id} not found")
+        raise Refused(f"{lead}job {job_id} not found")
     if job.group_id == job_id:
         return _whole_group(job_id, lookup)
     return Target((job_id,))
 
 
-def _recent(ref: RecentRef, uid: int, lookup: Lookup) -> Target:
+def _recent(ref: RecentRef, uid: int, lookup: Lookup, lead: str) -> Target:
     recent = lookup.recent_submissions(uid, ref.back + 1)
     label = "@" if ref.back == 0 else f"@~{ref.back}"
     if len(recent) <= ref.back:
         have = len(recent)
         raise Refused(
-            f"Dependency {label} not found: you have {have} earlier submission"
+            f"{lead}{label} not found: you have {have} earlier submission"
             + ("" if have == 1 else "s")
         )
     first, count = recent[ref.back]
     job = lookup.job(first)
     if job is None:  # removed from the history: nothing is known of how it ended
-        raise Refused(f"Dependency job {first} not found ({label} is job {first})")
+        raise Refused(f"{lead}job {first} not found ({label} is job {first})")
     if job.group_id == first:
         return _whole_group(first, lookup)
     return Target(tuple(range(first, first + count)))
 
 
-def _named(name: str, uid: int, lookup: Lookup) -> Target:
+def _named(name: str, uid: int, lookup: Lookup, lead: str) -> Target:
     found = lookup.latest_by_name(uid, name)
     if found is None:
-        raise Refused(f"Dependency job {name!r} not found (no job of yours has that name)")
+        raise Refused(f"{lead}job {name!r} not found (no job of yours has that name)")
     job = lookup.job(found)
     if job is not None and job.group_id is not None:
         head = lookup.job(job.group_id)
@@ -99,23 +99,24 @@ def _named(name: str, uid: int, lookup: Lookup) -> Target:
     return Target((found,))
 
 
-def resolve_ref(ref: ParentToken, uid: int, lookup: Lookup) -> Target:
+def resolve_ref(ref: ParentToken, uid: int, lookup: Lookup, *, lead: str = "Dependency ") -> Target:
     """The job ids one reference stands for (a whole array or sweep: its group).
 
     A job being submitted has no id yet, so its own future id is simply not found.
+    ``lead`` starts the messages ("Dependency job 5 not found"; "" for a job selector).
     """
     if isinstance(ref, bool):
-        raise Refused(f"Dependency job {ref} not found")
+        raise Refused(f"{lead}job {ref} not found")
     if isinstance(ref, int):
-        return _group_or_job(ref, lookup)
+        return _group_or_job(ref, lookup, lead)
     if isinstance(ref, RecentRef):
-        return _recent(ref, uid, lookup)
+        return _recent(ref, uid, lookup, lead)
     if isinstance(ref, TaskRef):
         found = lookup.array_task(ref.array_id, ref.task_id)
         if found is None:
-            raise Refused(f"Dependency job {ref.array_id}_{ref.task_id} not found")
+            raise Refused(f"{lead}job {ref.array_id}_{ref.task_id} not found")
         return Target((found,))
-    return _named(ref, uid, lookup)
+    return _named(ref, uid, lookup, lead)
 
 
 @dataclass(slots=True)

@@ -212,13 +212,21 @@ def _encode(item: dict[str, Any]) -> bytes:
     return json.dumps(item).encode()
 
 
-async def stream(request: web.Request, host: Host, jobs: Iterable[bytes]) -> web.StreamResponse:
-    """``{"now": ..., "jobs": [...]}`` written while ``jobs`` is produced."""
+async def stream(
+    request: web.Request,
+    host: Host,
+    jobs: Iterable[bytes],
+    extra: dict[str, Any] | None = None,
+) -> web.StreamResponse:
+    """``{"now": ..., (extra), "jobs": [...]}`` written while ``jobs`` is produced."""
     host.drain()
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    buf = bytearray(b'{"now": %.6f, "jobs": [' % time.time())
+    buf = bytearray(b'{"now": %.6f, ' % time.time())
+    for key, value in (extra or {}).items():
+        buf += json.dumps(key).encode() + b": " + json.dumps(value).encode() + b", "
+    buf += b'"jobs": ['
     for count, item in enumerate(jobs):
         if count:
             buf += b","

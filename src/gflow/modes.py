@@ -66,7 +66,13 @@ def audit(paths: Paths, system: bool, owner: int | None = None) -> list[Problem]
 def _judge(path: Path, info: os.stat_result, want: int, owner: int) -> Problem | None:
     mode = stat.S_IMODE(info.st_mode)
     if stat.S_ISLNK(info.st_mode):
-        return Problem(path, mode, want, False, f"{path} is a symbolic link; gflow expects a file")
+        return Problem(
+            path,
+            mode,
+            want,
+            False,
+            f"{path} is a symbolic link; gflow expects a file: put the file itself there",
+        )
     if info.st_uid != owner:
         return Problem(
             path,

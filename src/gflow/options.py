@@ -453,6 +453,10 @@ class Option:
 
 
 _DEPS = "dependency"
+DEFAULT_PRIORITY = 10
+ADJUSTS = {"nice": "priority"}
+"""Fields that adjust another one and are folded into it: ``--nice N`` is a priority N
+lower than ``-p``'s (or the default), never below 0."""
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -538,10 +542,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "priority",
-        ("-p", "--priority", "--nice"),
+        ("-p", "--priority"),
         Whole(0, limits.MAX_PRIORITY),
-        "higher runs first (default 10)",
+        f"higher runs first (default {DEFAULT_PRIORITY})",
         metavar="0-255",
+    ),
+    Option(
+        "nice",
+        ("--nice",),
+        Whole(0, limits.MAX_PRIORITY),
+        f"lower the priority by N, as Slurm's --nice ({DEFAULT_PRIORITY} - N, or -p's - N)",
+        metavar="N",
+        sbatch=("--nice",),
     ),
     Option(
         "begin",
@@ -759,7 +771,7 @@ def check_fields(data: Mapping[str, Any], purpose: str) -> dict[str, Any]:
                 out[field] = None
             continue
         out[field] = option.kind.check(value, field)
-    return out
+    return _adjusted(out)
 
 
 def parse_texts(options: Any, purpose: str) -> dict[str, Any]:
@@ -794,6 +806,14 @@ def parse_texts(options: Any, purpose: str) -> dict[str, Any]:
             out[option.field] = value
     if dependency:
         out[_DEPS] = _merge(dependency)
+    return _adjusted(out)
+
+
+def _adjusted(out: dict[str, Any]) -> dict[str, Any]:
+    """``nice`` folded into ``priority`` (see :data:`ADJUSTS`)."""
+    nice = out.pop("nice", None)
+    if nice is not None:
+        out["priority"] = max(0, out.get("priority", DEFAULT_PRIORITY) - nice)
     return out
 
 

@@ -53,7 +53,7 @@ class SubmitRequest:
     output: str | None = None
     error: str | None = None
     cpus_per_task: int | None = None
-    priority: int = 10
+    priority: int = options.DEFAULT_PRIORITY
     begin_at: float | None = None
     conda_env: str | None = None
     project: str | None = None

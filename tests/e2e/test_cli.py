@@ -72,7 +72,7 @@ def ids_of(g: Gflow, *argv: str) -> list[int]:
         (["--mem", "1.5G"], "memory_mb", 1536),
         (["-p", "50"], "priority", 50),
         (["--priority", "0"], "priority", 0),
-        (["--nice", "255"], "priority", 255),
+        (["--nice", "3"], "priority", 7),  # Slurm's --nice lowers the priority
         (["-P", "vision"], "project", "vision"),
         (["--project", "  nlp  "], "project", "nlp"),
         (["-g", "1", "--shared", "--gpu-memory", "8G"], "gpu_memory_mb", 8192),
@@ -367,7 +367,28 @@ def test_gcancel_id_forms(cli: Gflow) -> None:
     last = cli.submit("-H", "true")
     assert cli.run("gcancel", "@").stdout == f"Job {last} cancelled.\n"
     again = cli.run("gcancel", str(last), check=False)
-    assert again.returncode == 1 and "already Cancelled" in again.stderr
+    assert again.returncode == 1
+    assert again.stderr == (
+        f"gcancel: error: nothing to cancel: job {last} had already ended (Cancelled)\n"
+    )
+
+
+def test_gcancel_of_a_partly_ended_array_cancels_the_rest_and_names_dependents(
+    cli: Gflow,
+) -> None:
+    script = f'[ "$GFLOW_ARRAY_TASK_ID" = 1 ] || {cli.gate("never-opened")}'
+    tasks = cli.submit_many("--array", "1-3", "-n", "c-array", "sh", "-c", script)
+    cli.until_state(tasks[0], "Finished")
+    child = cli.submit("-n", "c-after", "-d", str(tasks[0]), "true")  # the whole array
+    done = cli.run("gcancel", str(tasks[0]))
+    assert done.stderr == (
+        f"gcancel: job {tasks[0]} had already ended (Finished); the others were cancelled\n"
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[-1].startswith(f"  dependent {child} (c-after, Queued): cancelled too ")
+    cli.until_state(child, "Cancelled")
+    assert cli.show(child)["reason"] in {f"DependencyFailed:{t}" for t in tasks[1:]}
 
 
 def test_gcancel_dry_run_lists_dependents_and_changes_nothing(cli: Gflow) -> None:
@@ -568,7 +589,7 @@ def test_ginfo_gflowd_status_gstats(cli: Gflow) -> None:
         (["gstats", "-o", "yaml"], 2, "'yaml'"),
         (["ginfo", "-o", "xml"], 2, "'xml'"),
         (["gflowd", "frob"], 2, "'frob'"),
-        (["gflowd", "up"], 1, "already running"),
+        (["gflowd", "up", "--foreground"], 1, "already running"),
     ],
 )
 def test_errors_are_one_line_with_the_right_status(
@@ -651,7 +672,7 @@ def test_gflowd_subcommands(no_daemon: Gflow) -> None:
     g.run("gflowd", "init", "--yes", "--force")
     g.run("gflowd", "-v", "start", "--gpus", "all", "--gpu-allocation-strategy", "random")
     first = g.daemon_pid()
-    assert g.run("gflowd", "up", check=False).returncode == 1
+    assert "already running" in g.run("gflowd", "up").stdout  # exit 0: scripts call it
     assert "reloaded" in g.run("gflowd", "reload").stdout
     g.run("gflowd", "restart")
     assert g.daemon_pid() not in (None, first)

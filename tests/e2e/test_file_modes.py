@@ -136,3 +136,16 @@ def test_daemon_refuses_a_database_it_does_not_own(gflow_process: Gflow) -> None
     assert done.returncode == 1
     assert "gflow.db belongs to uid 65534, not to gflowd's user (uid 0)" in done.stderr
     assert "chown 0" in done.stderr
+
+
+def test_doctor_says_how_to_fix_each_warning(gflow_process: Gflow) -> None:
+    g = gflow_process
+    g.stop()
+    (g.home / "run" / "999999").mkdir(parents=True)  # the run directory of no active job
+    (g.home / "gflowd.sock").touch()  # a socket left behind
+    found = g.run("gflowd", "doctor").stdout.splitlines()
+    warnings = [line for line in found if line.startswith(" warn:")]
+    assert len(warnings) == 2, found
+    assert all("gflowd doctor --repair" in line for line in warnings), warnings
+    g.run("gflowd", "doctor", "--repair")
+    assert "no problems found" in g.run("gflowd", "doctor").stdout

@@ -70,9 +70,13 @@ def test_timeout_still_fires_after_a_restart(gflow: Gflow) -> None:
 
 
 def test_second_daemon_is_refused(gflow: Gflow) -> None:
-    done = gflow.run("gflowd", "up", check=False)
-    assert done.returncode == 1
-    assert "already running" in done.stderr
+    pid = gflow.daemon_pid()
+    done = gflow.run("gflowd", "up")  # exit 0: what was asked for is true
+    assert done.stdout == f"gflowd is already running (pid {pid}).\n"
+    assert gflow.daemon_pid() == pid
+    second = gflow.run("gflowd", "up", "--foreground", check=False)  # the lock refuses it
+    assert second.returncode == 1
+    assert "already running" in second.stderr
 
 
 def test_clients_say_when_the_daemon_is_down(gflow: Gflow) -> None:

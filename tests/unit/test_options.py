@@ -111,7 +111,7 @@ def test_every_gbatch_option_is_taken_by_gjob_update_and_redo_alike(
             fields(texts, SUBMIT)
     else:
         expected = fields(texts, SUBMIT)
-        assert option.field in expected
+        assert options.ADJUSTS.get(option.field, option.field) in expected
     if option.update is True:
         assert fields(texts, CHANGE) == expected
     else:
@@ -150,10 +150,11 @@ def test_a_typed_value_meets_the_checks_of_the_text(option: options.Option) -> N
         value: Any = ["echo", "hi"]
     else:
         parsed = fields(submitted(with_companion(option, [option.flag, *forms(option)[0]])), SUBMIT)
-        value = parsed[option.field]
+        value = parsed[options.ADJUSTS.get(option.field, option.field)]
         if isinstance(value, tuple):
             value = [[k, list(vs)] for k, vs in value]
-    assert options.check_fields({option.field: value}, SUBMIT)[option.field] is not None
+    field = options.ADJUSTS.get(option.field, option.field)
+    assert options.check_fields({option.field: value}, SUBMIT)[field] is not None
     if isinstance(option.kind, options.Whole):
         with pytest.raises(InvalidInput, match=option.field):
             options.check_fields({option.field: option.kind.hi + 1}, SUBMIT)
@@ -170,7 +171,7 @@ def test_the_table_matches_the_request_and_the_job() -> None:
     request = {f.name for f in dataclasses.fields(SubmitRequest)}
     assert request - {o.field for o in OPTIONS} == {"workdir", "env", "script"}
     job = {f.name for f in dataclasses.fields(Job)}
-    assert options.CHANGEABLE - job == {"dependency"}
+    assert options.CHANGEABLE - job == {"dependency", *options.ADJUSTS}
     assert len(options.BY_KEY) == len(OPTIONS)
     for option in OPTIONS:
         assert option.key.isidentifier() and option.help and option.flags, option
@@ -201,3 +202,14 @@ def test_a_submission_reads_texts_and_values_alike() -> None:
     texts = {"gpus": "gpu:2", "time": "10", "name": "a"}
     assert SubmitRequest.from_json({**base, "options": texts}) == typed
     assert SubmitRequest.from_json({**base, "name": "  "}).name is None  # a random one
+
+
+def test_nice_lowers_the_priority_as_in_slurm() -> None:
+    for purpose in (SUBMIT, CHANGE):
+        assert fields({"nice": "3"}, purpose) == {"priority": 7}
+        assert fields({"nice": "5", "priority": "50"}, purpose) == {"priority": 45}
+        assert fields({"nice": "200"}, purpose) == {"priority": 0}
+    assert options.check_fields({"nice": 4}, SUBMIT) == {"priority": 6}
+    args = gbatch.build_parser().parse_args(["--nice", "3", "true"])
+    body = {"command": ["true"], "workdir": "/", "options": jobopts.given(args, SUBMIT)}
+    assert SubmitRequest.from_json(body).priority == 7

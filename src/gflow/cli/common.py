@@ -86,6 +86,16 @@ def fail(message: str, code: int, prog: str) -> int:
     return code
 
 
+def command_text(words: list[str], script: str | None = None) -> str:
+    """A job's command as a shell would take it back: words quoted where they need it
+    (one word alone is shell code, shown as written); a script's path and its arguments."""
+    import shlex
+
+    if script:
+        return shlex.join([script, *words[1:]])
+    return words[0] if len(words) == 1 else shlex.join(words)
+
+
 def safe(text: str) -> str:
     """Text that other users wrote, as a terminal may show it: every character that could
     move the cursor, clear the screen or recolour it (escape, newline, tab, bidi marks...)

@@ -7,7 +7,16 @@ import os
 import sys
 
 from gflow.cli import jobopts
-from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, UsageError, add_common, run, safe
+from gflow.cli.common import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    Parser,
+    UsageError,
+    add_common,
+    command_text,
+    run,
+    safe,
+)
 from gflow.options import SUBMIT
 
 TYPE_CHECKING = False
@@ -121,19 +130,43 @@ def main(argv: list[str]) -> int:
     if answer.get("dry_run"):
         _print_dry_run(jobs)
         return EXIT_OK
-    for job in jobs:
-        print(f"Submitted batch job {job['id']} ({safe(job['name'])})")
+    _print_submitted(jobs, "array" if args.array else "sweep")
+    _note_unstartable(jobs)
     return EXIT_OK
 
 
-def _print_dry_run(jobs: list[dict[str, Any]]) -> None:
-    import shlex
+def _print_submitted(jobs: list[dict[str, Any]], kind: str) -> None:
+    """One line per submission, as sbatch prints it (an array: its first id and range)."""
+    first = jobs[0]
+    if len(jobs) == 1:
+        print(f"Submitted batch job {first['id']} ({safe(first['name'])})")
+        return
+    what = f"array of {len(jobs)} tasks" if kind == "array" else f"sweep of {len(jobs)} jobs"
+    print(f"Submitted batch job {first['id']} ({what}: {first['id']}-{jobs[-1]['id']})")
 
+
+def _note_unstartable(jobs: list[dict[str, Any]]) -> None:
+    """Say so when the dependency of what was just submitted can already never be met."""
+    for state, reason, verb in (
+        ("Cancelled", None, "cancelled at once"),
+        ("Queued", "DependencyNeverSatisfied", "queued but can never start"),
+    ):
+        hit = [j for j in jobs if j["state"] == state and reason in (None, j.get("reason"))]
+        if not hit:
+            continue
+        who = f"job {hit[0]['id']} was" if len(jobs) == 1 else f"{len(hit)} of the jobs were"
+        why = safe(hit[0].get("reason") or state)
+        print(
+            f"gbatch: note: {who} {verb}: the dependency can never be met ({why})",
+            file=sys.stderr,
+        )
+
+
+def _print_dry_run(jobs: list[dict[str, Any]]) -> None:
     print(f"Would submit {len(jobs)} batch job{'s' if len(jobs) != 1 else ''} (nothing submitted):")
     for job in jobs:
         extra = f", task {job['task_id']}" if job["task_id"] is not None else ""
-        words = job["command"]
-        shown = words[0] if len(words) == 1 else shlex.join(words)
+        shown = command_text(job["command"])
         if "\n" in shown:
             shown = shown.strip().splitlines()[0] + " ..."
         line = f"  [{job['id']}] {job['name']}: {shown} (GPUs: {job['gpus']}{extra})"

@@ -6,6 +6,10 @@ import sys
 
 from gflow.cli.common import EXIT_OK, EXIT_REFUSED, Parser, add_common, client, run, safe
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 EXAMPLES = """
 gcancel 42                   one job
 gcancel 1,2,3   gcancel 1-5   gcancel 1,3,5-7
@@ -38,20 +42,43 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     ids = ",".join(args.ids)
     answer = client(args).post("/v1/jobs/cancel", {"ids": ids, "dry_run": args.dry_run})
-    code = EXIT_OK
+    ended: list[dict[str, Any]] = []
+    acted = 0
     for job in answer["jobs"]:
         action = job["action"]
-        if args.dry_run:
-            lead = "  dependent" if job.get("dependent") else "Job"
-            print(f"{lead} {job['id']} ({safe(job['name'])}, {job['state']}): {action}")
+        name = safe(job["name"])
+        if job.get("dependent"):
+            print(f"  dependent {job['id']} ({name}, {job['state']}): {action}")
+        elif args.dry_run:
+            print(f"Job {job['id']} ({name}, {job['state']}): {action}")
         elif action == "cancelled":
             print(f"Job {job['id']} cancelled.")
+            acted += 1
         elif action == "stopping":
             print(f"Job {job['id']} is being stopped (SIGINT, then SIGTERM, then SIGKILL).")
+            acted += 1
         else:
-            print(f"gcancel: error: job {job['id']} not cancelled: {action}", file=sys.stderr)
-            code = EXIT_REFUSED
-    return code
+            ended.append(job)
+    return _already_ended(ended, acted)
+
+
+def _already_ended(ended: list[dict[str, Any]], acted: int) -> int:
+    """Jobs that had ended before: one line. Refused only when nothing could be cancelled."""
+    if not ended:
+        return EXIT_OK
+    from collections import Counter
+
+    states = Counter(job["action"].removeprefix("already ") for job in ended)
+    how = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    if len(ended) == 1:
+        what = f"job {ended[0]['id']} had already ended ({next(iter(states))})"
+    else:
+        what = f"{len(ended)} of the jobs had already ended ({how})"
+    if acted:
+        print(f"gcancel: {what}; the others were cancelled", file=sys.stderr)
+        return EXIT_OK
+    print(f"gcancel: error: nothing to cancel: {what}", file=sys.stderr)
+    return EXIT_REFUSED
 
 
 def entry() -> None:

@@ -183,9 +183,9 @@ def _up(paths: Paths, args: argparse.Namespace) -> int:
 
         return run_daemon(paths, config, ready=args.ready_fd, foreground=True)
     pid = _running_pid(paths)
-    if pid is not None:
-        print(f"gflowd: error: gflowd is already running (pid {pid})", file=sys.stderr)
-        return EXIT_REFUSED
+    if pid is not None:  # what was asked is true: scripts may call gflowd up every time
+        print(f"gflowd is already running (pid {pid}).")
+        return EXIT_OK
     return _spawn(paths, args)
 
 
@@ -231,6 +231,9 @@ def _spawn(paths: Paths, args: argparse.Namespace) -> int:
     answer = line.decode().strip()
     if answer == "ok":
         print(f"gflowd started (pid {proc.pid}).")
+        return EXIT_OK
+    if "already running" in answer:  # another gflowd up was quicker
+        print(f"{answer.removeprefix('error: ')}.")
         return EXIT_OK
     reason = answer.removeprefix("error: ") or f"see {paths.daemon_log}"
     print(f"gflowd: error: gflowd did not start: {reason}", file=sys.stderr)

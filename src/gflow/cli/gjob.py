@@ -17,6 +17,7 @@ from gflow.cli.common import (
     add_completion,
     client,
     clock,
+    command_text,
     hms,
     limit_text,
     memory_text,
@@ -63,10 +64,23 @@ def build_parser() -> Parser:
         "gjob log 5 --last 50\ngjob log @ --follow          until my latest job ends",
         ["l"],
     )
-    log.add_argument("id", metavar="JOB")
-    log.add_argument("-f", "--first", type=_count, metavar="N", help="only the first N lines")
+    log.add_argument("id", metavar="JOB", nargs="?")
+    log.add_argument(
+        "-f",
+        "--first",
+        type=_count,
+        metavar="N",
+        nargs="?",
+        const=-1,
+        help="only the first N lines",
+    )
     log.add_argument("-l", "--last", type=_count, metavar="N", help="only the last N lines")
-    log.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+    log.add_argument(
+        "-F",
+        "--follow",
+        action="store_true",
+        help="keep printing until the job ends (a waiting job: from its start)",
+    )
     log.add_argument("--path", action="store_true", help="print the log file's path only")
     att = subcommand(
         sub, "attach", "attach to a job's tmux session", "gjob attach 5   (detach: Ctrl-b d)", ["a"]
@@ -129,9 +143,11 @@ def build_parser() -> Parser:
         sub,
         "wait",
         "block until jobs end; the exit status is the job's",
-        "gjob wait 5 && echo ok\ngjob wait 5,6 --timeout 600",
+        "gjob wait 5 && echo ok\ngjob wait 5 6 --timeout 600     (also 5,6 or 5-6)",
+        description="Block until jobs end; the exit status is the job's. A job that fails and "
+        "is retried (--max-retries) is followed to its last attempt.",
     )
-    wait.add_argument("ids", metavar="IDS")
+    wait.add_argument("ids", metavar="IDS", nargs="+", help="42, 1,2,3, 1-5, @, 12_3")
     wait.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long")
     add_completion(sub, "gjob")
     return p
@@ -186,7 +202,7 @@ def _describe(j: dict[str, Any], now: float) -> str:
     def kv(*pairs: tuple[str, Any]) -> str:
         return "  " + "  ".join(f"{k}={'-' if v in (None, '') else v}" for k, v in pairs)
 
-    cmd = " ".join(j["command"]) if not j["script"] else " ".join([j["script"], *j["command"][1:]])
+    cmd = command_text(j["command"], j["script"])
     run_time = (j["end_time"] or now) - j["start_time"] if j["start_time"] else None
     lines = [
         f"Job {j['id']} ({j['name']})",
@@ -300,18 +316,38 @@ def _stopping(j: dict[str, Any]) -> list[str]:
 
 
 def _one(args: argparse.Namespace, text: str) -> dict[str, Any]:
-    jobs = client(args).get("/v1/show", ids=text)["jobs"]
-    if len(jobs) != 1:
-        raise UsageError(f"invalid job {text!r}: expected exactly one job (42, @ or @~1)")
+    """The one job ``text`` names (an array's id, or ``@`` after one: its first task)."""
+    jobs = client(args).get("/v1/show", ids=text, one="1")["jobs"]
     job: dict[str, Any] = jobs[0]
     return job
 
 
+def _log_args(args: argparse.Namespace) -> None:
+    """``-f`` is ``--first N`` here; ``tail -f``'s habit is ``--follow`` (``-F``)."""
+    if args.first == -1 or (args.id is None and args.first is not None):
+        raise UsageError(
+            "-f is --first N here (the first N lines); to keep printing as the job writes "
+            "use --follow (-F)",
+            "gjob log",
+        )
+    if args.id is None:
+        raise UsageError("the following arguments are required: JOB", "gjob log")
+
+
 def _log(args: argparse.Namespace) -> int:
+    _log_args(args)
     job = _one(args, args.id)
     if args.path:
         print(job["log"])
         return EXIT_OK
+    if args.follow and not os.path.exists(job["log"]):
+        job = _until_started(args, job)
+        if job["start_time"] is None:
+            print(
+                f"gjob: error: job {job['id']} ended ({job['state']}) without starting",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
     try:
         fh = _open_log(job)
     except FileNotFoundError:
@@ -366,6 +402,21 @@ def _print_log(fh: BinaryIO, first: int | None, last: int | None) -> int:
             data = logtail.last_lines(io.BytesIO(data), last, len(data))
     sys.stdout.write(data.decode(errors="replace"))
     return end
+
+
+def _until_started(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
+    """The job once its log exists, or once it ended without one (a waiting job)."""
+    api = client(args)
+    if job["state"] in ("Queued", "Hold"):
+        print(
+            f"gjob: job {job['id']} is {job['state']}; its log follows when it starts "
+            "(Ctrl-C to stop)",
+            file=sys.stderr,
+        )
+    while not os.path.exists(job["log"]) and job["state"] in ("Queued", "Hold", "Running"):
+        time.sleep(0.25)
+        job = api.get("/v1/show", ids=str(job["id"]))["jobs"][0]
+    return job
 
 
 def _follow(args: argparse.Namespace, job: dict[str, Any], offset: int) -> int:
@@ -511,7 +562,7 @@ def _wait(args: argparse.Namespace) -> int:
     while True:
         left = 30.0 if deadline is None else min(30.0, deadline - time.monotonic())
         try:
-            answer = api.get("/v1/wait", ids=args.ids, timeout=max(left, 0.01))
+            answer = api.get("/v1/wait", ids=",".join(args.ids), timeout=max(left, 0.01))
         except DaemonUnavailable:  # gflowd restarting mid-wait: keep trying for a minute
             if answered is None or time.monotonic() - answered > RECONNECT_FOR:
                 raise

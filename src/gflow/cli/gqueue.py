@@ -12,6 +12,7 @@ from gflow.cli.common import (
     add_common,
     client,
     color_state,
+    command_text,
     hms,
     limit_text,
     memory_text,
@@ -82,7 +83,7 @@ FIELDS: dict[str, Callable[[dict[str, Any], float], str]] = {
     "DEPENDENCY": lambda j, n: j.get("remaining") or "-",
     "REASON": lambda j, n: _reason(j),
     "EXITCODE": lambda j, n: "-" if j["exit_code"] is None else str(j["exit_code"]),
-    "COMMAND": lambda j, n: " ".join(j["command"]),
+    "COMMAND": lambda j, n: command_text(j["command"]),
     "SUBMITTED": lambda j, n: _clock(j["submit_time"]),
     "STARTED": lambda j, n: _clock(j["start_time"]),
     "ENDED": lambda j, n: _clock(j["end_time"]),
@@ -149,7 +150,10 @@ def main(argv: list[str]) -> int:
     query = _query(args, fields)
     api = client(args)
     if not args.watch:
-        print(render(args, fields, api.get("/v1/jobs", **query)))
+        answer = api.get("/v1/jobs", **query)
+        print(render(args, fields, answer))
+        if answer.get("missing"):
+            print(f"gqueue: note: no {_ids_text(answer['missing'])}", file=sys.stderr)
         return EXIT_OK
     return _watch(args, fields, query, api)
 
@@ -170,6 +174,22 @@ def _watch(args: Any, fields: list[str], query: dict[str, Any], api: Any) -> int
         if clear:
             print()
         return EXIT_OK
+
+
+def _ids_text(ids: list[int]) -> str:
+    """``job 158`` or ``jobs 158-160, 170``: ids folded into ranges."""
+    ids = sorted(set(ids))
+    runs: list[str] = []
+    start = prev = ids[0]
+    for job_id in [*ids[1:], None]:
+        if job_id is not None and job_id == prev + 1:
+            prev = job_id
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if job_id is not None:
+            start = prev = job_id
+    shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
+    return ("job " if len(ids) == 1 else "jobs ") + shown
 
 
 def _fields(text: str | None) -> list[str]:
