@@ -9,6 +9,7 @@ following retries, ``gqueue -j`` over ids that do not all exist, ``gflowd up`` t
 from __future__ import annotations
 
 import select
+import shlex
 import subprocess
 from collections.abc import Iterator
 
@@ -154,3 +155,41 @@ def test_gflowd_up_when_running_says_so_and_succeeds(cli: Gflow) -> None:
     done = cli.run("gflowd", "up")
     assert done.stdout == f"gflowd is already running (pid {cli.daemon_pid()}).\n"
 
+
+# ---------------------------------------------------------------- shell completion
+
+
+def completions(g: Gflow, tool: str, line: str) -> list[str]:
+    """What bash completes for ``line`` (the cursor at its end), with gflow's script."""
+    script = g.run(tool, "completion", "bash").stdout
+    words = line.split(" ")
+    call = (
+        f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); COMP_CWORD={len(words) - 1}; "
+        f'_{tool}_complete; printf "%s\\n" "${{COMPREPLY[@]}}"'
+    )
+    done = g.run("bash", "-c", script + call)
+    assert done.stderr == ""
+    return done.stdout.split()
+
+
+def test_completion_offers_files_after_gbatchs_command(cli: Gflow) -> None:
+    assert completions(cli, "gbatch", "gbatch --job-n") == ["--job-name"]
+    assert "--depends-on" in completions(cli, "gbatch", "gbatch -n x --de")
+    assert completions(cli, "gbatch", "gbatch -n x python ") == []  # bash completes files
+    assert completions(cli, "gbatch", "gbatch -g 1 python --de") == []
+
+
+def test_completion_offers_job_ids_where_a_job_is_named(cli: Gflow) -> None:
+    job = str(cli.submit("-H", "true"))
+    assert job in completions(cli, "gcancel", "gcancel ")
+    assert job in completions(cli, "gjob", "gjob log ")
+    assert job in completions(cli, "gjob", "gjob show ")
+    assert job in completions(cli, "gqueue", "gqueue -j ")
+    assert "--follow" in completions(cli, "gjob", "gjob log --fo")
+    cli.run("gcancel", job)
+
+
+def test_completion_is_silent_when_gflowd_is_down(make_gflow: object) -> None:
+    g = make_gflow()  # type: ignore[operator]
+    offered = completions(g, "gcancel", "gcancel ")  # no error on the terminal: see above
+    assert "--dry-run" in offered and not any(w.isdigit() for w in offered)
