@@ -512,8 +512,13 @@ def redo(
     *,
     cascade: bool = False,
     clear_deps: bool = False,
+    again: bool = False,
 ) -> Outcome:
-    """Submit a job again (a new id), optionally with the jobs its failure cancelled."""
+    """Submit a job again (a new id), optionally with the jobs its failure cancelled.
+
+    A task of an array or sweep stays one (its task id, array id and parameters). A
+    ``cascade`` over jobs already redone is refused, naming them, unless ``again``.
+    """
     old = engine.require(job_id)
     engine.check_owner(old, caller)
     check_may_change_run(old, overrides, caller)
@@ -525,13 +530,15 @@ def redo(
     chain = [old]
     if cascade:
         chain += cancelled_by(engine, old.id, caller)
+        if not again:
+            _refuse_redone(engine, chain)
     first = engine.store.next_job_id()
     mapping = {src.id: first + offset for offset, src in enumerate(chain)}
     new_jobs: list[Job] = []
     for src in chain:
         new_id = mapping[src.id]
         deps = Dependency() if (clear_deps and src is old) else src.deps.replace_parents(mapping)
-        new = src.again(new_id, now, deps=deps, redo_of=src.id, group_id=None, task_id=None)
+        new = src.again(new_id, now, deps=deps, redo_of=src.id)
         if src is old and overrides:
             new = new.replace(**{k: v for k, v in overrides.items() if k != "dependency"})
             if "dependency" in overrides:
@@ -557,6 +564,19 @@ def redo(
             out.done.append({"id": job.id, "name": job.name, "redo_of": job.redo_of})
     engine.schedule(now)
     return out
+
+
+def _refuse_redone(engine: Engine, chain: list[Job]) -> None:
+    """A cascade whose jobs were redone already would make a second set of them."""
+    done = engine.store.redone([job.id for job in chain])
+    if not done:
+        return
+    pairs = [f"job {old} as job {new}" for old, new in sorted(done.items())]
+    shown = ", ".join(pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
+    raise Conflict(
+        f"already redone: {shown}; nothing was submitted "
+        f"(gjob redo {chain[0].id} --cascade --again makes another set)"
+    )
 
 
 def cancelled_by(engine: Engine, root: int, caller: Caller) -> list[Job]:

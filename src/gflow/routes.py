@@ -64,9 +64,15 @@ def _update(engine: Engine, data: dict[str, Any], caller: Caller, now: float) ->
 def _redo(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> commands.Outcome:
     job_id = commands.select(engine, selector(data, "id"), caller)[0]
     changes = update_changes(data.get("changes") or None, data.get("options"), required=False)
-    cascade, clear_deps = bool(data.get("cascade")), bool(data.get("clear_deps"))
     return commands.redo(
-        engine, job_id, changes, caller, now, cascade=cascade, clear_deps=clear_deps
+        engine,
+        job_id,
+        changes,
+        caller,
+        now,
+        cascade=bool(data.get("cascade")),
+        clear_deps=bool(data.get("clear_deps")),
+        again=bool(data.get("again")),
     )
 
 

@@ -495,6 +495,15 @@ class Store:
         found = (readable(row, self.commands) for row in rows.fetchall())
         return [job for job in found if job is not None]
 
+    def redone(self, ids: list[int]) -> dict[int, int]:
+        """The newest redo of each of these jobs that has one (``gjob redo``)."""
+        rows = self.db.execute(
+            "SELECT redo_of, max(id) FROM jobs WHERE redo_of IN (SELECT value FROM json_each(?)) "
+            "GROUP BY redo_of",
+            (json.dumps(ids),),
+        )
+        return {int(old): int(new) for old, new in rows}
+
     def attempts_of(self, job_id: int) -> list[int]:
         """Every attempt in ``job_id``'s retry chain (first attempt first)."""
         rows = self.db.execute(

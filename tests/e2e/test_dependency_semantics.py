@@ -187,3 +187,40 @@ def test_dry_run_cancel_names_a_release_after_a_delay(gflow_process: Gflow) -> N
     out = g.run("gcancel", "--dry-run", str(parent)).stdout
     assert f"dependent {child} " in out
     assert f"would be released 10 min later (after:{parent}+10)" in out
+
+
+# ---------------------------------------------------------------- redo
+
+
+def test_a_redone_array_task_keeps_its_task_id_and_its_place(gflow_process: Gflow) -> None:
+    g = gflow_process
+    marker = g.work / "t2-tried"
+    script = f'echo "task $T"; if [ "$T" = 2 ] && [ ! -e {marker} ]; then touch {marker}; exit 1; fi'
+    array = tasks(g, "-n", "redo-arr", script=script)
+    assert g.wait(*array) == 1
+    out = g.run("gjob", "redo", str(array[1])).stdout
+    again = int(out.split()[3])
+    assert g.wait(again) == 0
+    assert g.log(again) == "task 2\n"
+    row = g.job(again)
+    assert (row["group_id"], row["task_id"], row["redo_of"]) == (array[0], 2, array[1])
+    after = g.submit("-d", f"afterok:{array[0]}", "true")  # the array: its newest attempts
+    assert sorted(parents(g, after)) == [array[0], array[2], again]
+    assert g.wait(after) == 0
+
+
+def test_a_second_cascading_redo_says_what_was_redone(gflow_process: Gflow) -> None:
+    g = gflow_process
+    root = g.submit("sh", "-c", "exit 1")
+    child = g.submit("-d", str(root), "true")
+    assert g.wait(child) == 125
+    first = g.run("gjob", "redo", str(root), "--cascade").stdout.split("\n")
+    redone = [int(line.split()[3]) for line in first if line]
+    assert g.wait(*redone) == 1  # the root fails again: its dependent is cancelled again
+    message = refused(g, "gjob", "redo", str(root), "--cascade")
+    assert message == (
+        f"already redone: job {root} as job {redone[0]}, job {child} as job {redone[1]}; "
+        f"nothing was submitted (gjob redo {root} --cascade --again makes another set)"
+    )
+    more = g.run("gjob", "redo", str(root), "--cascade", "--again").stdout
+    assert more.count("as a redo of job") == 2

@@ -128,6 +128,11 @@ def build_parser() -> Parser:
         action="store_true",
         help="also redo the jobs its failure cancelled, wired to the new jobs",
     )
+    redo.add_argument(
+        "--again",
+        action="store_true",
+        help="with --cascade: make another set even if these jobs were redone already",
+    )
     close = subcommand(
         sub,
         "close-sessions",
@@ -515,6 +520,7 @@ def _redo(args: argparse.Namespace) -> int:
         "options": _changes(args),
         "cascade": args.cascade,
         "clear_deps": args.clear_deps,
+        "again": args.again,
     }
     answer = client(args).post("/v1/jobs/redo", body)
     for job in answer["jobs"]:
