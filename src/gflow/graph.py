@@ -126,10 +126,12 @@ class Resolved:
     dependency: Dependency
     corr: list[Target] = field(default_factory=list)
     before: list[tuple[DepType, int]] = field(default_factory=list)
+    _tasks: dict[int, dict[int | None, int]] = field(default_factory=dict)
 
     def for_task(self, task_id: int | None, task_of: Callable[[int], int | None]) -> Dependency:
         """The dependency of one task: ``aftercorr`` pairs it with the same task id (a
-        parent that is not an array stands for every task, as in Slurm)."""
+        parent that is not an array stands for every task, as in Slurm). Each parent
+        array's tasks are looked up once, however many tasks ask."""
         if not self.corr:
             return self.dependency
         extra: list[Clause] = []
@@ -137,10 +139,12 @@ class Resolved:
             if target.group is None:
                 extra.append(Clause(DepType.AFTEROK, target.ids))
                 continue
-            match = [m for m in target.ids if task_of(m) == task_id]
-            if not match:
+            if target.group not in self._tasks:
+                self._tasks[target.group] = {task_of(m): m for m in reversed(target.ids)}
+            match = self._tasks[target.group].get(task_id)
+            if match is None:
                 raise Refused(f"aftercorr: array {target.group} has no task {task_id}")
-            extra.append(Clause(DepType.AFTEROK, (match[0],)))
+            extra.append(Clause(DepType.AFTEROK, (match,)))
         return replace(self.dependency, clauses=self.dependency.clauses + tuple(extra))
 
 

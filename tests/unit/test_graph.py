@@ -176,6 +176,22 @@ def test_resolve_splits_clauses_corr_and_before() -> None:
         resolved.for_task(7, task_of)
 
 
+def test_aftercorr_looks_up_each_parent_task_once() -> None:
+    req = DepRequest((RawClause("aftercorr", (4,)), RawClause("aftercorr", (1,))))
+    resolved = graph.resolve(req, 1000, FakeLookup(), is_array=True)
+    asked: list[int] = []
+
+    def task_of(member: int) -> int | None:
+        asked.append(member)
+        return {4: 1, 5: 2, 6: 3}.get(member)
+
+    deps = [resolved.for_task(t, task_of) for t in (1, 2, 3)]
+    assert [d.clauses for d in deps] == [
+        (Clause(DepType.AFTEROK, (3 + t,)), Clause(DepType.AFTEROK, (1,))) for t in (1, 2, 3)
+    ]
+    assert sorted(asked) == [4, 5, 6]  # not once per task asking
+
+
 def test_a_retried_parent_stands_for_its_newest_attempt() -> None:
     lookup = FakeLookup()
     lookup.jobs[1] = make_job(1, state=State.FAILED, max_retries=2)
