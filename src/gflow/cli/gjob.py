@@ -420,7 +420,7 @@ def _until_started(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, A
         )
     while not os.path.exists(job["log"]) and job["state"] in ("Queued", "Hold", "Running"):
         time.sleep(0.25)
-        job = api.get("/v1/show", ids=str(job["id"]))["jobs"][0]
+        job = api.get("/v1/show", ids=str(job["id"]), one="1")["jobs"][0]
     return job
 
 
@@ -439,7 +439,7 @@ def _follow(args: argparse.Namespace, job: dict[str, Any], offset: int) -> int:
             return EXIT_OK
         else:
             time.sleep(0.25)
-            state = api.get("/v1/show", ids=str(job["id"]))["jobs"][0]["state"]
+            state = api.get("/v1/show", ids=str(job["id"]), one="1")["jobs"][0]["state"]
 
 
 def _attach(args: argparse.Namespace) -> int:
