@@ -294,10 +294,21 @@ def _verdict(
     return evaluate(one, views, now).verdict
 
 
+def _clause_verdict(c: Clause, views: Mapping[int, ParentView], now: float) -> Verdict:
+    return evaluate(Dependency(clauses=(c,)), views, now).verdict
+
+
 def _native_clause(
     c: Clause, views: Mapping[int, ParentView], slurm_ids: Mapping[int, str], now: float
 ) -> list[str] | None:
-    """The Slurm items still awaited of one clause; None if one is not in Slurm."""
+    """The Slurm items still awaited of one clause; None if one is not in Slurm.
+
+    ``afternotok`` on a whole array (every task ended, one failed) is not Slurm's
+    ``afternotok`` over its task ids (each task failed): gflow holds such a job until the
+    array is decided.
+    """
+    if c.group is not None and c.type is DepType.AFTERNOTOK:
+        return [] if _clause_verdict(c, views, now) is Verdict.SATISFIED else None
     items: list[str] = []
     for parent in c.parents:
         verdict = _verdict(c.type, parent, c.delay, views, now)
@@ -354,7 +365,7 @@ def _native_any(
 ) -> str | None:
     alternatives: list[str] = []
     for c in dep.clauses:
-        if any(_verdict(c.type, p, c.delay, views, now) is Verdict.NEVER for p in c.parents):
+        if _clause_verdict(c, views, now) is Verdict.NEVER:
             continue  # this alternative is out; the others decide
         items = _native_clause(c, views, slurm_ids, now)
         if items is None or len(items) != 1:

@@ -226,3 +226,15 @@ def test_moab_on_count_is_gflows_to_hold() -> None:
 def test_array_tasks_are_named_as_slurm_names_them() -> None:
     views = _views(j3="Queued")
     assert native_dependency(_dep((DepType.AFTERANY, (3,))), views, SIDS, NOW) == "afterany:103_0"
+
+
+def test_afternotok_on_a_whole_array_is_held_by_gflow_until_decided() -> None:
+    array = Dependency(clauses=(Clause(DepType.AFTERNOTOK, (1, 2), group=1),))
+    running = _views(j1="Finished", j2="Running")  # one task succeeded: not decided
+    assert native_dependency(array, running, SIDS, NOW) is None
+    either = Dependency(
+        clauses=(array.clauses[0], Clause(DepType.AFTEROK, (4,))), any_of=True
+    )  # the array's alternative is still alive: Slurm cannot hold it
+    assert native_dependency(either, {**running, **_views(j4="Queued")}, SIDS, NOW) is None
+    ended = _views(j1="Finished", j2="Failed")
+    assert native_dependency(array, ended, SIDS, NOW) == ""
