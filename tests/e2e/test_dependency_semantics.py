@@ -195,7 +195,8 @@ def test_dry_run_cancel_names_a_release_after_a_delay(gflow_process: Gflow) -> N
 def test_a_redone_array_task_keeps_its_task_id_and_its_place(gflow_process: Gflow) -> None:
     g = gflow_process
     marker = g.work / "t2-tried"
-    script = f'echo "task $T"; if [ "$T" = 2 ] && [ ! -e {marker} ]; then touch {marker}; exit 1; fi'
+    script = f'echo "task $T"; [ "$T" = 2 ] && [ ! -e {marker} ] && touch {marker} && exit 1'
+    script += "; true"
     array = tasks(g, "-n", "redo-arr", script=script)
     assert g.wait(*array) == 1
     out = g.run("gjob", "redo", str(array[1])).stdout
