@@ -268,8 +268,9 @@ class Client:
 
     def cancel(self, jobs: Any, *, dry_run: bool = False) -> list[Action]:
         """Cancel jobs (queued ones at once, running ones by signal); their waiting
-        dependents are cancelled too unless submitted with ``no_auto_cancel``. With
-        ``dry_run``, what would happen, dependents included."""
+        dependents are cancelled too unless submitted with ``no_auto_cancel``; what the
+        cancel does to each dependent is listed after the jobs (``dependent``). With
+        ``dry_run``, what would happen."""
         return self.run(steps.control("cancel", {"ids": steps.selector(jobs), "dry_run": dry_run}))
 
     def hold(self, jobs: Any) -> list[Action]:

@@ -211,9 +211,13 @@ def control(verb: str, body: dict[str, Any]) -> Steps[list[Action]]:
     answer = yield Request("POST", f"/v1/jobs/{verb}", body)
     done = [Action(**_action(j)) for j in answer["jobs"]]
     errors = list(answer.get("errors") or ())
-    if verb == "cancel" and not body.get("dry_run"):
-        errors += [f"job {a.id} not cancelled: {a.action}" for a in done if not _cancelled(a)]
-        done = [a for a in done if _cancelled(a)]
+    if verb == "cancel" and not body.get("dry_run"):  # dependents: what the cancel did to them
+        errors += [
+            f"job {a.id} not cancelled: {a.action}"
+            for a in done
+            if not (_cancelled(a) or a.dependent)
+        ]
+        done = [a for a in done if _cancelled(a) or a.dependent]
     if errors:
         raise NotAllDone("\n".join(errors), done)
     return done

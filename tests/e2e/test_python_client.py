@@ -81,7 +81,10 @@ def test_changes_cancel_and_redo(gflow_process: Gflow) -> None:
     assert str(refused.value) == f"job {held.id} is Hold; only Queued jobs can be held"
     assert [a.id for a in refused.value.done] == [child.id]
     assert [a.action for a in gf.release([held, child])] == ["released", "released"]
-    assert [a.action for a in gf.cancel(running)] == ["stopping"]
+    assert [(a.id, a.action) for a in gf.cancel(running)] == [
+        (running.id, "stopping"),
+        (child.id, f"cancelled too (DependencyFailed:{running.id})"),
+    ]
     assert gf.wait(running, timeout=60)[0].state == "Cancelled"
     assert gf.job(child).reason == f"DependencyFailed:{running.id}"
     with pytest.raises(gflow.NotAllDone, match=r"not cancelled: already Cancelled"):
