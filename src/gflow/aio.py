@@ -226,7 +226,7 @@ class AsyncClient:
                 return
             else:
                 try:
-                    await self.wait(info.id, timeout=FOLLOW_EVERY)
+                    await self.run(steps.wait(info.id, FOLLOW_EVERY, retries=False))
                     active = False
                 except TimeoutError:
                     pass

@@ -213,7 +213,9 @@ class Api:
     async def wait(self, request: web.Request) -> web.Response:
         """Until the jobs have ended (``any=1``: until one has, and then only the ended
         ones are listed; with ``after=ID``, also until the caller submits a job newer
-        than ``ID``, and the answer says the caller's ``newest``)."""
+        than ``ID``, and the answer says the caller's ``newest``). A job that was retried
+        stands for its newest attempt (unless ``retries=0``): that one is listed, and
+        ``attempts`` maps the id asked for to it."""
         caller = self.caller(request)
         eng, q = self.rt.engine, request.query
         named = commands.select(eng, q.get("ids", ""), caller)
@@ -222,7 +224,8 @@ class Api:
         first = q.get("any") == "1"
         after = _int(q, "after", 0, MAX_ID) if first else None
         # a job that failed and was retried stands for its newest attempt, as in dependencies
-        ids = [graph.latest_attempt(n, eng) for n in named]
+        newest = q.get("retries") != "0"
+        ids = [graph.latest_attempt(n, eng) for n in named] if newest else named
         active = [i for i in ids if i in eng.jobs]
         ready = first and (
             len(active) < len(ids) or (after is not None and self._newest(caller) > after)
@@ -230,10 +233,14 @@ class Api:
         if active and not ready:
             submitter = caller.uid if after is not None else None
             await self.rt.wait_for(active, timeout, first=first, submitter=submitter)
-        ids = [graph.latest_attempt(n, eng) for n in named]  # a retry made meanwhile
+        if newest:  # a retry made meanwhile
+            ids = [graph.latest_attempt(n, eng) for n in named]
         view = listing.compact_json if q.get("view") == "compact" else listing.job_json
         jobs = [view(eng.require(i), self.rt) for i in ids if not (first and i in eng.jobs)]
         answer: dict[str, Any] = {"jobs": jobs, "done": all(i not in eng.jobs for i in ids)}
+        retried = {str(n): i for n, i in zip(named, ids, strict=True) if n != i}
+        if retried:  # the newest attempt listed for each retried job that was named
+            answer["attempts"] = retried
         if after is not None:
             answer["newest"] = self._newest(caller)
         return self.done(answer)

@@ -348,12 +348,18 @@ class Executor(concurrent.futures.Executor):
             with self._lock:
                 if not self._busy:
                     self._after = max(self._after, answer.get("newest", 0))
+            asked = {newest: int(n) for n, newest in answer.get("attempts", {}).items()}
             for job in answer["jobs"]:
-                self._settle(job)
+                self._settle(job, asked.get(job["id"], job["id"]))
 
-    def _settle(self, job: dict[str, Any]) -> None:
+    def _settle(self, job: dict[str, Any], asked: int) -> None:
+        """Complete the futures of job ``asked`` from ``job``: the job, or its newest
+        attempt when it was retried."""
         with self._lock:
-            futures = [f for f in self._pending.pop(job["id"], []) if not f.done()]
+            futures = [f for f in self._pending.pop(asked, []) if not f.done()]
+            for future in futures:
+                if future.id != job["id"]:
+                    future.id, future.head = job["id"], False
         if not futures:
             return
         if job["state"] != State.FINISHED and self._retried(job["id"], futures):
@@ -437,7 +443,9 @@ def stored_result(client: Client, job_id: int, timeout: float | None = None) -> 
     while True:
         ref = f"{info.group_id}_{info.task_id}" if info.id == info.group_id else info.id
         left = None if end is None else max(end - time.monotonic(), 0)
-        ended = next(j for j in client.wait(ref, left) if j.id == info.id)
+        ended = client.wait(ref, left)[0]  # its newest attempt, when it was retried
+        if ended.id != info.id:
+            info = client.job(ended.id)
         attempts = client.job(info.id).attempts if not ended.ok else ()
         if not attempts or attempts[-1] == info.id:
             break

@@ -188,8 +188,9 @@ class Client:
         return self.run(steps.one(job))
 
     def wait(self, jobs: Any, timeout: float | None = None) -> list[JobInfo]:
-        """Block until the jobs have ended (an array: all its tasks); TimeoutError after
-        ``timeout`` seconds. A gflowd restart meanwhile is waited out."""
+        """Block until the jobs have ended (an array: all its tasks; a job that is
+        retried: its newest attempt, which is listed); TimeoutError after ``timeout``
+        seconds. A gflowd restart meanwhile is waited out."""
         return self.run(steps.wait(jobs, timeout))
 
     def info(self) -> Info:
@@ -259,7 +260,7 @@ class Client:
                 return
             else:
                 try:
-                    self.wait(info.id, timeout=FOLLOW_EVERY)
+                    self.run(steps.wait(info.id, FOLLOW_EVERY, retries=False))
                     active = False
                 except TimeoutError:
                     pass

@@ -179,17 +179,20 @@ def stats(users: str | Iterable[str] | None = None, since: Any = None) -> Steps[
     return Stats(**{k: v for k, v in answer.items() if k in Stats.__dataclass_fields__})
 
 
-def wait(jobs: Any, timeout: float | None = None) -> Steps[list[JobInfo]]:
+def wait(jobs: Any, timeout: float | None = None, *, retries: bool = True) -> Steps[list[JobInfo]]:
     """Block until every selected job has ended; TimeoutError after ``timeout`` seconds.
 
-    A gflowd restart in the middle is waited out (for :data:`RECONNECT_FOR` seconds)."""
+    A job that is retried stands for its newest attempt (``retries=False``: the job as
+    named). A gflowd restart in the middle is waited out (for :data:`RECONNECT_FOR`
+    seconds)."""
     ids = selector(jobs)
+    query: dict[str, Any] = {"ids": ids} if retries else {"ids": ids, "retries": 0}
     deadline = None if timeout is None else time.monotonic() + timeout
     answered: float | None = None
     while True:
         left = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - time.monotonic())
         try:
-            answer = yield Request("GET", "/v1/wait", query={"ids": ids, "timeout": max(left, 0)})
+            answer = yield Request("GET", "/v1/wait", query={**query, "timeout": max(left, 0)})
         except DaemonUnavailable:
             if answered is None or time.monotonic() - answered > RECONNECT_FOR:
                 raise

@@ -4,6 +4,7 @@ gcancel, ginfo and gstats do, from Python, with the CLI's errors."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime
 from pathlib import Path
 
@@ -126,6 +127,31 @@ def test_follow_and_info(gflow_process: Gflow) -> None:
     assert gf.log(job, last=1) == "two\n" and gf.log(job, first=1, max_bytes=2) == "on"
     info = gf.info()
     assert info.executor == "process" and info.status["jobs"] == {}
+
+
+def test_wait_follows_a_retry_and_a_log_follows_its_attempt(gflow_process: Gflow) -> None:
+    g = gflow_process
+    gf = client(g)
+    tried, fail, go = (g.work / name for name in ("tried", "fail", "go"))
+    script = (
+        f"if [ ! -e {tried} ]; then touch {tried}; "
+        f"while [ ! -e {fail} ]; do sleep 0.02; done; echo first; exit 1; fi; "
+        f"while [ ! -e {go} ]; do sleep 0.02; done; echo second"
+    )
+    job = gf.submit(script, max_retries=1)
+    g.until(tried.exists, what="the first attempt to start")
+    pieces = gf.log(job, follow=True)
+    g.open_gate("fail")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        followed = pool.submit(lambda: "".join(pieces))
+        try:  # the first attempt's log ends with it, while its retry still waits
+            assert followed.result(timeout=60) == "first\n"
+            retry = gf.job(job).attempts[-1]
+            assert retry != job.id and g.state(retry) in ("Queued", "Running")
+        finally:
+            g.open_gate("go")
+    ended = gf.wait(job, timeout=60)
+    assert [(j.id, j.state, j.ok) for j in ended] == [(retry, "Finished", True)]
 
 
 def test_async_client(gflow_process: Gflow) -> None:
