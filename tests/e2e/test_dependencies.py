@@ -10,56 +10,15 @@ automatic retries). Jobs are held back by gates (files), never by sleeps.
 from __future__ import annotations
 
 import itertools
-import json
 import subprocess
-from typing import Any
 
-from tests.helpers import BIN, Gflow
-
-
-def parents(g: Gflow, job_id: int) -> list[int]:
-    """The job's parents as stored (main clauses, then the on:N pool)."""
-    deps = json.loads(g.job(job_id)["deps"] or "{}")
-    ids = [p for clause in deps.get("clauses", []) for p in clause[1]]
-    ids += [p for clause in deps.get("on_pool", []) for p in clause[1]]
-    return ids
-
-
-def column(g: Gflow, job_id: int, field: str) -> str:
-    """One field of one job as ``gqueue -j N -f FIELD`` prints it (the seed's idiom)."""
-    return g.run("gqueue", "-j", str(job_id), "-f", field).stdout.strip().splitlines()[-1].strip()
+from tests.helpers import BIN, Gflow, column, parents, refused, snapshot
 
 
 def table(g: Gflow, *argv: str) -> dict[int, list[str]]:
     """``gqueue`` rows by job id (the first column)."""
     lines = g.run("gqueue", *argv).stdout.strip().splitlines()[1:]
     return {int(line.split()[0]): line.split()[1:] for line in lines}
-
-
-def snapshot(g: Gflow) -> list[tuple[Any, ...]]:
-    db = g.db()
-    try:
-        return db.execute("SELECT id, state, reason, deps FROM jobs ORDER BY id").fetchall()
-    finally:
-        db.close()
-
-
-def refused(g: Gflow, *argv: str, code: int = 1) -> str:
-    """Run a command that must be refused: exit ``code``, no traceback, nothing changed.
-
-    Returns the message without the tool's prefix (``Error:`` or ``gbatch: error:``).
-    """
-    before = snapshot(g)
-    done = g.run(*argv, check=False)
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert 1 <= len(lines) <= 2
-    assert snapshot(g) == before
-    first = lines[0]
-    for prefix in ("Error: ", f"{argv[0]}: error: "):
-        first = first.removeprefix(prefix)
-    return first
 
 
 def started_after(g: Gflow, child: int, *parents: int) -> None:

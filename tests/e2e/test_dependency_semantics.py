@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import Gflow
-from tests.e2e.test_dependencies import column, parents, refused
+from tests.helpers import Gflow, column, parents, refused
 
 
 def tasks(g: Gflow, *argv: str, script: str) -> list[int]:

@@ -939,8 +939,10 @@ def test_a_dry_run_cancel_predicts_what_the_cancel_does(
                     assert (job.state, job.reason) == (State.CANCELLED, reason)
                 elif fate == "never":
                     assert job.state.is_waiting and job.reason == Reason.NEVER
-                elif fate == "released":
-                    ev = evaluate(job.deps, sim.engine.views(job.deps.parents()), sim.now)
+                elif fate == "released":  # at once, or when an after:ID+MINUTES delay ends
+                    views = sim.engine.views(job.deps.parents())
+                    wake = evaluate(job.deps, views, sim.now).wake_at
+                    ev = evaluate(job.deps, views, sim.now if wake is None else wake)
                     assert job.state.is_waiting and ev.verdict is Verdict.SATISFIED
                 else:
                     assert fate == "blocked" and job.state.is_waiting, (job_id, fate)
