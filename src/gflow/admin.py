@@ -23,7 +23,6 @@ from gflow.engine import Caller
 from gflow.errors import InvalidInput
 from gflow.executors import TmuxExecutor
 from gflow.limits import MAX_COUNT, MAX_DAYS, MAX_EXPANSION, MAX_ID
-from gflow.model import State
 from gflow.reservations import Calendar
 
 if TYPE_CHECKING:
@@ -182,7 +181,7 @@ async def close_sessions(host: Admin, data: dict[str, Any], caller: Caller) -> d
     for name in alive:
         number = name.removeprefix("gflow-")
         job = host.engine.job(int(number)) if number.isdigit() else None
-        if job is None or job.state is State.RUNNING or job.uid != caller.uid:
+        if job is None or job.is_active or job.uid != caller.uid:  # launching: Queued
             continue
         if ids is not None and job.id not in ids:
             continue

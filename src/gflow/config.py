@@ -115,6 +115,7 @@ class DaemonConfig:
     admin_group: str | None = None
     system: bool = False
     auto_close: bool = False
+    session_keep: float = 3600.0
     log_level: str = "info"
     log_max_mb: float = 10.0
     log_backups: int = 3
@@ -147,6 +148,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "max_connections_per_user": (1, 1 << 20, "a whole number from 1"),
     "max_connections": (1, 1 << 24, "a whole number from 1"),
     "idle_timeout": (0.01, 86400, "seconds, more than 0 and at most a day"),
+    "session_keep": (0, 10 * 366 * 86400, "seconds from 0 (close at once)"),
     "web_port": (0, 65535, "a port from 0 to 65535"),
 }
 
@@ -271,6 +273,9 @@ gpu_allocation_strategy = "sequential"
 executor = "auto"
 # Seconds between SIGINT, SIGTERM and SIGKILL when a job is cancelled or times out.
 kill_grace = 10
+# Seconds an ended job's tmux session is kept for gjob attach (0: closed at once, as
+# with gbatch --auto-close); gjob close-sessions closes them earlier.
+session_keep = 3600
 # Seconds between checks for GPU processes gflow did not start.
 gpu_poll_interval = 10
 # Fake GPUs for machines without NVIDIA hardware, e.g. "4" or "4x24G".

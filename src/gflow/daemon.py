@@ -169,6 +169,7 @@ class Runtime:
         recover(self.engine, time.time())
         self.notifier.system("scheduler_online", time.time(), version=__version__)
         self.deliveries.start()
+        self._sweep_sessions()
         self.gpus.refresh()  # now that re-adopted jobs' processes are known
         if self.engine.cgroups is not None:
             self.engine.cgroups.prune({j.id for j in self.engine.jobs.values()})
@@ -207,6 +208,7 @@ class Runtime:
         if self.slurm is not None:
             self.slurm.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._stop_tmux()
         self.store.close()
 
     async def _listen(self, runner: web.AppRunner) -> None:
@@ -261,6 +263,56 @@ class Runtime:
 
     def _gpus_held_by_others(self, job_id: int) -> set[int]:
         return {g for j in self.engine.holding() if j.id != job_id for g in j.gpu_ids}
+
+    def _tmux_servers(self) -> list[tuple[int | None, RunAs | None]]:
+        """gflow's tmux servers: whose jobs each hosts (a system daemon's per-user server:
+        that uid; None: the daemon's own), and whom it runs as."""
+        if not isinstance(self.executor, TmuxExecutor):
+            return []
+        found: list[tuple[int | None, RunAs | None]] = []
+        for uid in self.executor.servers():
+            user = None if uid is None else self.engine.known_identity(uid)
+            if user is not False:
+                found.append((uid, user))
+        return found
+
+    def _sweep_sessions(self) -> None:
+        """Ask each tmux server, off the event loop, which sessions it keeps: those of
+        jobs that ended while gflowd was down are closed when they are due."""
+        tmux = self.executor
+        for owner, user in self._tmux_servers():
+            assert isinstance(tmux, TmuxExecutor)
+            fut = self.pool.submit(tmux.session_jobs, user)
+            fut.add_done_callback(functools.partial(self._call_soon, self._swept, owner, user))
+
+    def _swept(self, owner: int | None, user: RunAs | None, fut: Future[list[int]]) -> None:
+        try:
+            ids = fut.result()
+        except Exception:  # the server did not answer: its sessions wait for the next start
+            log.exception("cannot list the tmux sessions of %s", user.user if user else "gflowd")
+            return
+        now = time.time()
+        jobs = self.engine.get_many(ids)
+        for job_id in ids:
+            job = jobs.get(job_id)
+            if job is None:  # pruned from the history, or never gflow's
+                self.pool.submit(self.executor.close_session, job_id, user)
+            elif not job.is_active and owner in (None, job.uid):
+                self.engine.keep_session(job, now)
+        self.drain()
+
+    def _stop_tmux(self) -> None:
+        """Stop each gflow tmux server where no job runs or is being started; all at once,
+        so that no server that fails to answer holds the daemon's stop back for long."""
+        if not isinstance(self.executor, TmuxExecutor):
+            return
+        eng = self.engine
+        live = [j for j in eng.jobs.values() if j.state is State.RUNNING or j.id in eng.launching]
+        busy = {eng.known_identity(j.uid) for j in live}
+        idle = [user for _, user in self._tmux_servers() if user not in busy]
+        if idle:
+            with ThreadPoolExecutor(min(8, len(idle))) as stopper:
+                list(stopper.map(self.executor.stop_server, idle))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

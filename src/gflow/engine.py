@@ -507,6 +507,11 @@ class Engine:
         if timer.kind is Wake.REPLAN:  # a reservation window opened or closed; tick() re-plans
             self.reservations = tuple(r for r in self.reservations if r.end > now)
             return
+        if timer.kind is Wake.CLOSE:
+            ended = self.store.get(timer.job_id)
+            if ended is not None and not ended.is_active:
+                self.close_session(ended)
+            return
         job = self.jobs.get(timer.job_id)
         if job is None:
             return
@@ -908,11 +913,25 @@ class Engine:
             if retry is None:
                 self.settle_dependents([job.id], now)
             return
-        run_as = self.known_identity(job.uid)
-        if (final.auto_close or self.config.auto_close) and run_as is not False:
-            self.outbox.append(CloseSession(job.id, run_as))
+        if final.executor == "tmux":
+            self.keep_session(final, now)
         if retry is None:
             self.settle_dependents([job.id], now)
+
+    def keep_session(self, job: Job, now: float) -> None:
+        """Close an ended job's tmux session when it has been kept ``session_keep``
+        seconds after the job's end (at once with ``--auto-close``)."""
+        keep = 0.0 if job.auto_close or self.config.auto_close else self.config.session_keep
+        ended = job.end_time if job.end_time is not None else now
+        if ended + keep <= now:
+            self.close_session(job)
+        else:
+            self.add_timer(ended + keep, Wake.CLOSE, job.id)
+
+    def close_session(self, job: Job) -> None:
+        run_as = self.known_identity(job.uid)
+        if run_as is not False:
+            self.outbox.append(CloseSession(job.id, run_as))
 
     def _retry_of(self, job: Job, state: State, now: float) -> Job | None:
         wants = state is State.FAILED or (state is State.TIMEOUT and job.retry_on_timeout)

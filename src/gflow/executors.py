@@ -10,6 +10,7 @@ files. The log gets only the job's own output.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -238,7 +239,9 @@ class TmuxExecutor:
     def base(self, run_as: RunAs | None = None) -> list[str]:
         return [self.tmux, "-S", str(self.socket_for(run_as)), "-f", str(self._conf())]
 
-    def _run(self, args: list[str], run_as: RunAs | None) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, args: list[str], run_as: RunAs | None, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm-256color"}
         if run_as is not None:
             env["HOME"] = run_as.home
@@ -250,7 +253,7 @@ class TmuxExecutor:
             text=True,
             stdin=subprocess.DEVNULL,
             check=False,
-            timeout=30,
+            timeout=timeout,
             user=uid,
             group=gid,
             extra_groups=groups,
@@ -391,6 +394,27 @@ class TmuxExecutor:
     def sessions(self, run_as: RunAs | None = None) -> list[str]:
         done = self._run(["list-sessions", "-F", "#{session_name}"], run_as)
         return [s for s in done.stdout.split() if s.startswith("gflow-")]
+
+    def servers(self) -> list[int | None]:
+        """Whose gflow tmux servers may be running: a uid (a system daemon's per-user
+        servers), or None for the daemon's own."""
+        found: list[int | None] = []
+        if (self.runtime_dir / "tmux.sock").exists():
+            found.append(None)
+        users = self.runtime_dir / "tmux"
+        if users.is_dir():
+            found += sorted(int(p.name) for p in users.iterdir() if p.name.isdigit())
+        return found
+
+    def session_jobs(self, run_as: RunAs | None = None) -> list[int]:
+        """The jobs with a session on this server (none if it does not run)."""
+        return [int(s[6:]) for s in self.sessions(run_as) if s[6:].isdigit()]
+
+    def stop_server(self, run_as: RunAs | None = None) -> None:
+        """Stop this gflow tmux server, with the sessions it keeps for ended jobs (a server
+        that does not answer within seconds is left as it is)."""
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self._run(["kill-server"], run_as, timeout=5)
 
 
 def make_executor(name: str, runtime_dir: Path) -> Executor:

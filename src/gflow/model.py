@@ -141,6 +141,8 @@ class Wake(StrEnum):
     """The next signal of a stop (SIGTERM, then SIGKILL)."""
     REPLAN = "replan"
     """A reservation window opened or closed: re-plan."""
+    CLOSE = "close"
+    """An ended job's tmux session has been kept ``session_keep`` seconds: close it."""
 
 
 @dataclass(frozen=True, slots=True)

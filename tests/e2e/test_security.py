@@ -48,6 +48,23 @@ def test_jobs_run_as_their_owner_with_a_private_log(
     assert alice.run("gjob", "log", str(job)).stdout.split() == [uid, gid]
 
 
+def test_gflowd_down_stops_each_users_tmux_server(
+    system: Gflow, other_user: pwd.struct_passwd
+) -> None:
+    alice = AsUser(system, other_user)
+    job = alice.submit("true")
+    assert system.wait(job) == 0
+    sock = system.home / "tmux" / str(other_user.pw_uid) / "sock"
+    look = ["runuser", "-u", USER, "--", "tmux", "-S", str(sock), "list-sessions"]
+
+    def serving() -> bool:
+        return subprocess.run(look, capture_output=True, check=False).returncode == 0
+
+    assert serving() is (system.executor == "tmux")  # the ended job's session is kept
+    system.stop()
+    assert not serving()
+
+
 def test_users_cannot_touch_each_others_jobs(system: Gflow, other_user: pwd.struct_passwd) -> None:
     alice = AsUser(system, other_user)
     roots = system.submit("--hold", "-n", "roots-job", "true")

@@ -66,6 +66,6 @@ def test_stored_names_do_not_change() -> None:
         "DependencyExitUnknown:3",
     )
     assert (Reason.retry_of(4), Reason.redo_of(5)) == ("RetryOf:4", "RedoOf:5")
-    assert {w.value for w in Wake} == {"begin", "dep", "limit", "warn", "kill", "replan"}
+    assert {w.value for w in Wake} == {"begin", "dep", "limit", "warn", "kill", "replan", "close"}
     assert Reason.stop_signal(StopIntent.TIMEOUT, "SIGINT") == "TimeLimit:SIGINT"
     assert Reason.warning_signal("B:USR1@60") == "Signal:B:USR1@60"

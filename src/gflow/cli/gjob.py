@@ -451,12 +451,13 @@ def _attach(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
+    # gflow's tmux server is not the one a user may be in: attach as a client of its own
+    # (nested inside the user's tmux when TMUX is set; detach with the inner prefix).
     argv = ["tmux", "-S", job["tmux_socket"], "attach-session", "-t", f"={job['session']}"]
-    if os.environ.get("TMUX"):
-        argv[3:4] = ["switch-client"]
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     print(f"Attaching to tmux session '{job['session']}' for job {job['id']}...", flush=True)
     try:
-        os.execvp("tmux", argv)
+        os.execvpe("tmux", argv, env)
     except OSError as exc:
         print(f"gjob: error: cannot run tmux: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_REFUSED
