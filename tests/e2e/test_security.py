@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import secrets
 import socket
 import stat
 import subprocess
@@ -142,9 +141,20 @@ def test_default_listing_is_your_own_jobs(system: Gflow, other_user: pwd.struct_
     assert f"{roots}" in everyone and "root" in everyone
 
 
+def _scratch_user() -> str:
+    """A user of this test run alone, to delete: its name and uid are not another run's
+    (runs on the same machine go at once), and no user made later gets its uid back."""
+    for k in range(100):
+        uid = 40000 + (os.getpid() + k) % 20000
+        name = f"gflowgone{uid}"
+        made = subprocess.run(["useradd", "-m", "-u", str(uid), name], capture_output=True)
+        if made.returncode == 0:
+            return name
+    raise AssertionError("no free uid for a scratch user")
+
+
 def test_a_job_whose_owner_was_deleted_breaks_no_listing(system: Gflow) -> None:
-    name = f"gflowgone{secrets.token_hex(4)}"  # test runs at the same time each have their own
-    subprocess.run(["useradd", "--create-home", name], check=True)
+    name = _scratch_user()
     try:
         job = AsUser(system, pwd.getpwnam(name)).submit("--hold", "true")
     finally:
