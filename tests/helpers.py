@@ -190,7 +190,10 @@ class Gflow:
         """The Slurm job id of each job the Slurm executor submitted."""
         db = self.db()
         try:
-            rows = db.execute("SELECT id, slurm_id FROM jobs WHERE slurm_id IS NOT NULL")
+            rows = db.execute(
+                "SELECT id, slurm_id FROM jobs WHERE slurm_id IS NOT NULL"
+                " AND slurm_id != 'submitting'"  # the submission is under way
+            )
             return {int(i): str(s) for i, s in rows.fetchall()}
         finally:
             db.close()

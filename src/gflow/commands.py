@@ -20,6 +20,7 @@ from gflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from gflow.limits import MAX_DEP_EDGES
 from gflow.model import Job, Reason, State, StopIntent, Wake
 from gflow.parse import RecentRef, TaskRef, format_memory_mb, parse_id_list
+from gflow.placement import SLURM
 from gflow.protocol import SubmitRequest
 from gflow.stats import summarize
 
@@ -110,7 +111,7 @@ def _check_resources(engine: Engine, req: SubmitRequest | Job) -> None:
         )
     if req.shared and req.gpus == 0:
         raise Refused("--shared needs --gpus 1 or more: the GPUs the job shares with others")
-    if engine.slurm_mode:
+    if engine.placement.check(req.run_on, req.project) == SLURM:
         return  # the cluster's nodes, not this machine, decide; Slurm refuses what never fits
     if req.gpus > 0:
         _check_gpus(engine, req.gpus, req.gpu_memory_mb)
@@ -225,6 +226,7 @@ def _build(
                 begin_at=req.begin_at,
                 conda_env=req.conda_env,
                 project=req.project,
+                run_on=engine.placement.site_for(req.run_on, req.project),
                 auto_close=auto_close,
                 deps=resolved.for_task(task.task_id, task_of),
                 dep_text=req.dependency.text,

@@ -12,9 +12,13 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gflow.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from gflow.placement import Placement
+    from gflow.slurmspec import SlurmSettings
 
 SOCKET_NAME = "gflowd.sock"
 SYSTEM_CONFIG = Path("/etc/gflow/gflow.toml")
@@ -93,7 +97,6 @@ def resolve_paths(config: str | None = None, *, system: bool = False) -> Paths:
 
 
 STRATEGIES = ("sequential", "random")
-EXECUTORS = ("auto", "tmux", "process", "slurm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,12 @@ class DaemonConfig:
     web: bool = False
     web_port: int = 0
 
+    def placement(self, projects: dict[str, str] | None = None) -> Placement:
+        """Which executors run jobs, and which one a job gets (``[slurm] projects``)."""
+        from gflow.placement import Placement
+
+        return Placement.parse(self.executor, projects)
+
     @property
     def tcp_port(self) -> int:
         """``port``, else 59000 for the system daemon and :func:`user_port` for others."""
@@ -153,7 +162,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
 }
 
 
-def _coerce(name: str, kind: Any, value: Any) -> Any:
+def _coerce(name: str, kind: Any, value: Any, table: str = "daemon") -> Any:
     text = str(value).strip()
     empty = value is None or (isinstance(value, str) and text.lower() in ("", "none", "null"))
     if empty and "None" in str(kind):
@@ -165,17 +174,17 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise InvalidInput(f"config daemon.{name}", value, "true or false")
+        raise InvalidInput(f"config {table}.{name}", value, "true or false")
     if "int" in str(kind):
         try:
             return int(text)
         except ValueError:
-            raise InvalidInput(f"config daemon.{name}", value, "a whole number") from None
+            raise InvalidInput(f"config {table}.{name}", value, "a whole number") from None
     if "float" in str(kind):
         try:
             return float(text)
         except ValueError:
-            raise InvalidInput(f"config daemon.{name}", value, "a number") from None
+            raise InvalidInput(f"config {table}.{name}", value, "a number") from None
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return text
@@ -216,8 +225,7 @@ def load_daemon_config(paths: Paths, overrides: dict[str, Any] | None = None) ->
         raise InvalidInput(
             "gpu_allocation_strategy", cfg.gpu_allocation_strategy, " or ".join(STRATEGIES)
         )
-    if cfg.executor not in EXECUTORS:
-        raise InvalidInput("executor", cfg.executor, ", ".join(EXECUTORS))
+    cfg.placement()  # a clear error now for an executor that is not one
     for key, (low, high, expected) in BOUNDS.items():
         value = getattr(cfg, key)
         if value is not None and not low <= value <= high:  # NaN fails too
@@ -225,10 +233,8 @@ def load_daemon_config(paths: Paths, overrides: dict[str, Any] | None = None) ->
     return cfg
 
 
-def load_slurm_settings(paths: Paths) -> Any:
-    """The ``[slurm]`` table (``GFLOW_SLURM__KEY`` overrides a key), as SlurmSettings."""
-    import shlex
-
+def load_slurm_settings(paths: Paths) -> SlurmSettings:
+    """The ``[slurm]`` table (``GFLOW_SLURM__KEY`` overrides a key)."""
     from gflow.slurmspec import SlurmSettings
 
     raw: dict[str, Any] = dict(_read_toml(paths.config_file).get("slurm", {}))
@@ -239,25 +245,44 @@ def load_slurm_settings(paths: Paths) -> Any:
     for key, value in raw.items():
         if key not in fields:
             raise InvalidInput("config key", f"slurm.{key}", f"one of {', '.join(fields)}")
-        if key == "sbatch_args":
-            if isinstance(value, list):
-                values[key] = tuple(str(v) for v in value)
-            else:
-                try:
-                    values[key] = tuple(shlex.split(str(value)))
-                except ValueError as exc:
-                    raise InvalidInput("config slurm.sbatch_args", value, str(exc)) from None
-        elif key == "poll_interval":
-            number = _coerce(key, "float", value)
-            if not 0.05 <= number <= 3600:
-                raise InvalidInput("config slurm.poll_interval", value, "seconds, 0.05 to 3600")
-            values[key] = number
-        else:
-            values[key] = _coerce(key, "str | None", value)
+        values[key] = _slurm_value(key, str(fields[key]), value)
     settings = SlurmSettings(**values)
     if settings.shared_dir is not None and not os.path.isabs(settings.shared_dir):
         raise InvalidInput("config slurm.shared_dir", settings.shared_dir, "an absolute path")
     return settings
+
+
+def _slurm_value(key: str, kind: str, value: Any) -> Any:
+    import shlex
+
+    where = f"config slurm.{key}"
+    if key == "sbatch_args":
+        if isinstance(value, list):
+            return tuple(str(v) for v in value)
+        try:
+            return tuple(shlex.split(str(value)))
+        except ValueError as exc:
+            raise InvalidInput(where, value, f"shell-quoted flags ({exc})") from None
+    if key == "projects":
+        return _projects(where, value)
+    if key == "poll_interval":
+        number = _coerce(key, "float", value, "slurm")
+        if not 0.05 <= number <= 3600:
+            raise InvalidInput(where, value, "seconds, 0.05 to 3600")
+        return number
+    return _coerce(key, kind, value, "slurm")
+
+
+def _projects(where: str, value: Any) -> dict[str, str]:
+    """``{ train = "slurm" }``, or as an environment variable ``train=slurm,quick=local``."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise InvalidInput(where, value, "project=local or project=slurm, comma-separated")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise InvalidInput(where, str(value), 'a table such as { train = "slurm" }')
+    return {str(k): str(v) for k, v in value.items()}
 
 
 DEFAULT_CONFIG = """\
@@ -269,7 +294,9 @@ DEFAULT_CONFIG = """\
 # How free GPUs are picked: "sequential" (lowest index first) or "random".
 gpu_allocation_strategy = "sequential"
 # How jobs run: "tmux" (attachable sessions), "process" (plain process groups), "auto",
-# or "slurm" (jobs go to a Slurm cluster: see the [slurm] table below).
+# or "slurm" (on a Slurm cluster: see the [slurm] table below). Both a local one and
+# slurm, e.g. "auto,slurm": the first is the default, a job may ask for the other
+# (gbatch --executor local|slurm).
 executor = "auto"
 # Seconds between SIGINT, SIGTERM and SIGKILL when a job is cancelled or times out.
 kill_grace = 10
@@ -305,7 +332,7 @@ idle_timeout = 10
 web = false
 web_port = 0
 
-# With executor = "slurm": where and how jobs are submitted to the cluster.
+# With slurm among the executors: where and how jobs are submitted to the cluster.
 [slurm]
 # partition = "gpu"
 # account = "mylab"
@@ -317,6 +344,11 @@ poll_interval = 2
 # A directory every node sees at the same path, for run files and logs
 # (default: the data directory, which must then be shared).
 # shared_dir = "/shared/gflow"
+# false: gflow keeps a job until what it waits for is decided and submits it then
+# (only jobs that can start wait in Slurm, for sites that cap queued jobs per user).
+native_dependencies = true
+# With both executors: where a project's jobs go unless they ask (--executor).
+# projects = { train = "slurm", quick = "local" }
 
 # Mail and webhooks when jobs change state, and the Prometheus metrics: see the page
 # "Notifications and metrics". Secret files must be readable by gflowd's user only.

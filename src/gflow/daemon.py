@@ -98,16 +98,16 @@ class Runtime:
         self.uid = os.getuid()
         self.started = time.time()
         self.store = open_store(paths.db)
-        slurm = config.executor == "slurm"
-        self.executor = make_executor("process" if slurm else config.executor, paths.runtime_dir)
-        self.engine = Engine(
-            self.store, paths, config, executor_name="slurm" if slurm else self.executor.name
-        )
+        settings = load_slurm_settings(paths) if config.placement().slurm else None
+        placement = config.placement(settings.projects if settings else None)
+        self.executor = make_executor(placement.local or "process", paths.runtime_dir)
+        self.engine = Engine(self.store, paths, config, executor_name=self.executor.name)
+        self.engine.placement = placement
         self.slurm: SlurmRunner | None = None
-        if slurm:
-            settings = load_slurm_settings(paths)
+        if settings is not None:
             if settings.shared_dir:
-                self.engine.use_shared_dir(Path(settings.shared_dir))
+                self.engine.use_shared_dir(prepare_shared(Path(settings.shared_dir), self.system))
+            self.engine.slurm_book.native = settings.native_dependencies
             self.slurm = SlurmRunner(self.engine, settings, self.store.install_id(), self.drain)
         self.engine.memory_mb = memory_limit(config)
         self.engine.inherited = inherited
@@ -193,7 +193,7 @@ class Runtime:
             "gflowd %s serving on %s (executor %s)",
             __version__,
             self.paths.socket,
-            self.engine.executor_name,
+            self.engine.placement.describe(self.executor.name),
         )
         ready.send("ok")
         await self._stopping.wait()
@@ -792,6 +792,19 @@ def prepare_dirs(paths: Paths, system: bool) -> None:
         if system:
             os.chown(directory, 0, 0)
         directory.chmod(mode)
+
+
+def prepare_shared(root: Path, system: bool) -> Path:
+    """The run and log directories of Slurm jobs on the directory the nodes share."""
+    try:
+        for name, mode in (
+            ("run", 0o711 if system else 0o700),
+            ("logs", 0o755 if system else 0o700),
+        ):
+            (root / name).mkdir(parents=True, exist_ok=True, mode=mode)
+    except OSError as exc:
+        raise GflowError(f"cannot use slurm.shared_dir {root}: {exc.strerror}") from None
+    return root
 
 
 def check_modes(paths: Paths, system: bool) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from gflow import jobenv, jobfiles, jobsignal, scheduler
+from gflow import jobenv, jobfiles, jobsignal, scheduler, slurmsync
 from gflow.actions import (
     Action,
     Caller,
@@ -50,6 +50,7 @@ from gflow.model import (
     job_problem,
     transition,
 )
+from gflow.placement import LOCAL, SLURM, Placement
 from gflow.quotas import QuotaTable
 from gflow.reservations import Reservation, next_changes
 from gflow.scheduler import GpuSlot, Resources
@@ -104,15 +105,16 @@ class Engine:
         self.paths = paths
         self.config = config
         self.executor_name = executor_name
-        self.slurm_mode = executor_name == "slurm"
+        self.placement = Placement(local=executor_name)
+        """Where jobs run: here, on a Slurm cluster or either (set by the runtime)."""
+        self.slurm_book = slurmsync.Book()
         self.jobs: dict[int, Job] = {}
         self.children: dict[int, set[int]] = {}
         self.evals: dict[int, Evaluation] = {}
         self.launching: dict[int, tuple[int, ...]] = {}
         self.waiting: set[int] = set()
         self.broken: list[tuple[int, str, str]] = []
-        self._run_root = str(paths.run_dir)
-        self._log_root = str(paths.logs_dir)
+        self._shared_root: Path | None = None
         self.reasons: dict[int, str] = {}
         self.outbox: list[Action] = []
         self.gpu_slots: tuple[GpuSlot, ...] = ()
@@ -325,20 +327,21 @@ class Engine:
 
     def withdraw(self, job: Job, now: float) -> Job:
         """Take a waiting job back from Slurm, to submit it again as it now is."""
-        from gflow import slurmsync
-
         return slurmsync.withdraw(self, job, now)
 
-    def log_path(self, job_id: int) -> Path:
-        return Path(f"{self._log_root}/{job_id}.log")
+    def log_path(self, job: Job) -> Path:
+        """Where a job's output goes (a Slurm job's: on the directory the nodes share)."""
+        root = self._shared_root if self._shared_root and self.site(job) == SLURM else None
+        return (root / "logs" if root else self.paths.logs_dir) / f"{job.id}.log"
 
-    def run_path(self, job_id: int) -> Path:
-        return Path(f"{self._run_root}/{job_id}")
+    def run_path(self, job: Job) -> Path:
+        """A job's run directory (a Slurm job's: on the directory the nodes share)."""
+        root = self._shared_root if self._shared_root and self.site(job) == SLURM else None
+        return (root / "run" if root else self.paths.run_dir) / str(job.id)
 
     def use_shared_dir(self, root: Path) -> None:
-        """Run files and logs under ``root`` (a directory every Slurm node sees)."""
-        self._run_root = str(root / "run")
-        self._log_root = str(root / "logs")
+        """Run files and logs of Slurm jobs under ``root`` (a directory every node sees)."""
+        self._shared_root = root
 
     def guarded(self) -> _Guard:
         """A transaction that rebuilds memory from the database if the write fails."""
@@ -523,8 +526,7 @@ class Engine:
         elif timer.kind is Wake.LIMIT and job.state is State.RUNNING and job.stop_intent is None:
             self.begin_stop(job, StopIntent.TIMEOUT, now)
         elif timer.kind is Wake.WARN and job.state is State.RUNNING and job.stop_intent is None:
-            if job.pid:  # a job of this machine (not one Slurm runs elsewhere)
-                self._warn(job, job.pid, now)
+            self._warn(job, now)
         elif timer.kind is Wake.KILL and job.state is State.RUNNING and job.pid:
             self._stop_signal(job, timer.step, now)
 
@@ -540,12 +542,18 @@ class Engine:
             if unless_before is None or when >= unless_before:
                 self.add_timer(when, Wake.WARN, job.id)
 
-    def _warn(self, job: Job, pid: int, now: float) -> None:
-        """Send the job its ``--signal``: to every process, or (``B:``) its command only."""
+    def _warn(self, job: Job, now: float) -> None:
+        """Send the job its ``--signal``: to every process, or (``B:``) its command only;
+        a job on Slurm gets it through ``scancel --signal`` (every process of the job)."""
         assert job.signal is not None
         spec = jobsignal.parse(job.signal)
+        if job.slurm_id is not None and job.slurm_id != SUBMITTING:
+            self.outbox.append(SlurmControl("signal", (job.slurm_id,), spec.number))
+        elif job.pid:
+            self.outbox.append(Signal(job.id, job.pid, spec.number, group=not spec.batch_only))
+        else:
+            return
         self.store.record_event(job.id, job.state, job.state, Reason.warning_signal(str(spec)), now)
-        self.outbox.append(Signal(job.id, pid, spec.number, group=not spec.batch_only))
 
     def begin_stop(self, job: Job, intent: StopIntent, now: float) -> None:
         """Record why a running job is being stopped, then SIGINT → SIGTERM → SIGKILL."""
@@ -599,6 +607,8 @@ class Engine:
                 continue
             if job.reason == Reason.NEVER:
                 continue
+            if not self._here(job):
+                continue
             if not job.deps.is_empty:
                 ev = self.evals.get(job.id)
                 if ev is None:
@@ -618,6 +628,14 @@ class Engine:
             out.append(job)
         out.sort(key=scheduler.sort_key)
         return self._singletons_alone(out)
+
+    def _here(self, job: Job) -> bool:
+        """The job runs on this machine (else on Slurm, or nowhere until configured)."""
+        site = self.site(job)
+        if not self.placement.allows(site):
+            self.set_reason(job.id, Reason.NO_EXECUTOR)
+            return False
+        return site == LOCAL
 
     def set_reason(self, job_id: int, reason: str) -> None:
         """Why a queued job waits (kept in memory only: it changes with every pass)."""
@@ -657,8 +675,12 @@ class Engine:
         running += [self.jobs[i].replace(gpu_ids=g) for i, g in self.launching.items()]
         return running
 
+    def site(self, job: Job) -> str:
+        """Where ``job`` runs: ``local`` or ``slurm``."""
+        return self.placement.site_for(job.run_on, job.project)
+
     def schedule(self, now: float) -> None:
-        """Start what can start now; the launches go to the outbox (Slurm: submissions)."""
+        """Start what can start now: launches here, submissions to Slurm, to the outbox."""
         began = time.perf_counter()
         try:
             self._schedule(now)
@@ -666,11 +688,8 @@ class Engine:
             self.on_pass(time.perf_counter() - began)
 
     def _schedule(self, now: float) -> None:
-        if self.slurm_mode:
-            from gflow import slurmsync
-
+        if self.placement.slurm:
             slurmsync.plan(self, now)
-            return
         candidates = self.runnable(now)
         if not candidates:
             return
@@ -744,8 +763,8 @@ class Engine:
         )
         return LaunchSpec(
             job.id,
-            Path(f"{self._run_root}/{job.id}"),
-            Path(f"{self._log_root}/{job.id}.log"),
+            self.run_path(job),
+            self.log_path(job),
             env,
             script,
             job.memory_mb,
@@ -909,7 +928,7 @@ class Engine:
         final = self.move(
             job, state, now, reason=reason, exit_code=exit_code, at=end_time, observed=observed
         )
-        if final.executor == "slurm":
+        if final.executor == SLURM:
             if retry is None:
                 self.settle_dependents([job.id], now)
             return

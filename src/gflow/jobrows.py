@@ -111,6 +111,7 @@ def to_row(j: Job, shared: bool) -> tuple[Any, ...]:
         j.mail_type,
         j.mail_user,
         j.notify_url,
+        j.run_on,
     )
 
 

@@ -67,6 +67,10 @@ class Reason(StrEnum):
     HELD = "JobHeldUser"
     CANCELLED_BY_USER = "CancelledByUser"
     LAUNCHING = "Launching"
+    NO_EXECUTOR = "ExecutorNotConfigured"
+    """It asked for an executor (local, slurm) this gflowd was started without."""
+    SUBMITTING = "Submitting"
+    """On its way to Slurm (``sbatch`` runs)."""
     TIME_LIMIT = "TimeLimit"
     NO_EXIT_CODE = "NoExitCode"
     """What earlier versions recorded for a job without exit code (taken for a failure)."""
@@ -193,6 +197,7 @@ class Job:
     """The Slurm job id (``123``, ``120_4`` for an array task); ``SUBMITTING`` while the
     submission is under way."""
     node: str | None = None
+    """The Slurm node a job runs or ran on."""
     signal: str | None = None
     """Slurm's ``--signal`` in its normal form (``B:USR1@60``), see :mod:`gflow.jobsignal`."""
     output: str | None = None
@@ -203,6 +208,8 @@ class Job:
     mail_type: str | None = None
     mail_user: str | None = None
     notify_url: str | None = None
+    run_on: str | None = None
+    """Where the job runs: ``local`` or ``slurm`` (None: the daemon's default)."""
 
     @property
     def is_final(self) -> bool:
@@ -343,6 +350,9 @@ _OPTIONAL_TEXTS = (
     "mail_type",
     "mail_user",
     "notify_url",
+    "slurm_id",
+    "node",
+    "run_on",
 )
 _FLAGS = ("shared", "auto_close", "retry_on_timeout")
 

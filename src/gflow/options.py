@@ -207,6 +207,19 @@ class Project(Kind):
         return code
 
 
+class Choice(Kind):
+    """One of a few words, in any case."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+
+    def check(self, value: Any, field: str) -> str:
+        word = limits.text(value, field, MAX_NAME, line=True).strip().lower()
+        if word not in self.choices:
+            raise InvalidInput(field, value, " or ".join(self.choices))
+        return word
+
+
 class Switch(Kind):
     """On or off; on the command line, present or not."""
 
@@ -578,6 +591,14 @@ OPTIONS: tuple[Option, ...] = (
         f"project code (at most {MAX_PROJECT} characters)",
         metavar="CODE",
         update="a job's project is set when it is submitted",
+    ),
+    Option(
+        "executor",
+        ("--executor",),
+        Choice("local", "slurm"),
+        "run on this machine or on the Slurm cluster (when gflowd has both)",
+        field="run_on",
+        metavar="local|slurm",
     ),
     Option(
         "depends_on",

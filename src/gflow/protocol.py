@@ -57,6 +57,7 @@ class SubmitRequest:
     begin_at: float | None = None
     conda_env: str | None = None
     project: str | None = None
+    run_on: str | None = None
     auto_close: bool | None = None
     dependency: DepRequest = field(default_factory=DepRequest)
     array: str | None = None

@@ -24,7 +24,7 @@ from gflow.model import ACTIVE_STATES, Job, State
 from gflow.quotas import Limits, Quota
 from gflow.reservations import Reservation
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -169,6 +169,12 @@ CREATE INDEX notifications_done ON notifications(done) WHERE state = 'delivered'
 """Per-job mail and notification URL; the outbox of notifications, each row written in
 the transaction of the change it tells of and marked delivered only once it was."""
 
+_SCHEMA_V8 = """
+ALTER TABLE jobs ADD COLUMN run_on TEXT;
+CREATE INDEX jobs_submitting ON jobs(id) WHERE slurm_id = 'submitting';
+"""
+"""Where a job runs (local or slurm); the jobs whose Slurm submission was under way."""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -177,6 +183,7 @@ MIGRATIONS: dict[int, str] = {
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
+    8: _SCHEMA_V8,
 }
 
 _COLUMNS = ", ".join(FIELDS)
@@ -544,6 +551,14 @@ class Store:
                 if job is not None:
                     found[job.id] = job
         return found
+
+    def ended_while_submitting(self) -> list[Job]:
+        """Ended jobs whose Slurm submission was under way (cancelled during ``sbatch``)."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE slurm_id = 'submitting' AND state IN "
+            "('Finished', 'Failed', 'Cancelled', 'Timeout')"
+        )
+        return [j for row in rows if (j := readable(row, self.commands)) is not None]
 
     def load_active(self) -> tuple[list[Job], list[tuple[int, str, str]]]:
         """The active jobs, and (id, state, why) of active rows the engine cannot handle."""

@@ -45,6 +45,13 @@ def sgflow(slurm_cluster: Cluster) -> Iterator[Gflow]:
 
 def cancel_slurm_jobs(g: Gflow) -> None:
     """What a test left in Slurm goes (jobs outlive gflowd by design)."""
-    ids = [s for s in g.slurm_ids().values() if s.isdigit()]
+    ids = sorted({s.split("_")[0] for s in g.slurm_ids().values()})  # an array at once
     for start in range(0, len(ids), 500):
         subprocess.run(["scancel", *ids[start : start + 500]], capture_output=True, check=False)
+
+
+def squeue(*args: str) -> str:
+    """Slurm's own view of jobs, every state (``-t all``), no header."""
+    return subprocess.run(
+        ["squeue", "-h", "-t", "all", *args], capture_output=True, text=True, check=True
+    ).stdout

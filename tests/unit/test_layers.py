@@ -39,6 +39,7 @@ PURE = frozenset(
         "gflow.notices",
         "gflow.options",
         "gflow.parse",
+        "gflow.placement",
         "gflow.protocol",
         "gflow.quotas",
         "gflow.reservations",

@@ -32,6 +32,7 @@ FORMS: dict[type[options.Kind], list[list[str]]] = {
     options.Name: [["train-1"]],
     options.Project: [["vision"]],
     options.Switch: [[]],
+    options.Choice: [["local"], ["SLURM"]],
     options.Params: [["lr=0.1,0.2"], ["n=1:3"]],
     options.ParamFile: [["rows.csv"]],
     options.MailType: [["END,FAIL"], ["all"], ["BEGIN"], ["TIME_LIMIT"]],

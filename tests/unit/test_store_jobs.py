@@ -82,6 +82,7 @@ FIELDS: dict[str, Any] = {
     "mail_type": st.one_of(st.none(), st.sampled_from(["END,FAIL", "BEGIN,END,FAIL,TIMEOUT"])),
     "mail_user": st.one_of(st.none(), texts),
     "notify_url": st.one_of(st.none(), texts),
+    "run_on": st.one_of(st.none(), st.sampled_from(["local", "slurm"])),
 }
 
 

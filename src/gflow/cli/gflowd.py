@@ -56,7 +56,12 @@ def build_parser() -> Parser:
         up.add_argument("--foreground", action="store_true", help="stay in the foreground")
         up.add_argument("--gpus", metavar="SPEC", help="GPUs to hand out: all, 0,2 or 0-3")
         up.add_argument("--gpu-allocation-strategy", choices=["sequential", "random"])
-        up.add_argument("--executor", choices=["auto", "tmux", "process", "slurm"])
+        up.add_argument(
+            "--executor",
+            metavar="NAME",
+            help="auto, tmux, process or slurm; both a local one and slurm: auto,slurm "
+            "(the first is the default; a job may ask for the other with --executor)",
+        )
         up.add_argument(
             "--system",
             action="store_true",

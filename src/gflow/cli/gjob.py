@@ -267,7 +267,7 @@ def _describe(j: dict[str, Any], now: float) -> str:
         *_stopping(j),
         "Execution:",
         kv(
-            ("Executor", j["executor"]),
+            ("Executor", j["executor"] or j.get("run_on")),
             ("SlurmJobId", j.get("slurm_id")),
             ("Node", j.get("node")),
             ("TmuxSession", j["session"] if j["executor"] == "tmux" else None),

@@ -96,7 +96,8 @@ class Backend:
         return sorted(self.rt.engine.children.get(job_id, ()))
 
     def log_path(self, job_id: int) -> Path:
-        return self.rt.paths.log_of(job_id)
+        job = self.rt.engine.job(job_id)
+        return self.rt.engine.log_path(job) if job else self.rt.paths.log_of(job_id)
 
     # ------------------------------------------------------------ actions
 
