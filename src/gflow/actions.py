@@ -60,18 +60,23 @@ class Ended:
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """Hand this job to Slurm with this ``--dependency`` (``""``: none)."""
+    """Hand these jobs to Slurm with this ``--dependency`` (``""``: none): one job, or the
+    tasks of an array as one ``sbatch --array=ARRAY``."""
 
-    job_id: int
+    job_ids: tuple[int, ...]
     dependency: str
+    array: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SlurmControl:
-    """``scancel`` (verb ``cancel``), ``scontrol hold`` or ``release`` these Slurm jobs."""
+    """``scancel`` (verb ``cancel``), ``scontrol hold`` or ``release`` these Slurm jobs,
+    send them signal number ``value`` (``signal``), or set their array throttle
+    (``throttle``, to ``value``; 0: none)."""
 
     verb: str
     slurm_ids: tuple[str, ...]
+    value: int = 0
 
 
 Action = Launch | Signal | Watch | CloseSession | Ended | Submit | SlurmControl

@@ -41,7 +41,7 @@ def status(host: Admin) -> dict[str, Any]:
         "pid": os.getpid(),
         "version": __version__,
         "uptime": time.time() - host.started,
-        "executor": host.engine.executor_name,
+        "executor": host.engine.placement.describe(host.executor.name),
         "slurm": host.slurm.status.json() if host.slurm is not None else None,
         "database": str(host.paths.db),
         "socket": str(host.paths.socket),
@@ -99,7 +99,7 @@ def info(host: Admin) -> dict[str, Any]:
         "gpus": gpus,
         "status": status(host),
         "memory_mb": host.engine.memory_mb,
-        "executor": host.engine.executor_name,
+        "executor": host.engine.placement.describe(host.executor.name),
     }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gflow import graph, quotas
+from gflow import graph, quotas, slurmsync
 from gflow.batch import Expansion, expand, random_name
 from gflow.deps import Clause, Dependency, DepRequest
 from gflow.engine import Caller, Engine
@@ -618,6 +618,7 @@ def set_limit(
         raise InvalidInput("job", str(job_id), "a job that belongs to an array or sweep")
     with engine.guarded():
         engine.set_group_limit(job.group_id, limit or None)
+    slurmsync.throttle(engine, job.group_id, limit)
     engine.schedule(now)
     members = engine.group_members(job.group_id)
     return {"group": job.group_id, "limit": limit or None, "jobs": len(members)}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from gflow.deps import Clause, Dependency, DepType, ParentView, Verdict, evaluate
 from gflow.model import Job, Reason, State
@@ -67,6 +67,10 @@ class SlurmSettings:
     sbatch_args: tuple[str, ...] = ()
     poll_interval: float = 2.0
     shared_dir: str | None = None
+    native_dependencies: bool = True
+    """False: gflow holds every dependency and submits a job once it can start."""
+    projects: dict[str, str] = field(default_factory=dict)
+    """Where each project's jobs go when both executors are configured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +231,10 @@ def sbatch_args(
 ) -> list[str]:
     """The flags of ``sbatch`` for ``job`` (its batch script goes on standard input).
 
-    The environment travels in the run directory's ``env`` file, not through Slurm
-    (``--export=NONE``); Slurm adds its own variables and ``CUDA_VISIBLE_DEVICES``.
+    The environment travels in the run directory's ``env`` file; ``sbatch`` runs with
+    only ``PATH`` (and ``SLURM_CONF``) in its own, which is all it passes on
+    (``--export=ALL``: ``NONE`` would delay every job's start by a second in Slurm
+    22.05). Slurm adds its own variables and ``CUDA_VISIBLE_DEVICES``.
     gflow decides what a failed dependency means, so Slurm never cancels for that
     (``--kill-on-invalid-dep=no``), and a job that ends is never requeued.
     """
@@ -239,23 +245,19 @@ def sbatch_args(
         f"--chdir={job.workdir}",
         f"--output={log_path}",
         "--open-mode=append",
-        "--export=NONE",
+        "--export=ALL",
         "--no-requeue",
         "--kill-on-invalid-dep=no",
     ]
-    for flag, value in (
-        ("--partition", settings.partition),
-        ("--account", settings.account),
-        ("--qos", settings.qos),
-    ):
-        if value:
-            args.append(f"{flag}={value}")
+    args += site_args(settings)
     if job.gpus:
         args.append(f"--gres=gpu:{job.gpus}")
     if job.time_limit:
         args.append(f"--time={slurm_time(job.time_limit)}")
     if job.memory_mb:
         args.append(f"--mem={job.memory_mb}M")
+    if job.cpus_per_task:
+        args.append(f"--cpus-per-task={job.cpus_per_task}")
     nice = slurm_nice(job.priority)
     if nice:
         args.append(f"--nice={nice}")
@@ -267,6 +269,16 @@ def sbatch_args(
         args.append(f"--dependency={dependency}")
     args.extend(settings.sbatch_args)
     return args
+
+
+def site_args(settings: SlurmSettings) -> list[str]:
+    """The flags the ``[slurm]`` table adds to every job: partition, account and qos."""
+    pairs = (
+        ("--partition", settings.partition),
+        ("--account", settings.account),
+        ("--qos", settings.qos),
+    )
+    return [f"{flag}={value}" for flag, value in pairs if value]
 
 
 def array_spec(indexes: list[int], limit: int | None = None) -> str:
@@ -282,6 +294,44 @@ def array_spec(indexes: list[int], limit: int | None = None) -> str:
         i = j + 1
     spec = ",".join(runs)
     return f"{spec}%{limit}" if limit else spec
+
+
+def array_dependency(tasks: Sequence[tuple[int, str]]) -> str | None:
+    """One ``--dependency`` for array tasks that each have their own: (task id, native).
+
+    The same for every task: that one. Differing only where each task ``i`` waits for
+    task ``i`` of one Slurm array (``afterok:123_i``, what gflow's ``aftercorr`` becomes):
+    Slurm's ``aftercorr:123`` there. Otherwise None: the tasks go one by one.
+    """
+    texts = {text for _, text in tasks}
+    if len(texts) == 1:
+        return texts.pop()
+    split = [(task, text.split(",")) for task, text in tasks]
+    if "?" in "".join(texts) or len({len(parts) for _, parts in split}) != 1:
+        return None
+    joined: list[str] = []
+    for k in range(len(split[0][1])):
+        column = {parts[k] for _, parts in split}
+        if len(column) == 1:
+            joined.append(column.pop())
+            continue
+        base = _corresponding([(task, parts[k]) for task, parts in split])
+        if base is None:
+            return None
+        joined.append(f"aftercorr:{base}")
+    return ",".join(joined)
+
+
+def _corresponding(items: list[tuple[int, str]]) -> str | None:
+    """``123`` if item of task ``i`` is ``afterok:123_i`` for every task; else None."""
+    bases = set()
+    for task, text in items:
+        kind, _, key = text.partition(":")
+        base, _, index = key.partition("_")
+        if kind != "afterok" or not base.isdigit() or index != str(task):
+            return None
+        bases.add(base)
+    return bases.pop() if len(bases) == 1 else None
 
 
 # ------------------------------------------------------------------ dependencies

@@ -8,15 +8,10 @@ import threading
 import pytest
 
 from tests.helpers import Gflow
+from tests.slurm.conftest import squeue
 
 # The test cluster is one node with two CPUs: its tests run one at a time.
 pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
-
-
-def squeue(*args: str) -> str:
-    return subprocess.run(
-        ["squeue", "-h", "-t", "all", *args], capture_output=True, text=True, check=True
-    ).stdout
 
 
 def test_pipeline_with_at_gpus_exit_codes_and_the_cascade(sgflow: Gflow) -> None:
@@ -56,9 +51,11 @@ def test_fan_out_join_and_or(sgflow: Gflow) -> None:
     assert g.state(either) == "Finished"
 
 
-def test_time_limit_cancel_and_scancel_behind_gflows_back(sgflow: Gflow) -> None:
+def test_time_limit_signal_cancel_and_scancel_behind_gflows_back(sgflow: Gflow) -> None:
     g = sgflow
-    slow = g.submit("-t", "0:02", g.gate("never"))
+    warned = g.work / "warned"
+    trapped = f"trap 'touch {warned}' USR1; {g.gate('never')}"
+    slow = g.submit("-t", "0:04", "--signal", "USR1@2", trapped)  # time to set its trap
     mine = g.submit(g.gate("never-either"))
     theirs = g.submit(g.gate("nor-this"))
     # slow may reach its 2 s limit before mine is seen running on a loaded machine
@@ -66,6 +63,7 @@ def test_time_limit_cancel_and_scancel_behind_gflows_back(sgflow: Gflow) -> None
     g.until(lambda: g.state(mine) == "Running" and g.state(slow) in started, what="running")
     g.run("gcancel", str(mine))
     g.until_state(slow, "Timeout", timeout=60)
+    assert warned.exists()  # the --signal came before the time limit, through scancel
     g.until_state(mine, "Cancelled", timeout=60)
     assert g.job(mine)["reason"] == "CancelledByUser"
     subprocess.run(["scancel", g.slurm_ids()[theirs]], check=True)
@@ -113,20 +111,3 @@ def test_kill_9_during_a_burst_loses_nothing_and_submits_nothing_twice(sgflow: G
         db.close()
     mine = [c for c in squeue("-o", "%k").split() if c.startswith(f"gflow:{install}:")]
     assert len(mine) == len(set(mine)) == len(done)  # no job submitted twice
-
-
-def test_a_thousand_task_array_is_submitted_and_followed(sgflow: Gflow) -> None:
-    g = sgflow
-    out = g.run("gbatch", "--array", "1-1000", "true", timeout=120).stdout
-    first = int(out.split()[3])
-    g.until(lambda: len(g.slurm_ids()) == 1000, timeout=90, what="1000 submissions")
-    g.until(
-        lambda: sum(1 for j in g.queue_json("-a") if j["state"] == "Finished") >= 4,
-        timeout=60,
-        what="tasks finishing",
-    )
-    assert len(set(g.slurm_ids().values())) == 1000
-    g.run("gcancel", f"{first}-{first + 999}", check=False)  # some have ended already
-    g.until(lambda: not g.queue_json(), timeout=60, what="the rest cancelled")
-    states = {j["state"] for j in g.queue_json("-a")}
-    assert states <= {"Finished", "Cancelled"}

@@ -10,6 +10,7 @@ from gflow.deps import Clause, Dependency, DepType, ParentView
 from gflow.model import Job, State
 from gflow.slurmspec import (
     SlurmSettings,
+    array_dependency,
     array_spec,
     error_line,
     gflow_state,
@@ -107,7 +108,14 @@ def _job(**kw: object) -> Job:
 
 
 def test_resources_and_options_become_sbatch_flags() -> None:
-    job = _job(gpus=2, time_limit=90 * 60 + 1, memory_mb=2048, priority=5, begin_at=NOW + 30)
+    job = _job(
+        gpus=2,
+        time_limit=90 * 60 + 1,
+        memory_mb=2048,
+        priority=5,
+        begin_at=NOW + 30,
+        cpus_per_task=4,
+    )
     settings = SlurmSettings(partition="gpu", account="lab", qos="long", sbatch_args=("-C", "a100"))
     args = sbatch_args(job, settings, mark="gflow:x:7", log_path="/s/logs/7.log", dependency="a:1")
     assert args[0] == "--parsable"
@@ -117,7 +125,7 @@ def test_resources_and_options_become_sbatch_flags() -> None:
         "--chdir=/home/ann/exp",
         "--output=/s/logs/7.log",
         "--open-mode=append",
-        "--export=NONE",
+        "--export=ALL",
         "--no-requeue",
         "--kill-on-invalid-dep=no",
         "--partition=gpu",
@@ -126,6 +134,7 @@ def test_resources_and_options_become_sbatch_flags() -> None:
         "--gres=gpu:2",
         "--time=0-01:31:00",
         "--mem=2048M",
+        "--cpus-per-task=4",
         "--nice=5",
         "--dependency=a:1",
     ):
@@ -137,7 +146,11 @@ def test_resources_and_options_become_sbatch_flags() -> None:
 
 def test_a_plain_job_gets_no_resource_flags() -> None:
     args = sbatch_args(_job(), SlurmSettings(), mark="m", log_path="/l")
-    assert not [a for a in args if a.split("=")[0] in ("--gres", "--time", "--mem", "--nice")]
+    assert not [
+        a
+        for a in args
+        if a.split("=")[0] in ("--gres", "--time", "--mem", "--nice", "--cpus-per-task")
+    ]
     assert not [a for a in args if a.startswith(("--partition", "--dependency", "--array"))]
 
 
@@ -238,3 +251,28 @@ def test_afternotok_on_a_whole_array_is_held_by_gflow_until_decided() -> None:
     assert native_dependency(either, {**running, **_views(j4="Queued")}, SIDS, NOW) is None
     ended = _views(j1="Finished", j2="Failed")
     assert native_dependency(array, ended, SIDS, NOW) == ""
+
+
+def test_array_tasks_with_one_dependency_share_it() -> None:
+    assert array_dependency([(1, "afterok:7"), (2, "afterok:7")]) == "afterok:7"
+    assert array_dependency([(1, ""), (2, "")]) == ""
+
+
+def test_each_task_after_the_same_task_of_one_slurm_array_is_aftercorr() -> None:
+    tasks = [(1, "afterany:5,afterok:90_1"), (2, "afterany:5,afterok:90_2")]
+    assert array_dependency(tasks) == "afterany:5,aftercorr:90"
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [(1, "afterok:90_2"), (2, "afterok:90_1")],  # not the same task id
+        [(1, "afterok:90_1"), (2, "afterok:91_2")],  # two arrays
+        [(1, "afterok:90_1"), (2, "afterany:90_2")],  # not afterok
+        [(1, "afterok:90_1"), (2, "")],  # one parent task already done
+        [(1, "afterok:90_1?afterok:5"), (2, "afterok:90_2?afterok:5")],  # an any-of
+        [(1, "afterok:3"), (2, "afterok:4")],  # plain jobs
+    ],
+)
+def test_other_differences_make_tasks_go_one_by_one(tasks: list[tuple[int, str]]) -> None:
+    assert array_dependency(tasks) is None
