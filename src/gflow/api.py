@@ -182,7 +182,11 @@ class Api:
             rows = listing.encoded(view(j, self.rt, deps=deps) for j in jobs)
         else:
             rows = listing.history(self.rt, flt, deps=deps, compact=compact)
-        return await listing.stream(request, self.rt, rows, {"missing": missing} if missing else {})
+        extra: dict[str, Any] = {"missing": missing} if missing else {}
+        slurm = self.rt.slurm
+        if slurm is not None and not slurm.status.reachable:  # gqueue says so
+            extra["slurm"] = slurm.status.json()
+        return await listing.stream(request, self.rt, rows, extra)
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)

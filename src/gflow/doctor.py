@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def check(
                     "--repair removes it, and so does gflowd up",
                 )
             )
+    out += check_slurm(paths)
     if not any(f.level in ("error", "warn") for f in out):
         out.append(Finding("ok", "no problems found"))
     return out
@@ -255,3 +257,71 @@ def _keep_sequence(db: sqlite3.Connection) -> None:
     value = max(top, seq[0] if seq else 0)
     db.execute("DELETE FROM main.sqlite_sequence WHERE name='jobs'")
     db.execute("INSERT INTO main.sqlite_sequence (name, seq) VALUES ('jobs', ?)", (value,))
+
+
+def check_slurm(paths: Paths) -> list[Finding]:
+    """With slurm among the executors: Slurm's commands are installed and answer, and
+    ``sbatch --test-only`` takes the configured partition, account, qos and flags."""
+    from gflow.config import load_daemon_config, load_slurm_settings
+    from gflow.errors import GflowError
+    from gflow.slurmctl import Slurm, SlurmRefused, SlurmUnreachable
+    from gflow.slurmspec import site_args
+
+    try:
+        if not load_daemon_config(paths).placement().slurm:
+            return []
+    except GflowError:
+        return []  # gflowd up says what is wrong with the configuration
+    try:
+        settings = load_slurm_settings(paths)
+    except GflowError as exc:
+        return [Finding("error", f"configuration: {exc}")]
+    slurm = Slurm(timeout=20)
+    out: list[Finding] = []
+    missing = slurm.missing()
+    if missing:
+        return [
+            Finding(
+                "error",
+                f"Slurm's {', '.join(missing)} not found on PATH: install Slurm's client "
+                "commands (Debian: slurm-client) with this cluster's slurm.conf",
+            )
+        ]
+    steps: list[tuple[str, Callable[[], str]]] = [
+        ("scontrol ping", slurm.ping),
+        ("squeue", lambda: f"{len(slurm.jobs_of([_me()]))} job(s) of yours in Slurm"),
+        (
+            "sbatch --test-only",
+            lambda: slurm.test_only(site_args(settings) + list(settings.sbatch_args)),
+        ),
+    ]
+    for name, step in steps:
+        try:
+            out.append(Finding("ok", f"Slurm: {name} answers: {step()}"))
+        except (SlurmRefused, SlurmUnreachable) as exc:
+            out.append(Finding("error", f"Slurm: {name} failed: {exc.message}"))
+            if isinstance(exc, SlurmUnreachable):
+                break
+    out.append(_shared_dir(paths, settings.shared_dir))
+    return out
+
+
+def _shared_dir(paths: Paths, shared: str | None) -> Finding:
+    if shared is None:
+        return Finding(
+            "ok",
+            f"Slurm jobs' run files and logs are under {paths.data_dir}: every node must "
+            "see it at that path (or set slurm.shared_dir)",
+        )
+    if not os.path.isdir(shared):
+        return Finding("error", f"slurm.shared_dir {shared} is not a directory here")
+    return Finding("ok", f"Slurm jobs' run files and logs are under {shared}")
+
+
+def _me() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())

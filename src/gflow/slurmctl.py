@@ -166,6 +166,12 @@ class Slurm:
             pairs = [f"{k}={v}" for k, v in fields.items()]
             self._checked("scontrol", ["update", f"JobId={key}", *pairs])
 
+    def test_only(self, args: Sequence[str]) -> str:
+        """``sbatch --test-only``: would Slurm take a job with these flags? (Slurm's answer;
+        nothing is submitted.)"""
+        answer = self._checked("sbatch", ["--test-only", *args, "--wrap", "true"])
+        return error_line(answer.err or answer.out).removeprefix("sbatch: ")
+
     def ping(self) -> str:
         """The controller's answer to ``scontrol ping``; SlurmUnreachable if it is down."""
         answer = self._run("scontrol", ["ping"])

@@ -104,7 +104,8 @@ def slurm_text(slurm: dict[str, Any]) -> str:
     """The Slurm controller's state as gflow last saw it."""
     if slurm.get("reachable", True):
         return "controller reachable"
-    return f"controller UNREACHABLE ({slurm.get('message')}); gflow retries with backoff"
+    why = str(slurm.get("message") or "no answer").removeprefix("Slurm controller unreachable: ")
+    return f"controller UNREACHABLE ({why}); states are as last seen, gflow retries"
 
 
 def entry() -> None:

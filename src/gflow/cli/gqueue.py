@@ -154,6 +154,7 @@ def main(argv: list[str]) -> int:
         print(render(args, fields, answer))
         if answer.get("missing"):
             print(f"gqueue: note: no {_ids_text(answer['missing'])}", file=sys.stderr)
+        _cluster_note(answer)
         return EXIT_OK
     return _watch(args, fields, query, api)
 
@@ -163,12 +164,14 @@ def _watch(args: Any, fields: list[str], query: dict[str, Any], api: Any) -> int
     clear = "\033[H\033[2J" if sys.stdout.isatty() else ""
     try:
         while True:
-            text = render(args, fields, api.get("/v1/jobs", **query))
+            answer = api.get("/v1/jobs", **query)
+            text = render(args, fields, answer)
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             sys.stdout.write(
                 f"{clear}{stamp}  (every {args.interval:g}s, Ctrl-C to stop)\n\n{text}\n"
             )
             sys.stdout.flush()
+            _cluster_note(answer)
             time.sleep(args.interval)
     except KeyboardInterrupt:
         if clear:
@@ -190,6 +193,14 @@ def _ids_text(ids: list[int]) -> str:
             start = prev = job_id
     shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
     return ("job " if len(ids) == 1 else "jobs ") + shown
+
+
+def _cluster_note(answer: dict[str, Any]) -> None:
+    """One line on stderr when gflowd cannot reach the Slurm controller."""
+    if answer.get("slurm"):
+        from gflow.cli.ginfo import slurm_text
+
+        print(f"gqueue: note: Slurm {slurm_text(answer['slurm'])}", file=sys.stderr)
 
 
 def _fields(text: str | None) -> list[str]:
