@@ -209,6 +209,20 @@ def test_a_redone_array_task_keeps_its_task_id_and_its_place(gflow_process: Gflo
     assert g.wait(after) == 0
 
 
+def test_a_cascading_redo_keeps_the_task_ids_of_the_tasks_it_redoes(gflow_process: Gflow) -> None:
+    g = gflow_process
+    marker = g.work / "a2-tried"
+    first = tasks(g, script=f'[ "$T" = 2 ] && [ ! -e {marker} ] && touch {marker} && exit 1; true')
+    second = tasks(g, "-d", f"aftercorr:{first[0]}", script='echo "b $T"')
+    assert g.wait(*second) == 125  # task 2 of the second array was cancelled with its pair
+    out = g.run("gjob", "redo", str(first[1]), "--cascade").stdout.splitlines()
+    redone = [int(line.split()[3]) for line in out]
+    assert g.wait(*redone) == 0
+    rows = [g.job(r) for r in redone]
+    assert [(r["group_id"], r["task_id"]) for r in rows] == [(first[0], 2), (second[0], 2)]
+    assert g.log(redone[1]) == "b 2\n"
+
+
 def test_a_second_cascading_redo_says_what_was_redone(gflow_process: Gflow) -> None:
     g = gflow_process
     root = g.submit("sh", "-c", "exit 1")
