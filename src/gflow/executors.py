@@ -30,6 +30,8 @@ from gflow.launchspec import RunAs as RunAs
 from gflow.launchspec import env_file
 from gflow.launchspec import job_script as job_script
 
+EXIT_TITLE = "gflow-exit:"  # the pane title the wrapper sets as it ends (see wrapper.sh)
+
 SHORTAGES = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC, errno.EDQUOT}
 )
@@ -369,20 +371,25 @@ class TmuxExecutor:
         job's code), for when the result file has none; None if the session is gone.
 
         tmux marks a pane dead when its terminal closes, and knows the exit status only
-        once it has collected the process, which can come later (on a loaded machine),
-        so this asks again until it has the status, for up to ``PANE_DEAD_WAIT``
-        seconds, in a worker thread, only on this fallback path."""
-        query = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
+        once it has collected the process: a moment later (later on a loaded machine), or
+        never when the two race. The wrapper's last words to the pane, a title holding
+        the code, stand in for it. This asks again for up to ``PANE_DEAD_WAIT`` seconds,
+        in a worker thread, only on this fallback path."""
+        query = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}|#{pane_title}"
         deadline = time.monotonic() + PANE_DEAD_WAIT
         while True:
             done = self._run(["display-message", "-p", "-t", f"=gflow-{job_id}:", query], run_as)
             if done.returncode != 0:
                 return None
-            dead, status, sig = [*done.stdout.strip().split("|"), "", ""][:3]
-            if dead == "1" and status.isdigit():
-                return int(status)
-            if dead == "1" and sig.isdigit():
-                return 128 + int(sig)
+            dead, status, sig, title = [*done.stdout.strip().split("|", 3), "", "", ""][:4]
+            if dead == "1":
+                if status.isdigit():
+                    return int(status)
+                if sig.isdigit():
+                    return 128 + int(sig)
+                code = title.removeprefix(EXIT_TITLE)
+                if title.startswith(EXIT_TITLE) and code.isdigit():
+                    return int(code)
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.05)

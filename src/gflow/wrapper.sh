@@ -100,6 +100,10 @@ else
 fi
 exec 3>&- 4>&-
 if [ -n "$__gflow_stopping" ]; then __gflow_linger; fi
-if [ -n "$__gflow_follow" ]; then kill -KILL "$__gflow_follow" 2>/dev/null; fi
+if [ -n "$__gflow_follow" ]; then
+    kill -KILL "$__gflow_follow" 2>/dev/null
+    # The exit code as the pane's title too, for when tmux cannot tell it.
+    printf '\033]2;gflow-exit:%s\033\\' "$__gflow_rc"
+fi
 printf '%s\n' "$__gflow_rc" 1<> "$__gflow_dir/result"
 exit "$__gflow_rc"
