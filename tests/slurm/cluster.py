@@ -3,7 +3,9 @@
 Several pytest sessions may run at once on one machine and there is only one Slurm
 (its ports are fixed). Each session holds a shared lock on ``users.lock`` while it uses
 Slurm; the session that leaves last stops the daemons, and only if ``cluster.sh`` started
-them (a Slurm that was already running is left alone).
+them (a Slurm that was already running is left alone). The sessions take turns on
+``turn.lock``: the cluster runs two jobs at a time, and tests of two sessions sharing it
+would only wait on each other's jobs until their timeouts.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Cluster:
 
     def __init__(self) -> None:
         self._users: int | None = None
+        self._turn: int | None = None
 
     def join(self) -> str | None:
         """None once Slurm answers; otherwise why it could not be started."""
@@ -61,9 +64,14 @@ class Cluster:
                 return "cluster.sh start failed: " + (done.stderr or done.stdout).strip()[-400:]
             self._users = os.open(RUN / "users.lock", os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._users, fcntl.LOCK_SH)
+        self._turn = os.open(RUN / "turn.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._turn, fcntl.LOCK_EX)  # held until leave()
         return None
 
     def leave(self) -> None:
+        if self._turn is not None:
+            os.close(self._turn)
+            self._turn = None
         if self._users is None:
             return
         with _locked("mutex", fcntl.LOCK_EX):
