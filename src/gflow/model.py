@@ -295,7 +295,9 @@ def transition(
     if new is State.RUNNING:
         stamped["start_time"] = now if at is None else at
     if new.is_final:
-        stamped["end_time"] = now if at is None else at
+        end = now if at is None else at
+        # file times tick coarser than the clock: an end never reads before the start
+        stamped["end_time"] = end if job.start_time is None else max(end, job.start_time)
         stamped["exit_code"] = exit_code
     return dataclasses.replace(job, **changes, **stamped)
 

@@ -42,6 +42,13 @@ def test_transition_stamps_the_moment_or_when_it_happened() -> None:
     assert (released.begin_at, released.start_time) == (7.0, None)
 
 
+def test_an_end_read_from_a_file_time_never_comes_before_the_start() -> None:
+    """File times tick coarser than the clock: a fast job's result file may be stamped
+    a moment before the start the daemon took from the clock."""
+    running = transition(JOB, State.RUNNING, 5.0)
+    assert transition(running, State.FINISHED, 9.0, exit_code=0, at=4.999).end_time == 5.0
+
+
 @pytest.mark.parametrize("old", list(State))
 @pytest.mark.parametrize("new", list(State))
 def test_the_table_alone_decides_which_change_is_allowed(old: State, new: State) -> None:
