@@ -4,6 +4,7 @@ recorded as unknown, never guessed."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, EXECUTORS, Gflow, alive
+from tests.helpers import BIN, EXECUTORS, Gflow, alive, short_home
 
 
 def _final(g: Gflow) -> dict[int, tuple[str, int | None, str | None]]:
@@ -131,6 +132,36 @@ def test_a_lost_result_file_is_made_up_for_by_the_executor(gflow: Gflow) -> None
     assert (gflow.home / "run" / str(job) / "result").is_dir()
     row = gflow.job(job)
     assert (row["state"], row["exit_code"], row["reason"]) == ("Failed", 3, None)
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux")
+def test_a_pane_dead_before_its_status_is_known_is_asked_again() -> None:
+    """tmux marks a pane dead as soon as its terminal closes, and learns the exit status
+    only when it collects the process: until then the executor asks again, rather than
+    take the dead pane for an exit nobody can tell."""
+    from gflow.executors import TmuxExecutor
+
+    home = short_home()
+    tmux = TmuxExecutor(home)
+    gate = home / "go"
+    closed = "trap '' HUP; exec </dev/null >/dev/null 2>&1"  # the pane's terminal, not its end
+    body = f"{closed}; while [ ! -e {gate} ]; do sleep 0.2; done; exit 3"
+    try:
+        new = [*tmux.base(), "new-session", "-d", "-s", "gflow-7", "bash", "-c", body]
+        subprocess.run(new, check=True, capture_output=True)
+        ask = [*tmux.base(), "display-message", "-p", "-t", "=gflow-7:", "#{pane_dead}"]
+
+        def dead() -> bool:
+            return subprocess.run(ask, capture_output=True, text=True).stdout.strip() == "1"
+
+        Gflow(home, "tmux").until(dead, what="the pane's terminal to close")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            status = pool.submit(tmux.exit_status, 7)
+            gate.touch()
+            assert status.result() == 3
+    finally:
+        subprocess.run([*tmux.base(), "kill-server"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_an_exit_code_nobody_can_tell_is_unknown_and_holds_dependents(
