@@ -9,6 +9,8 @@ from typing import Any
 UNITS = {"_per_s": "/s", "_ms": "ms", "_s": "s", "_mb": "MB"}
 
 LABELS = {
+    "client.python_pass": "python -c pass (the floor)",
+    "client.gbatch_true": "gbatch true",
     "client.gqueue_help": "gqueue --help",
     "client.gqueue_empty": "gqueue, empty queue",
     "client.gbatch_help": "gbatch --help",
@@ -58,6 +60,8 @@ COUNTS = {
 
 def label(key: str) -> str:
     base, _, tier = key.partition("@")
+    if base.endswith("_x_pass"):
+        return f"{LABELS.get(base[: -len('_x_pass')], base)}: times python -c pass"
     text = LABELS.get(base, base)
     return f"{text}  [{tier} history]" if tier else text
 
@@ -66,6 +70,8 @@ def unit(key: str) -> str:
     if key.split("@")[0] in COUNTS:
         return ""
     base = key.split("@")[0]
+    if base.endswith("_x_pass"):
+        return "x"
     if base.startswith(("list.", "client.")):
         return "ms"
     for suffix, u in UNITS.items():
@@ -99,6 +105,8 @@ GOALS = [
     Goal("daemon.rss_100k_mb", None, "<=", 60, "RSS <= 60 MB with 100k history"),
     Goal("daemon.rss_100k_listed_mb", None, "<=", 60, "... and after listing it"),
     Goal("idle.wakeups_per_s", None, "<=", 1, "idle daemon wakes <= 1/s"),
+    Goal("client.gqueue_empty_x_pass", None, "<=", 1.6, "gqueue, empty <= 1.6x python -c pass"),
+    Goal("client.gbatch_true_x_pass", None, "<=", 1.6, "gbatch true <= 1.6x python -c pass"),
 ]
 
 

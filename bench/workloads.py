@@ -383,18 +383,32 @@ def idle(targets: list[Target], cfg: Config) -> dict[str, list[Sample]]:
 
 
 CLIENTS = {
+    "client.python_pass": ["python", "-c", "pass"],
     "client.gqueue_help": ["gqueue", "--help"],
     "client.gqueue_empty": ["gqueue"],
     "client.gbatch_help": ["gbatch", "--help"],
+    "client.gbatch_true": ["gbatch", "true"],
 }
 
 
 def clients(t: Target, cfg: Config) -> list[Sample]:
+    """Each client command, and ``python -c pass`` (the floor) timed in turn with them,
+    round after round, so each ratio compares times taken under the same load."""
     t.fresh()
-    return [
-        Sample(key, times, note)
-        for key, (times, note) in time_commands(t, CLIENTS, cfg.hyperfine_max * 2).items()
-    ]
+    rounds = 4
+    timed: dict[str, list[float]] = {key: [] for key in CLIENTS}
+    notes: dict[str, str] = {}
+    for _ in range(rounds):
+        got = time_commands(t, CLIENTS, max(cfg.hyperfine_max * 2 // rounds, 3))
+        for key, (times, note) in got.items():
+            timed[key] += times
+            notes[key] = notes.get(key) or note
+    out = [Sample(key, times, notes[key]) for key, times in timed.items()]
+    floor = median(timed["client.python_pass"]) if timed["client.python_pass"] else 0
+    for key, times in timed.items():
+        if floor and times and key != "client.python_pass":
+            out.append(Sample(f"{key}_x_pass", [median(times) / floor]))
+    return out
 
 
 Workload = Callable[[Target, Config], list[Sample]]

@@ -1,16 +1,16 @@
 """The one client module: HTTP/1.1 + JSON to gflowd over its Unix socket (or, with
 ``GFLOW_TCP``, loopback TCP).
 
-Deliberately tiny and stdlib-only (``_socket`` and ``json``): every CLI call pays for
-what is imported here, and users run ``gqueue`` under ``watch``.
+Deliberately tiny and stdlib-only (``_socket``; JSON through :mod:`gflow.jsontext`): every
+CLI call pays for what is imported here, and users run ``gqueue`` under ``watch``.
 """
 
 from __future__ import annotations
 
 import _socket
-import json
 import os
 
+from gflow import jsontext
 from gflow.errors import DaemonUnavailable, GflowError
 
 TYPE_CHECKING = False
@@ -151,7 +151,7 @@ class Client:
         self, method: str, path: str, body: Any, query: dict[str, Any] | None, signed: bool
     ) -> bytes:
         """The bytes of one request (signed when it goes over TCP)."""
-        payload = b"" if body is None else json.dumps(body).encode()
+        payload = b"" if body is None else jsontext.dumps(body).encode()
         target = f"{path}{encode_query(query or {})}"
         head = [
             f"{method} {target} HTTP/1.1",
@@ -188,7 +188,7 @@ def _exchange(sock: _socket.socket, request: bytes) -> tuple[int, bytes]:
 def decode(status: int, data: bytes) -> Any:
     """The JSON of an answer, or :class:`RemoteError` for a refusal."""
     try:
-        decoded = json.loads(data) if data else None
+        decoded = jsontext.loads(data) if data else None
     except ValueError:
         decoded = None
     if status >= 400:

@@ -6,15 +6,17 @@ every tool pays for what is imported here, and ``gqueue`` runs under ``watch``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
 
+SUPPRESS = "==SUPPRESS=="  # argparse.SUPPRESS, without importing argparse
+REMAINDER = "..."  # argparse.REMAINDER
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -105,36 +107,25 @@ def safe(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Raw epilogs (the examples), and the width found without importing ``shutil``."""
-
-    def __init__(
-        self, prog: str, indent_increment: int = 2, max_help_position: int = 30, width: Any = None
-    ) -> None:
-        if width is None:
-            width = _terminal_width() - 2
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-def _terminal_width() -> int:
-    try:
-        return max(int(os.environ["COLUMNS"]), 40)
-    except (KeyError, ValueError):
-        pass
-    try:
-        return max(os.get_terminal_size(sys.__stdout__.fileno()).columns, 40)  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
 def epilog(examples: str) -> str:
     lines = examples.strip("\n").splitlines()
     head = "example:" if len(lines) == 1 else "examples:"
     return head + "\n" + "\n".join("  " + ln for ln in lines)
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with examples in the help, and usage errors raised as :class:`UsageError`."""
+_SHAPES = {"prefix_chars", "fromfile_prefix_chars", "allow_abbrev", "exit_on_error"}
+
+
+class Parser:
+    """A tool's command line, defined once with argparse's calls (``add_argument`` ...).
+
+    The common shapes (known options with their values, then the positionals) are read
+    straight from the recorded definition by :mod:`gflow.cli.quickparse`, without
+    importing argparse (a third of a client's start-up). Anything else (help, a bad or
+    abbreviated option, subcommands) goes to the argparse parser built from the same
+    definition (:class:`gflow.cli.argp.ArgParser`), which also answers every other
+    attribute: ``format_help``, ``_actions``, ``add_subparsers``...
+    """
 
     def __init__(
         self,
@@ -145,11 +136,55 @@ class Parser(argparse.ArgumentParser):
     ) -> None:
         if examples:
             kw["epilog"] = epilog(examples)
-        kw.setdefault("formatter_class", HelpFormatter)
-        super().__init__(prog=prog, description=description, **kw)
+        self.prog = prog
+        self._init: dict[str, Any] = {"prog": prog, "description": description, **kw}
+        self.arguments: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        self._real: argparse.ArgumentParser | None = None
 
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, self.prog)
+    def add_argument(self, *flags: str, **kw: Any) -> Any:
+        if self._real is not None:
+            return self._real.add_argument(*flags, **kw)
+        self.arguments.append((flags, kw))
+        return None
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        if self._real is None and namespace is None and not self._init.keys() & _SHAPES:
+            from gflow.cli import quickparse
+
+            argv = list(sys.argv[1:] if args is None else args)
+            found = quickparse.parse(self.arguments, argv)
+            if found is not None:
+                return found
+        return self.real.parse_args(args, namespace)
+
+    def get_default(self, dest: str) -> Any:
+        if self._real is None:
+            from gflow.cli import quickparse
+
+            return quickparse.default(self.arguments, dest)
+        return self._real.get_default(dest)
+
+    @property
+    def real(self) -> argparse.ArgumentParser:
+        """The argparse parser of this definition (built once, on first need)."""
+        if self._real is None:
+            from gflow.cli.argp import ArgParser
+
+            real = ArgParser(**self._init)
+            for flags, kw in self.arguments:
+                real.add_argument(*flags, **kw)
+            self._real = real
+        return self._real
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_init", "_real", "arguments", "prog"):
+            raise AttributeError(name)
+        return getattr(self.real, name)
+
+
+def argparser(parser: Parser | argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The argparse parser behind ``parser`` (for help, completion and manual pages)."""
+    return parser.real if isinstance(parser, Parser) else parser
 
 
 def subcommand(
@@ -172,32 +207,13 @@ def subcommand(
     return parser
 
 
-def add_common(parser: argparse.ArgumentParser, sub: bool = False) -> None:
+def add_common(parser: Parser | argparse.ArgumentParser, sub: bool = False) -> None:
     """``--config`` (on a subcommand it must not reset a value given before the subcommand),
     and ``--version`` on the tool itself."""
-    default = argparse.SUPPRESS if sub else None
+    default = SUPPRESS if sub else None
     parser.add_argument("--config", metavar="PATH", default=default, help="configuration file")
     if not sub:
-        parser.add_argument("--version", action=VersionAction)
-
-
-class VersionAction(argparse.Action):
-    """``--version``: prints ``<tool> <version>``; the version is read only when asked for."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, **kw: Any) -> None:
-        super().__init__(
-            option_strings,
-            dest=argparse.SUPPRESS,
-            default=argparse.SUPPRESS,
-            nargs=0,
-            help="print the version and exit",
-        )
-
-    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kw: Any) -> None:
-        from gflow import version
-
-        print(f"{parser.prog} {version()}")
-        parser.exit()
+        parser.add_argument("--version", action="version_lazy")
 
 
 def add_completion(sub: Any, prog: str) -> None:
@@ -211,7 +227,7 @@ def add_completion(sub: Any, prog: str) -> None:
     comp.add_argument("shell", choices=["bash", "zsh", "fish"])
 
 
-def client(args: argparse.Namespace) -> Any:
+def client(args: Any) -> Any:
     from gflow.client import Client
 
     return Client(config=getattr(args, "config", None))
@@ -287,3 +303,11 @@ def now_local() -> Any:
     import datetime
 
     return datetime.datetime.now().astimezone()
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("HelpFormatter", "VersionAction"):  # they subclass argparse's classes
+        from gflow.cli import argp
+
+        return getattr(argp, name)
+    raise AttributeError(name)

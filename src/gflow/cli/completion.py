@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gflow.cli.common import EXIT_OK, Parser
+from gflow.cli.common import EXIT_OK, Parser, argparser
 
 SHELLS = ("bash", "zsh", "fish")
 JOB_METAVARS = frozenset({"IDS", "JOB", "DEP"})
@@ -246,12 +246,15 @@ def fish(prog: str, parser: argparse.ArgumentParser, extra: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def script(prog: str, parser: argparse.ArgumentParser, shell: str, extra: list[str]) -> str:
+def script(
+    prog: str, parser: Parser | argparse.ArgumentParser, shell: str, extra: list[str]
+) -> str:
+    parser = argparser(parser)
     return {"bash": bash, "zsh": zsh, "fish": fish}[shell](prog, parser, extra)
 
 
 def print_completion(
-    prog: str, parser: argparse.ArgumentParser, shell: str, extra: list[str] | None = None
+    prog: str, parser: Parser | argparse.ArgumentParser, shell: str, extra: list[str] | None = None
 ) -> int:
     sys.stdout.write(script(prog, parser, shell, extra or []))
     return EXIT_OK
@@ -268,7 +271,7 @@ def completion_parser(prog: str) -> Parser:
     return p
 
 
-def completion_main(prog: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+def completion_main(prog: str, parser: Parser | argparse.ArgumentParser, argv: list[str]) -> int:
     """``<tool> completion bash|zsh|fish`` for tools without subcommands."""
     shell = completion_parser(prog).parse_args(argv).shell
     extra = ["new", "completion"] if prog == "gbatch" else ["completion"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -10,6 +9,7 @@ from gflow.cli import jobopts
 from gflow.cli.common import (
     EXIT_OK,
     EXIT_REFUSED,
+    REMAINDER,
     Parser,
     UsageError,
     add_common,
@@ -84,7 +84,7 @@ def build_parser() -> Parser:
     )
     add_common(p)
     jobopts.add(p, SUBMIT)
-    p.add_argument("command", nargs=argparse.REMAINDER, help="script or command, then its args")
+    p.add_argument("command", nargs=REMAINDER, help="script or command, then its args")
     return p
 
 
@@ -212,9 +212,7 @@ def _directives(text: str, where: str) -> list[str]:
     return found.tokens
 
 
-def _apply_directives(
-    parser: Parser, args: argparse.Namespace, tokens: list[str], where: str
-) -> None:
+def _apply_directives(parser: Parser, args: Any, tokens: list[str], where: str) -> None:
     """Fill every option not given on the command line from the script's directives."""
     try:
         found = parser.parse_args(tokens)
@@ -245,7 +243,7 @@ def script_options(path: str) -> dict[str, Any]:
     return jobopts.given(args, SUBMIT)
 
 
-def _request(args: argparse.Namespace, script: str | None) -> dict[str, Any]:
+def _request(args: Any, script: str | None) -> dict[str, Any]:
     """The submission: option values go as typed, the daemon parses them.
 
     Nothing here imports a parser, so ``gbatch`` in a shell loop costs little more than

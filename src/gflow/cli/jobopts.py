@@ -6,16 +6,18 @@ options here, and send what was typed (:func:`given`) for the daemon to parse.
 
 from __future__ import annotations
 
-import argparse
-
+from gflow.cli.common import REMAINDER, SUPPRESS
 from gflow.options import BY_KEY, LIST, OPTIONS, SUBMIT, SWITCH, WORDS, allowed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
+    from gflow.cli.common import Parser
 
-def add(parser: argparse.ArgumentParser, purpose: str) -> None:
+
+def add(parser: Parser | argparse.ArgumentParser, purpose: str) -> None:
     """Every job option, as flags of ``parser``. For a change, the options that cannot
     change are still understood (and hidden from the help), so the daemon can say why."""
     for option in OPTIONS:
@@ -24,12 +26,12 @@ def add(parser: argparse.ArgumentParser, purpose: str) -> None:
         shown = allowed(option, purpose)
         kw: dict[str, Any] = {
             "dest": option.key,
-            "help": option.help.replace("%", "%%") if shown else argparse.SUPPRESS,
+            "help": option.help.replace("%", "%%") if shown else SUPPRESS,
         }
         if option.kind.form == SWITCH:
             kw["action"] = "store_true"
         elif option.kind.form == WORDS:
-            kw["nargs"] = argparse.REMAINDER
+            kw["nargs"] = REMAINDER
         else:
             kw["metavar"] = option.metavar
             if option.kind.form == LIST:
@@ -37,7 +39,7 @@ def add(parser: argparse.ArgumentParser, purpose: str) -> None:
         parser.add_argument(*option.flags, **kw)
 
 
-def given(args: argparse.Namespace, purpose: str) -> dict[str, Any]:
+def given(args: Any, purpose: str) -> dict[str, Any]:
     """The job options given on the command line, as typed, by keyword."""
     out: dict[str, Any] = {}
     for option in OPTIONS:

@@ -15,7 +15,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from gflow.cli.common import HelpFormatter
+from gflow.cli.argp import HelpFormatter
 
 TOOLS = ("gflowd", "gbatch", "gqueue", "gcancel", "gjob", "ginfo", "gctl", "gstats", "gflow")
 WIDTH = 78
@@ -117,8 +117,8 @@ def extra_parsers(tool: str) -> list[argparse.ArgumentParser]:
         return []
     extra: list[argparse.ArgumentParser] = []
     if tool == "gbatch":
-        extra.append(module.new_parser())
-    return [*extra, completion.completion_parser(tool)]
+        extra.append(module.new_parser().real)
+    return [*extra, completion.completion_parser(tool).real]
 
 
 def _subparsers(
