@@ -30,6 +30,8 @@ LABELS = {
     "thr.wall_s": "1000 true jobs: submit -> last end",
     "thr.misreported": "1000 true jobs: not Finished/exit 0",
     "thr.unfinished": "1000 true jobs: not final at the end",
+    "event.link_ms": "throttled array: task end -> next start",
+    "event.cpu_ms": "daemon CPU per job end",
     "list.default": "gqueue",
     "list.all_n10": "gqueue -a -n 10",
     "list.j5": "gqueue -j 5",
@@ -63,7 +65,8 @@ def label(key: str) -> str:
     if base.endswith("_x_pass"):
         return f"{LABELS.get(base[: -len('_x_pass')], base)}: times python -c pass"
     text = LABELS.get(base, base)
-    return f"{text}  [{tier} history]" if tier else text
+    kind = "queued" if base.startswith("event.") else "history"
+    return f"{text}  [{tier} {kind}]" if tier else text
 
 
 def unit(key: str) -> str:
@@ -105,6 +108,8 @@ GOALS = [
     Goal("daemon.rss_100k_mb", None, "<=", 60, "RSS <= 60 MB with 100k history"),
     Goal("daemon.rss_100k_listed_mb", None, "<=", 60, "... and after listing it"),
     Goal("idle.wakeups_per_s", None, "<=", 1, "idle daemon wakes <= 1/s"),
+    Goal("event.cpu_ms", None, "flat", 2.0, "CPU per job end, 1k -> 100k queued <= 2x + 5 ms"),
+    Goal("event.link_ms", None, "flat", 2.0, "end -> next start, 1k -> 100k queued <= 2x + 5 ms"),
     Goal("client.gqueue_empty_x_pass", None, "<=", 1.6, "gqueue, empty <= 1.6x python -c pass"),
     Goal("client.gbatch_true_x_pass", None, "<=", 1.6, "gbatch true <= 1.6x python -c pass"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -51,6 +52,8 @@ class Config:
     fan: int = 50
     jobs: int = 1000
     tiers: tuple[int, ...] = (0, 10_000, 100_000)
+    queue_tiers: tuple[int, ...] = (1_000, 10_000, 100_000)
+    events: int = 30
     idle_s: float = 60.0
     budget: float = 120.0  # our runs; over this the run is a failure
     budget_runqd: float = 60.0  # runqd is known to be slow; its runs are cut here
@@ -69,6 +72,8 @@ class Config:
             reps=1,
             submit_calls=50,
             tiers=(0, 10_000),
+            queue_tiers=(1_000, 10_000),
+            events=15,
             idle_s=10.0,
             budget=60.0,
             budget_runqd=20.0,
@@ -254,6 +259,55 @@ def throughput(t: Target, cfg: Config) -> list[Sample]:
     return out
 
 
+# ------------------------------------------------------------ 3b. event cost vs queue size
+
+
+def event_cost(t: Target, cfg: Config) -> list[Sample]:
+    """The cost of one job end as the queue grows: ``--array 1-N%1 true`` (one task at a
+    time, the others queued behind the throttle) with N = 1k, 10k, 100k (``--quick``:
+    1k, 10k). Per tier: task end -> next task start (ms), and the daemon's CPU time per
+    job end (ms), over ``cfg.events`` consecutive tasks once the submission is in."""
+    if not isinstance(t, Ours):
+        return []  # runqd has no array throttle to queue jobs behind
+    out: list[Sample] = []
+    for size in cfg.queue_tiers:
+        label = f"{size // 1000}k"
+        t.fresh()
+        ids = t.submit("--array", f"1-{size}%1", "true", timeout=cfg.array_timeout * 5)
+        pid = t.pid()
+        if not ids or pid is None:
+            out.append(Sample(f"event.link_ms@{label}", [], "submission failed"))
+            continue
+        first = _running_task(t, ids, time.monotonic() + cfg.budget)
+        cpu0 = proc_stat(pid)["cpu_s"]
+        wanted = ids[first : first + cfg.events + 1]
+        jobs, _ = wait_final(t, wanted[:-1], cfg.budget)
+        cpu1 = proc_stat(pid)["cpu_s"]
+        links = _links(jobs | t.jobs(wanted[-1:]), list(itertools.pairwise(wanted)))
+        ended = sum(1 for i in wanted[:-1] if i in jobs and jobs[i].state in FINAL)
+        out.append(Sample(f"event.link_ms@{label}", links))
+        if ended:
+            out.append(Sample(f"event.cpu_ms@{label}", [_ms(cpu1 - cpu0) / ended]))
+        t.teardown()
+    return out
+
+
+def _running_task(t: Ours, ids: list[int], deadline: float) -> int:
+    """The index in ``ids`` of the first task not final yet (the throttle runs one)."""
+    final = ",".join(f"'{state}'" for state in FINAL)
+    sql = f"SELECT min(id) FROM jobs WHERE id BETWEEN ? AND ? AND state NOT IN ({final})"
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(f"file:{t.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            (first,) = db.execute(sql, (ids[0], ids[-1])).fetchone()
+        finally:
+            db.close()
+        if first is not None:
+            return min(ids.index(first), len(ids) - 1)
+        time.sleep(0.05)
+    raise BenchError("no task of the throttled array is left to run")
+
+
 # ------------------------------------------------------------ 4. listing (+ restart, RSS)
 
 
@@ -421,6 +475,7 @@ WORKLOADS: list[tuple[str, Workload, tuple[str, ...], bool]] = [
     ("dependency chain", chain, ("process", "tmux"), True),
     ("fan-out + join", fanout, ("process", "tmux"), True),
     ("throughput", throughput, ("process", "tmux"), True),
+    ("event cost", event_cost, ("process",), False),
     ("listing", listing, ("process",), False),
 ]
 
