@@ -55,11 +55,16 @@ from gflow.quotas import QuotaTable
 from gflow.reservations import Reservation, next_changes
 from gflow.scheduler import GpuSlot, Resources
 from gflow.store import Store
+from gflow.waitqueue import WaitQueue
 
 if TYPE_CHECKING:
     from gflow.cgroup import CgroupMemory
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+QUICK_DEPTH = 1000
+"""Waiting jobs a pass on an event plans at least (the first, in planning order)."""
+FULL_EVERY = 1.0
+"""Seconds at least between two full passes over a longer queue (see Engine._among)."""
 log = logging.getLogger("gflow.engine")
 
 
@@ -112,7 +117,12 @@ class Engine:
         self.children: dict[int, set[int]] = {}
         self.evals: dict[int, Evaluation] = {}
         self.launching: dict[int, tuple[int, ...]] = {}
-        self.waiting: set[int] = set()
+        self.waiting = WaitQueue()
+        self.running: set[int] = set()
+        self._touched: set[int] = set()
+        self._next_full = 0.0
+        self._catch_up = False
+        self._full_pass = False
         self.broken: list[tuple[int, str, str]] = []
         self._shared_root: Path | None = None
         self.reasons: dict[int, str] = {}
@@ -151,7 +161,8 @@ class Engine:
         self.jobs = {j.id: j for j in active}
         self.children = {}
         self.evals = {}
-        self.waiting = set()
+        self.waiting = WaitQueue()
+        self.running = set()
         for job in self.jobs.values():
             self._index(job)
         self.group_limits = self.store.group_limits()
@@ -161,13 +172,16 @@ class Engine:
     def _index(self, job: Job) -> None:
         """Derived indexes: dependents per parent, and queued jobs not yet launching."""
         if job.state is State.QUEUED and job.id not in self.launching:
-            self.waiting.add(job.id)
+            self.waiting.add(job.id, scheduler.sort_key(job))
+        elif job.state is State.RUNNING:
+            self.running.add(job.id)
         if job.state.is_waiting and not job.deps.is_empty:
             for parent in job.deps.parents():
                 self.children.setdefault(parent, set()).add(job.id)
 
     def _unindex(self, job: Job) -> None:
         self.waiting.discard(job.id)
+        self.running.discard(job.id)
         for parent in job.deps.parents():
             kids = self.children.get(parent)
             if kids is not None:
@@ -258,6 +272,7 @@ class Engine:
 
     def remember(self, job: Job) -> None:
         self.on_change(job.id)
+        self._touched.add(job.id)
         previous = self.jobs.get(job.id)
         if previous is not None:
             self._unindex(previous)
@@ -423,6 +438,7 @@ class Engine:
         except (ArithmeticError, ValueError, TypeError) as exc:  # its data, not the parents'
             return self.quarantine(job_id, job_problem(job) or _describe(exc), now)
         self.evals[job_id] = ev
+        self._touched.add(job_id)
         if ev.verdict is Verdict.NEVER:
             if job.deps.auto_cancel:
                 culprit = ev.culprit if ev.culprit is not None else 0
@@ -509,6 +525,7 @@ class Engine:
     def _fire(self, timer: _Timer, now: float) -> None:
         if timer.kind is Wake.REPLAN:  # a reservation window opened or closed; tick() re-plans
             self.reservations = tuple(r for r in self.reservations if r.end > now)
+            self._next_full = now  # (or a quick pass left jobs unplanned): plan them all
             return
         if timer.kind is Wake.CLOSE:
             ended = self.store.get(timer.job_id)
@@ -519,6 +536,7 @@ class Engine:
         if job is None:
             return
         if timer.kind is Wake.BEGIN:
+            self._next_full = now
             return
         if timer.kind is Wake.DEPENDENCY:
             if self.judge(job.id, now):
@@ -598,10 +616,11 @@ class Engine:
         ev = self.evals.get(job.id)
         return ev is not None and ev.verdict is Verdict.SATISFIED
 
-    def runnable(self, now: float) -> list[Job]:
-        """Queued jobs whose dependencies and begin time allow a start; sets wait reasons."""
+    def runnable(self, now: float, among: Iterable[int] | None = None) -> list[Job]:
+        """Queued jobs whose dependencies and begin time allow a start (of those ``among``,
+        else of all waiting), best first; sets wait reasons."""
         out: list[Job] = []
-        for job_id in list(self.waiting):
+        for job_id in list(self.waiting if among is None else among):
             job = self.jobs.get(job_id)  # a cascade below may have ended it
             if job is None or job.state is not State.QUEUED or job_id in self.launching:
                 continue
@@ -671,7 +690,7 @@ class Engine:
         return [j for j in self.jobs.values() if j.state.is_waiting and j.id not in self.launching]
 
     def holding(self) -> list[Job]:
-        running = [j for j in self.jobs.values() if j.state is State.RUNNING]
+        running = [self.jobs[i] for i in sorted(self.running)]
         running += [self.jobs[i].replace(gpu_ids=g) for i, g in self.launching.items()]
         return running
 
@@ -682,15 +701,21 @@ class Engine:
     def schedule(self, now: float) -> None:
         """Start what can start now: launches here, submissions to Slurm, to the outbox."""
         began = time.perf_counter()
+        self._full_pass = False
         try:
             self._schedule(now)
         finally:
-            self.on_pass(time.perf_counter() - began)
+            spent = time.perf_counter() - began
+            if self._full_pass:
+                self._planned_all(now, spent)
+            self.on_pass(spent)
 
     def _schedule(self, now: float) -> None:
         if self.placement.slurm:
             slurmsync.plan(self, now)
-        candidates = self.runnable(now)
+        among = self._among(now)
+        self._full_pass = among is None
+        candidates = self.runnable(now, among)
         if not candidates:
             return
         try:
@@ -704,6 +729,30 @@ class Engine:
             self.waiting.discard(start.job_id)
             self.set_reason(start.job_id, Reason.LAUNCHING)
             self.outbox.append(Launch(start.job_id, start.gpu_ids))
+
+    def _among(self, now: float) -> list[int] | None:
+        """The waiting jobs this pass plans (None: all of them).
+
+        With more than :data:`QUICK_DEPTH` waiting, a pass plans the first
+        :data:`QUICK_DEPTH` in planning order and the jobs that changed since the last
+        pass, so a job's end costs the same with a thousand or a hundred thousand queued.
+        The others keep the reasons they had until a full pass plans them all: at most
+        once a second (or once per 20 times its own length), on a timer set only while
+        quick passes left jobs unplanned, so an idle daemon still does nothing.
+        """
+        touched, self._touched = self._touched, set()
+        if len(self.waiting) <= QUICK_DEPTH or now >= self._next_full:
+            return None
+        if not self._catch_up:
+            self._catch_up = True
+            self.add_timer(self._next_full, Wake.REPLAN, 0)
+        among = self.waiting.first(QUICK_DEPTH)
+        return list(dict.fromkeys([*among, *(i for i in touched if i in self.waiting)]))
+
+    def _planned_all(self, now: float, spent: float) -> None:
+        """After a full pass: when the next one is due if quick passes follow."""
+        self._next_full = now + max(FULL_EVERY, 20 * spent)
+        self._catch_up = False
 
     def _plan(self, candidates: list[Job], now: float) -> scheduler.Plan:
         return scheduler.plan(
