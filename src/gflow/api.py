@@ -175,18 +175,27 @@ class Api:
             limit=_int(q, "limit", -MAX_ID, MAX_ID),
         )
         deps = q.get("deps") == "1"
-        compact = q.get("view") == "compact"
+        compact = q.get("view") in ("compact", "rows")
+        as_rows = q.get("view") == "rows"
+        head: dict[str, Any] = {"fields": listing.row_fields(deps)} if as_rows else {}
         if flt.states and set(flt.states) <= {s.value for s in ACTIVE_STATES}:
             view = listing.compact_json if compact else listing.job_json
             jobs = flt.pick(sorted(self.rt.engine.jobs.values(), key=lambda j: j.id))
-            rows = listing.encoded(view(j, self.rt, deps=deps) for j in jobs)
+            head["widest"] = listing.widest(jobs)
+            items: Iterator[Any] = (view(j, self.rt, deps=deps) for j in jobs)
+            if as_rows:
+                items = (listing.as_row(item, head["fields"]) for item in items)
+            rows = listing.encoded(items)
         else:
-            rows = listing.history(self.rt, flt, deps=deps, compact=compact)
-        extra: dict[str, Any] = {"missing": missing} if missing else {}
+            rows = listing.history(self.rt, flt, deps=deps, compact=compact, rows=as_rows)
+            if not flt.limit:
+                head["widest"] = self.rt.engine.store.widest(flt)
+        if missing:
+            head["missing"] = missing
         slurm = self.rt.slurm
         if slurm is not None and not slurm.status.reachable:  # gqueue says so
-            extra["slurm"] = slurm.status.json()
-        return await listing.stream(request, self.rt, rows, extra)
+            head["slurm"] = slurm.status.json()
+        return await listing.stream(request, self.rt, rows, head)
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)

@@ -15,6 +15,7 @@ from gflow.errors import DaemonUnavailable, GflowError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from gflow.config import Paths
@@ -168,6 +169,27 @@ class Client:
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)
 
+    def stream(self, path: str, **query: Any) -> Iterator[bytes]:
+        """The body of a GET, piece by piece as it arrives (a long listing)."""
+        sock, signed = self.connect()
+        try:
+            try:
+                sock.sendall(self.frame("GET", path, None, query, signed))
+                head, rest = _read_head(sock)
+            except OSError as exc:
+                raise DaemonUnavailable(f"lost the connection to gflowd ({exc})") from exc
+            status, headers = _parse_head(head)
+            if status >= 400 or headers.get("transfer-encoding") != "chunked":
+                body = rest + b"".join(iter(lambda: sock.recv(65536), b""))
+                if headers.get("transfer-encoding") == "chunked":
+                    body = _dechunk(body)
+                decode(status, body)  # raises the refusal
+                yield body
+                return
+            yield from _chunks(sock, rest)
+        finally:
+            sock.close()
+
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, body=body)
 
@@ -216,15 +238,60 @@ def _read_response(sock: _socket.socket) -> tuple[int, bytes]:
 def parse_response(raw: bytes) -> tuple[int, bytes]:
     """The status and body of a whole HTTP answer."""
     head, _, body = raw.partition(b"\r\n\r\n")
+    status, headers = _parse_head(head)
+    if headers.get("transfer-encoding") == "chunked":
+        body = _dechunk(body)
+    return status, body
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     try:
         status = int(lines[0].split()[1])
     except (IndexError, ValueError):
         raise DaemonUnavailable("gflowd sent a malformed answer") from None
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    if headers.get("transfer-encoding") == "chunked":
-        body = _dechunk(body)
-    return status, body
+    return status, headers
+
+
+def _read_head(sock: _socket.socket) -> tuple[bytes, bytes]:
+    """The head of an answer, and what came after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise DaemonUnavailable("gflowd closed the connection without answering")
+        data += chunk
+        if len(data) > 1 << 20:
+            raise DaemonUnavailable("gflowd sent a malformed answer")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _chunks(sock: _socket.socket, data: bytes) -> Iterator[bytes]:
+    """Undo chunked transfer encoding while the chunks arrive."""
+    while True:
+        eol = data.find(b"\r\n")
+        while eol < 0:
+            more = sock.recv(65536)
+            if not more:
+                raise DaemonUnavailable("gflowd's answer was cut short")
+            data += more
+            eol = data.find(b"\r\n")
+        try:
+            size = int(data[:eol].split(b";")[0] or b"0", 16)
+        except ValueError:
+            raise DaemonUnavailable("gflowd sent a malformed answer") from None
+        if size == 0:
+            return
+        end = eol + 2 + size
+        while len(data) < end + 2:
+            more = sock.recv(max(65536, end + 2 - len(data)))
+            if not more:
+                raise DaemonUnavailable("gflowd's answer was cut short")
+            data += more
+        yield data[eol + 2 : end]
+        data = data[end + 2 :]
 
 
 def _dechunk(data: bytes) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 _SPACE = " \t\n\r"
@@ -73,3 +73,94 @@ def dumps(value: Any) -> str:
         {}, _unknown, encode_basestring_ascii, None, ": ", ", ", False, False, True
     )
     return "".join(encode(value, 0))
+
+
+def head_and_items(chunks: Iterator[bytes], last: str) -> tuple[dict[str, Any], Iterator[Any]]:
+    """Read ``{"key": value, ..., "<last>": [item, item, ...]}`` while it arrives: the
+    object without its last member's items, then the items one by one (a listing of
+    100,000 jobs shows its first rows before the last ones are sent). The members before
+    ``last`` must not hold its name followed by ``": ["``."""
+    if _SCAN is None:
+        whole = loads(b"".join(chunks))
+        return {**whole, last: []}, iter(whole[last])
+    text = _Text(chunks)
+    opening = dumps(last) + ": ["
+    start = text.find(opening) + len(opening)
+    head = loads(text.buf[:start] + "]}")
+    text.pos = start
+    return head, _items(text)
+
+
+class _Text:
+    """Decoded text of the chunks, read from ``pos`` on, more fetched when needed."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        import codecs
+
+        self.chunks = chunks
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+
+    def more(self) -> bool:
+        if self.pos > 1 << 16:
+            self.buf, self.pos = self.buf[self.pos :], 0
+        for chunk in self.chunks:
+            if chunk:
+                self.buf += self.decoder.decode(chunk)
+                return True
+        return False
+
+    def find(self, part: str) -> int:
+        while (at := self.buf.find(part, self.pos)) < 0:
+            if not self.more():
+                raise ValueError(f"the answer ended before {part!r}")
+        return at
+
+
+def _items(text: _Text) -> Iterator[Any]:
+    scan = _SCAN
+    while True:
+        while True:
+            rest = text.buf[text.pos : text.pos + 1]
+            if rest and rest in ", \t\n\r":
+                text.pos += 1
+            elif rest or not text.more():
+                break
+        if not rest:
+            raise ValueError("the answer ended inside its list")
+        if rest == "]":
+            return
+        if rest == "[" and (cut := _last_row_end(text.buf, text.pos)) > 0:
+            whole = "[" + text.buf[text.pos : cut + 1] + "]"
+            try:  # the complete rows at hand in one go (a wrong cut does not parse)
+                values, end = scan(whole, 0)  # type: ignore[misc]
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(whole):
+                text.pos = cut + 1
+                yield from values
+                continue
+        try:
+            value, end = scan(text.buf, text.pos)  # type: ignore[misc]
+        except (StopIteration, ValueError):
+            if not text.more():
+                loads(text.buf[text.pos :])  # raises json's own error
+                raise ValueError("the answer ended inside an item") from None
+            continue
+        text.pos = end
+        yield value
+
+
+def _last_row_end(buf: str, start: int) -> int:
+    """Where the last complete row (a list whose next one starts with its id) ends."""
+    end = len(buf)
+    for _ in range(16):
+        cut = buf.rfind("]", start, end)
+        if cut <= start:
+            return -1
+        after = buf[cut + 1 : cut + 5].replace(" ", "")
+        if after[:2] == ",[" and after[2:3].isdigit():
+            return cut
+        end = cut
+    return -1

@@ -120,6 +120,30 @@ def compact_json(job: Job, view: View, *, deps: bool = False) -> dict[str, Any]:
     return out
 
 
+ROW_FIELDS = (
+    *("id", "name", "user", "uid", "state", "st", "reason", "exit_code", "gpus", "gpu_ids"),
+    *("submit_time", "start_time", "end_time", "time_limit", "memory_mb", "priority"),
+    *("project", "group_id", "task_id", "parents", "command", "session", "slurm_id", "node"),
+)
+"""The fields of :func:`compact_json` in the order of a row of ``view=rows`` (then
+``remaining`` when dependencies are asked for)."""
+
+
+def row_fields(deps: bool) -> list[str]:
+    return [*ROW_FIELDS, "remaining"] if deps else list(ROW_FIELDS)
+
+
+def widest(jobs: list[Job]) -> dict[str, int]:
+    """The longest id and name of ``jobs`` (as :meth:`gflow.store.Store.widest`)."""
+    top = max((j.id for j in jobs), default=0)
+    return {"JOBID": len(str(top)), "NAME": max((len(j.name) for j in jobs), default=0)}
+
+
+def as_row(item: dict[str, Any], fields: list[str]) -> list[Any]:
+    """A job's listing fields as one compact row (no field names repeated per job)."""
+    return [item[key] for key in fields]
+
+
 def row_json(row: tuple[Any, ...], view: View, deps: bool) -> dict[str, Any]:
     """:func:`compact_json` straight from a listing row (no Job object for history).
 
@@ -173,31 +197,38 @@ def _row_json(row: tuple[Any, ...], view: View, deps: bool) -> dict[str, Any]:
     return out
 
 
-def history(view: View, flt: JobFilter, *, deps: bool, compact: bool) -> Iterator[bytes]:
-    """The jobs matching ``flt`` from the database, encoded one by one, read page by page
-    (a negative ``limit``: the last ones)."""
+def history(
+    view: View, flt: JobFilter, *, deps: bool, compact: bool, rows: bool = False
+) -> Iterator[bytes]:
+    """The jobs matching ``flt`` from the database, read and encoded page by page (a
+    negative ``limit``: the last ones); ``rows``: compact rows (:func:`as_row`)."""
     store = view.engine.store
     after, left = 0, flt.limit or None
     if left is not None and left < 0:
         after, left = store.start_of_last(flt, -left), None
     size = FIRST_PAGE
+    fields = row_fields(deps)
     while left is None or left > 0:
         want = size if left is None else min(size, left)
-        if compact:
-            rows = store.query_rows(flt, after, want)
-            encoded = [_encode(row_json(r, view, deps)) for r in rows]
-            ids = [r[0] for r in rows]
+        items: list[Any]
+        if compact or rows:
+            found = store.query_rows(flt, after, want)
+            items = [row_json(r, view, deps) for r in found]
+            ids = [r[0] for r in found]
         else:
             page = store.query_page(flt, after, want)
-            encoded = [_encode(_full(i, job, view, deps)) for i, job in page]
+            items = [_full(i, job, view, deps) for i, job in page]
             ids = [i for i, _ in page]
-        yield from encoded
+        if rows:
+            items = [as_row(item, fields) for item in items]
+        encoded = json.dumps(items).encode()[1:-1]  # the page's items, comma-separated
+        if encoded:
+            yield encoded
         if not ids or len(ids) < want:
             return
         after = ids[-1]
         left = None if left is None else left - len(ids)
-        used = sum(map(len, encoded))
-        size = max(1, min(PAGE, PAGE_BYTES * len(ids) // max(used, 1)))
+        size = max(1, min(PAGE, PAGE_BYTES * len(ids) // max(len(encoded), 1)))
 
 
 def _full(job_id: int, job: Job | None, view: View, deps: bool) -> dict[str, Any]:
@@ -205,11 +236,11 @@ def _full(job_id: int, job: Job | None, view: View, deps: bool) -> dict[str, Any
     return _unreadable(job_id, view, deps) if live is None else job_json(live, view, deps=deps)
 
 
-def encoded(items: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+def encoded(items: Iterable[Any]) -> Iterator[bytes]:
     return (_encode(item) for item in items)
 
 
-def _encode(item: dict[str, Any]) -> bytes:
+def _encode(item: Any) -> bytes:
     return json.dumps(item).encode()
 
 

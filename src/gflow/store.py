@@ -595,6 +595,14 @@ class Store:
         ).fetchone()
         return 0 if row is None else int(row[0]) - 1
 
+    def widest(self, flt: JobFilter) -> dict[str, int]:
+        """The longest id and name among the jobs ``flt`` matches, in characters (a long
+        listing lays out its columns with them before it has read every row)."""
+        where, args = self._where(flt)
+        sql = f"SELECT max(id), max(length(name)) FROM jobs{where}"
+        top, name = self.db.execute(sql, args).fetchone()
+        return {"JOBID": len(str(top or 0)), "NAME": int(name or 0)}
+
     @staticmethod
     def _where(flt: JobFilter, after: int | None = None) -> tuple[str, list[Any]]:
         clauses: list[str] = []

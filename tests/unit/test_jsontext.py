@@ -39,3 +39,33 @@ def test_constants_and_unknown_types() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         jsontext.dumps({"a": object()})
     assert jsontext.dumps({"a": [1, 2.5, None, "é"]}) == json.dumps({"a": [1, 2.5, None, "é"]})
+
+
+ROWS = st.lists(
+    st.tuples(
+        st.integers(0, 10**6),
+        st.text(),
+        st.lists(st.integers()),
+        st.lists(st.text(alphabet='[], 0123456789"x')),
+        st.none() | st.floats(allow_nan=False),
+    ).map(list),
+    max_size=30,
+)
+
+
+@given(ROWS, st.integers(1, 50))
+def test_a_listing_read_while_it_arrives_is_the_whole_listing(rows: list[Any], size: int) -> None:
+    """Rows in any pieces, as the daemon writes them (pages joined by a bare comma)."""
+    pages = [json.dumps(rows[i : i + 3])[1:-1] for i in range(0, len(rows), 3)]
+    text = '{"now": 1.5, "fields": ["a", "jobs"], "jobs": [' + ",".join(pages) + "]}"
+    data = text.encode()
+    chunks = iter([data[i : i + size] for i in range(0, len(data), size)])
+    head, items = jsontext.head_and_items(chunks, "jobs")
+    assert head == {"now": 1.5, "fields": ["a", "jobs"], "jobs": []}
+    assert [list(item) for item in items] == json.loads(text)["jobs"]
+
+
+def test_a_listing_cut_short_is_an_error() -> None:
+    _head, items = jsontext.head_and_items(iter([b'{"now": 1, "jobs": [[1, 2], [3']), "jobs")
+    with pytest.raises(ValueError):
+        list(items)

@@ -25,7 +25,7 @@ from gflow.cli.common import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 EXAMPLES = """
@@ -149,8 +149,10 @@ def main(argv: list[str]) -> int:
     fields = _fields(args.format)
     query = _query(args, fields)
     api = client(args)
+    if not args.watch and _streams(args):
+        return _stream(args, fields, api.stream("/v1/jobs", **query))
     if not args.watch:
-        answer = api.get("/v1/jobs", **query)
+        answer = _as_dicts(api.get("/v1/jobs", **query))
         print(render(args, fields, answer))
         if answer.get("missing"):
             print(f"gqueue: note: no {_ids_text(answer['missing'])}", file=sys.stderr)
@@ -159,12 +161,20 @@ def main(argv: list[str]) -> int:
     return _watch(args, fields, query, api)
 
 
+def _as_dicts(answer: dict[str, Any]) -> dict[str, Any]:
+    """A listing of compact rows (``view=rows``) as one dict per job."""
+    names = answer.get("fields")
+    if names:
+        answer["jobs"] = [dict(zip(names, row, strict=True)) for row in answer["jobs"]]
+    return answer
+
+
 def _watch(args: Any, fields: list[str], query: dict[str, Any], api: Any) -> int:
     """Redraw every ``--interval`` seconds (in place on a terminal) until Ctrl-C."""
     clear = "\033[H\033[2J" if sys.stdout.isatty() else ""
     try:
         while True:
-            answer = api.get("/v1/jobs", **query)
+            answer = _as_dicts(api.get("/v1/jobs", **query))
             text = render(args, fields, answer)
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             sys.stdout.write(
@@ -243,7 +253,7 @@ def _query(args: Any, fields: list[str]) -> dict[str, Any]:
         "since": since,
         "limit": limit,
         "deps": deps,
-        "view": None if args.output == "json" or args.tmux else "compact",
+        "view": None if args.output == "json" or args.tmux else "rows",
     }
 
 
@@ -275,6 +285,118 @@ def render(args: Any, fields: list[str], answer: dict[str, Any]) -> str:
                 blocks.append(f"{state} ({len(part)})\n{'─' * 60}\n{_table(fields, rows, color)}")
         return "\n\n".join(blocks)
     return _table(fields, _rows(jobs, fields, now, args.expand or bool(args.jobs)), color)
+
+
+BLOCK = 2000
+"""Jobs of a long listing laid out at a time: the first block sets the column widths (a
+listing this short looks as if laid out whole); a later row wider than them widens them."""
+
+
+def _streams(args: Any) -> bool:
+    """Whether the listing can be printed while it arrives (in the daemon's id order)."""
+    return args.sort == "id" and not (args.tree or args.group or args.tmux)
+
+
+def _stream(args: Any, fields: list[str], chunks: Iterator[bytes]) -> int:
+    from gflow.jsontext import head_and_items
+
+    head, jobs = head_and_items(chunks, "jobs")
+    now = head.get("now") or time.time()
+    names = head.get("fields")
+    if names:
+        jobs = (dict(zip(names, row, strict=True)) for row in jobs)
+    out = sys.stdout
+    if args.output == "json":
+        _json_out(jobs, out)
+    elif args.output == "csv":
+        _csv_out(fields, jobs, now, out)
+    else:
+        _table_out(args, fields, jobs, now, out, head.get("widest") or {})
+    if head.get("missing"):
+        print(f"gqueue: note: no {_ids_text(head['missing'])}", file=sys.stderr)
+    _cluster_note(head)
+    return EXIT_OK
+
+
+def _blocks(jobs: Iterator[dict[str, Any]], fold: bool) -> Iterator[list[dict[str, Any]]]:
+    """The jobs in lists of about :data:`BLOCK`; a run of waiting tasks of one array that
+    may go on is kept for the next list, so it is still folded into one row."""
+    block: list[dict[str, Any]] = []
+    cut = 0  # where the trailing run of waiting array tasks begins
+    for job in jobs:
+        block.append(job)
+        if not (fold and _may_fold(job)):
+            cut = len(block)
+        if len(block) >= BLOCK and cut > 0:
+            yield block[:cut]
+            block, cut = block[cut:], 0
+    if block:
+        yield block
+
+
+def _may_fold(job: dict[str, Any]) -> bool:
+    return job["group_id"] is not None and job["state"] in ("Queued", "Hold")
+
+
+def _table_out(
+    args: Any, fields: list[str], jobs: Iterator[Any], now: float, out: Any, widest: Any
+) -> None:
+    """The table, a block at a time, its columns at least as wide as the daemon said the
+    longest id and name are (a listing from the database)."""
+    color = use_color()
+    st = fields.index("ST") if "ST" in fields else -1
+    widths: list[int] = []
+    expand = args.expand or bool(args.jobs)
+    for block in _blocks(jobs, not expand):
+        rows = [[safe(c) for c in row] for row in _rows(block, fields, now, expand)]
+        first = not widths
+        if first:
+            widths = [max(len(f), int(widest.get(f, 0))) for f in fields]
+            rows.insert(0, list(fields))
+        columns = zip(*rows, strict=True)
+        widths = [max(w, *map(len, col)) for w, col in zip(widths, columns, strict=True)]
+        if color and st >= 0:
+            lines = []
+            for index, row in enumerate(rows):
+                cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]
+                cells.append(row[-1])
+                if not (first and index == 0):
+                    cells[st] = color_state(row[st], True) + cells[st][len(row[st]) :]
+                lines.append("  ".join(cells).rstrip())
+        else:
+            pattern = "  ".join([*(f"{{:<{w}}}" for w in widths[:-1]), "{}"])
+            lines = [pattern.format(*row).rstrip() for row in rows]
+        out.write("\n".join(lines) + "\n")
+    if not widths:
+        out.write("No jobs found.\n")
+
+
+def _csv_out(fields: list[str], jobs: Iterator[Any], now: float, out: Any) -> None:
+    import csv
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(fields)
+    for block in _blocks(jobs, fold=False):
+        writer.writerows([safe(FIELDS[f](j, now)) for f in fields] for j in block)
+
+
+def _json_out(jobs: Iterator[Any], out: Any) -> None:
+    """What ``json.dumps({"jobs": [...], "total": N}, indent=2)`` prints, job by job."""
+    import json
+
+    total = 0
+    for block in _blocks(jobs, fold=False):
+        text = ",\n".join(json.dumps(job, indent=2) for job in block)
+        out.write(('{\n  "jobs": [\n' if not total else ",\n") + _indent(text, "    "))
+        total += len(block)
+    if total:
+        out.write(f'\n  ],\n  "total": {total}\n}}\n')
+    else:
+        out.write(json.dumps({"jobs": [], "total": 0}, indent=2) + "\n")
+
+
+def _indent(text: str, prefix: str) -> str:
+    return prefix + text.replace("\n", "\n" + prefix)
 
 
 def _table(fields: list[str], rows: list[list[str]], color: bool) -> str:
