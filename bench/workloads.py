@@ -360,6 +360,22 @@ def time_commands(
     return out
 
 
+def _first_rows(t: Target, runs: int) -> list[float]:
+    """``gqueue -a``: ms until its first job row can be read from its output."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        with subprocess.Popen(
+            [t.bin("gqueue"), "-a"], env=t.env, cwd=t.work, stdout=subprocess.PIPE
+        ) as proc:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # the header
+            if proc.stdout.readline():
+                times.append(_ms(time.perf_counter() - t0))
+            proc.stdout.read()
+    return times
+
+
 def _active_jobs(t: Target, name: str) -> None:
     """A running gated job and two queued dependents, so the default view is not empty."""
     script, _ = t.gate_script(name)
@@ -388,6 +404,8 @@ def listing(t: Target, cfg: Config) -> list[Sample]:
             out.append(Sample(f"daemon.rss_{label}_mb", [proc_stat(pid)["rss_mb"]]))
         for key, (times, note) in time_commands(t, LISTINGS, cfg.hyperfine_max).items():
             out.append(Sample(f"{key}@{label}", times, note))
+        if tier:
+            out.append(Sample(f"list.all_first_row_ms@{label}", _first_rows(t, 3)))
         pid = t.pid()
         if pid and tier == max(cfg.tiers):
             st = proc_stat(pid)
