@@ -63,6 +63,10 @@ COUNTS = {
 
 def label(key: str) -> str:
     base, _, tier = key.partition("@")
+    if base.endswith("_cpu_x_pass"):
+        return f"{LABELS.get(base[: -len('_cpu_x_pass')], base)}: CPU, times python's"
+    if base.endswith("_cpu_ms"):
+        return f"{LABELS.get(base[: -len('_cpu_ms')], base)}: CPU time"
     if base.endswith("_x_pass"):
         return f"{LABELS.get(base[: -len('_x_pass')], base)}: times python -c pass"
     text = LABELS.get(base, base)
@@ -76,6 +80,8 @@ def unit(key: str) -> str:
     base = key.split("@")[0]
     if base.endswith("_x_pass"):
         return "x"
+    if base.endswith("_cpu_ms"):
+        return "ms"
     if base.startswith(("list.", "client.")):
         return "ms"
     for suffix, u in UNITS.items():
@@ -118,6 +124,8 @@ GOALS = [
     Goal("event.link_ms", None, "flat", 2.0, "end -> next start, 1k -> 100k queued <= 2x + 5 ms"),
     Goal("client.gqueue_empty_x_pass", None, "<=", 1.6, "gqueue, empty <= 1.6x python -c pass"),
     Goal("client.gbatch_true_x_pass", None, "<=", 1.6, "gbatch true <= 1.6x python -c pass"),
+    Goal("client.gqueue_empty_cpu_x_pass", None, "<=", 1.6, "gqueue, empty: CPU <= 1.6x python's"),
+    Goal("client.gbatch_true_cpu_x_pass", None, "<=", 1.6, "gbatch true: CPU <= 1.6x python's"),
 ]
 
 

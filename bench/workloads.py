@@ -480,7 +480,29 @@ def clients(t: Target, cfg: Config) -> list[Sample]:
     for key, times in timed.items():
         if floor and times and key != "client.python_pass":
             out.append(Sample(f"{key}_x_pass", [median(times) / floor]))
+    cpu = _cpu_ms(t, rounds * 4)
+    for key, times in cpu.items():
+        out.append(Sample(f"{key}_cpu_ms", times))
+        if key != "client.python_pass":
+            ratio = median(times) / median(cpu["client.python_pass"])
+            out.append(Sample(f"{key}_cpu_x_pass", [ratio]))
     return out
+
+
+def _cpu_ms(t: Target, runs: int) -> dict[str, list[float]]:
+    """CPU time (user + system, ms) of each client command: unlike wall time, hardly
+    moved by what else the machine runs."""
+    import resource
+
+    got: dict[str, list[float]] = {key: [] for key in CLIENTS}
+    for _ in range(runs):
+        for key, argv in CLIENTS.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t.cli(*argv, check=False)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            got[key].append(_ms(spent))
+    return got
 
 
 Workload = Callable[[Target, Config], list[Sample]]
