@@ -174,13 +174,12 @@ class Client:
         sock, signed = self.connect()
         try:
             try:
-                sock.sendall(self.frame("GET", path, None, query, signed))
-                head, rest = _read_head(sock)
+                head, rest = _send_and_read_head(sock, self.frame("GET", path, None, query, signed))
             except OSError as exc:
                 raise DaemonUnavailable(f"lost the connection to gflowd ({exc})") from exc
             status, headers = _parse_head(head)
             if status >= 400 or headers.get("transfer-encoding") != "chunked":
-                body = rest + b"".join(iter(lambda: sock.recv(65536), b""))
+                body = rest + _read_rest(sock)
                 if headers.get("transfer-encoding") == "chunked":
                     body = _dechunk(body)
                 decode(status, body)  # raises the refusal
@@ -254,6 +253,18 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return status, headers
 
 
+def _send_and_read_head(sock: _socket.socket, request: bytes) -> tuple[bytes, bytes]:
+    """As :func:`_exchange`: a daemon that refused the connection may have answered."""
+    try:
+        sock.sendall(request)
+    except OSError as exc:
+        try:
+            return _read_head(sock)
+        except (OSError, DaemonUnavailable):
+            raise exc from None
+    return _read_head(sock)
+
+
 def _read_head(sock: _socket.socket) -> tuple[bytes, bytes]:
     """The head of an answer, and what came after it."""
     data = b""
@@ -266,6 +277,17 @@ def _read_head(sock: _socket.socket) -> tuple[bytes, bytes]:
             raise DaemonUnavailable("gflowd sent a malformed answer")
     head, _, rest = data.partition(b"\r\n\r\n")
     return head, rest
+
+
+def _read_rest(sock: _socket.socket) -> bytes:
+    """Whatever comes until the daemon closes (a reset after a refusal ends it too)."""
+    chunks: list[bytes] = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
 
 
 def _chunks(sock: _socket.socket, data: bytes) -> Iterator[bytes]:
