@@ -111,7 +111,8 @@ def test_gqueue_hot_path_imports_little(tmp_path: Path) -> None:
 
 
 def test_gbatch_of_a_command_imports_little(tmp_path: Path) -> None:
-    server = _fake_gflowd(tmp_path, b'{"jobs": [{"id": 1, "name": "true"}]}')
+    job = b'{"id": 1, "name": "true", "state": "Queued", "reason": null}'
+    server = _fake_gflowd(tmp_path, b'{"jobs": [' + job + b"]}")
     run_main = (
         "import contextlib, io\n"
         "from gflow.cli import gbatch\n"
