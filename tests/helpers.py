@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -272,6 +273,28 @@ def submitted_ids(out: str) -> list[int]:
             else:
                 ids.append(int(words[3]))
     return ids
+
+
+def fake_conda(g: Gflow, *envs: str) -> Path:
+    """A stand-in for conda, first on the PATH of ``g``'s commands and so of its jobs: a
+    real program that lists base and ``envs`` (``conda env list --json``), and whose shell
+    hook's ``conda activate NAME`` sets ``CONDA_DEFAULT_ENV`` as conda's does."""
+    root = g.home / "conda"
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    listed = json.dumps({"envs": [str(root), *(str(root / "envs" / e) for e in envs)]})
+    hook = 'conda() { if [ "$1" = activate ]; then export CONDA_DEFAULT_ENV="$2"; fi; }'
+    exe = root / "bin" / "conda"
+    exe.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        f"env) echo {shlex.quote(listed)} ;;\n"
+        f"shell.bash) echo {shlex.quote(hook)} ;;\n"
+        "*) exit 2 ;;\n"
+        "esac\n"
+    )
+    exe.chmod(0o755)
+    g.env["PATH"] = f"{root / 'bin'}{os.pathsep}{g.env['PATH']}"
+    return exe
 
 
 def alive(pid: int) -> bool:

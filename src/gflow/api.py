@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from gflow import admin, commands, graph, limits, listing, routes
+from gflow import admin, commands, condaenv, graph, limits, listing, routes
 from gflow.engine import Caller
 from gflow.errors import Conflict, Forbidden, GflowError, InvalidInput, NotFound
 from gflow.host import Admin, Host, View
 from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
 from gflow.model import ACTIVE_STATES, Job, State
+from gflow.placement import SLURM
 from gflow.protocol import SubmitRequest
 from gflow.store import JobFilter
 
@@ -144,6 +145,7 @@ class Api:
     async def submit(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         req = SubmitRequest.from_json(await self.body(request))
+        await self.check_conda(req, caller)
         jobs = commands.submit(self.rt.engine, req, caller, time.time())
         if req.dry_run:
             dry = [listing.job_json(j, self.rt) for j in jobs]
@@ -153,6 +155,16 @@ class Api:
         ]
         self.rt.submitted(caller.uid)
         return self.done({"jobs": out, "dry_run": False}, 201)
+
+    async def check_conda(self, req: SubmitRequest, caller: Caller) -> None:
+        """A conda environment the job could not activate is refused now, not when the
+        job runs (on a Slurm cluster the nodes' conda decides, so it is not asked)."""
+        if not req.conda_env:
+            return
+        engine = self.rt.engine
+        run_as = engine.known_identity(caller.uid)
+        if engine.placement.check(req.run_on, req.project) != SLURM and run_as is not False:
+            await condaenv.check(req.conda_env, req.env, req.workdir, run_as)
 
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
         caller = self.caller(request)

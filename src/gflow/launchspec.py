@@ -174,9 +174,12 @@ def job_script(
     return "\n".join(lines) + "\n"
 
 
+def job_environment(env: dict[str, str]) -> dict[str, str]:
+    """What of a submitter's environment a job gets: variables a shell can set, but not
+    those that belong to the submitter's terminal or shell (``TMUX``, ``PPID``...)."""
+    return {k: v for k, v in env.items() if _NAME.match(k) and k not in STRIPPED_ENV}
+
+
 def env_file(env: dict[str, str]) -> str:
-    lines = []
-    for key, value in sorted(env.items()):
-        if _NAME.match(key) and key not in STRIPPED_ENV:
-            lines.append(f"export {key}={shlex.quote(value)}")
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(job_environment(env).items())]
     return "\n".join(lines) + "\n"

@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import BIN, TOOLS, Gflow, short_home, teardown
+from tests.helpers import BIN, TOOLS, Gflow, fake_conda, short_home, teardown
 
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[Gflow]:
     g = Gflow(short_home(), "process", {"GFLOW_FAKE_GPUS": "2x24G"})
+    fake_conda(g, "env-a", "env-b", "other")
     g.start()
     yield g
     teardown(g)
