@@ -431,8 +431,11 @@ def update(
     now: float,
     *,
     clear_deps: bool = False,
+    dry_run: bool = False,
 ) -> Outcome:
-    """Change waiting jobs; ``clear_deps``: they no longer wait for any job."""
+    """Change waiting jobs, all checks first; ``clear_deps``: they no longer wait for any
+    job; ``dry_run``: only say what would change (the same checks, the same refusals,
+    nothing stored)."""
     if clear_deps:
         if "dependency" in changes and changes["dependency"].sets_dependency:
             raise InvalidInput(
@@ -455,6 +458,12 @@ def update(
             new = _new_deps(engine, new, changes["dependency"], caller)
         _check_resources(engine, new)
         updated.append(new)
+    if dry_run:
+        out.done = [
+            {"id": n.id, "name": n.name, "action": "would update", "fields": sorted(changes)}
+            for n in updated
+        ]
+        return out
     with engine.guarded():
         for new in updated:
             saved = engine.put(

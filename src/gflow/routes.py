@@ -58,7 +58,10 @@ def _release(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -
 def _update(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> commands.Outcome:
     selected, clear = selector(data), bool(data.get("clear_deps"))
     changes = update_changes(data.get("changes"), data.get("options"), required=not clear)
-    return commands.update(engine, selected, changes, caller, now, clear_deps=clear)
+    dry_run = bool(data.get("dry_run"))
+    return commands.update(
+        engine, selected, changes, caller, now, clear_deps=clear, dry_run=dry_run
+    )
 
 
 def _redo(engine: Engine, data: dict[str, Any], caller: Caller, now: float) -> commands.Outcome:

@@ -283,11 +283,13 @@ class Client:
         body = {"ids": steps.selector(jobs), "at": steps.release_at(at)}
         return self.run(steps.control("release", body))
 
-    def update(self, jobs: Any, **options: Any) -> list[Action]:
+    def update(self, jobs: Any, *, dry_run: bool = False, **options: Any) -> list[Action]:
         """Change queued or held jobs, with gbatch's options as keywords (those that set
-        dependencies replace the job's dependencies)."""
+        dependencies replace the job's dependencies); with ``dry_run``, what would change,
+        checked by the daemon."""
         texts = steps.change_options(options, "update")
-        return self.run(steps.control("update", {"ids": steps.selector(jobs), "options": texts}))
+        body = {"ids": steps.selector(jobs), "options": texts, "dry_run": dry_run}
+        return self.run(steps.control("update", body))
 
     def redo(
         self, job: Any, *, cascade: bool = False, clear_deps: bool = False, **options: Any

@@ -54,3 +54,21 @@ def test_a_command_reports_a_missing_extra_in_one_line(capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert err.startswith("gflow: error: the MCP server needs the 'mcp' extra")
     assert err.count("\n") == 1
+
+
+def test_gflow_mcp_without_the_extra_says_which_to_install() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "sys.modules['mcp'] = None  # as if the SDK were not installed\n"
+        "from gflow.cli.common import call\n"
+        "from gflow.cli.gflow import main\n"
+        "sys.exit(call('gflow', main, ['mcp']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("gflow: error: the MCP server (gflow mcp) needs the 'mcp' extra")
+    assert done.stderr.count("\n") == 1
