@@ -348,9 +348,12 @@ class Executor(concurrent.futures.Executor):
             with self._lock:
                 if not self._busy:
                     self._after = max(self._after, answer.get("newest", 0))
-            asked = {newest: int(n) for n, newest in answer.get("attempts", {}).items()}
-            for job in answer["jobs"]:
-                self._settle(job, asked.get(job["id"], job["id"]))
+            try:
+                asked = {new: int(n) for n, new in answer.get("attempts", {}).items()}
+                for job in answer["jobs"]:
+                    self._settle(job, asked.get(job["id"], job["id"]))
+            except Exception as exc:  # the thread's boundary: no future is left waiting
+                self._fail_all(GflowError(f"internal error while watching jobs: {exc!r}"))
 
     def _settle(self, job: dict[str, Any], asked: int) -> None:
         """Complete the futures of job ``asked`` from ``job``: the job, or its newest
@@ -362,7 +365,12 @@ class Executor(concurrent.futures.Executor):
                     future.id, future.head = job["id"], False
         if not futures:
             return
-        if job["state"] != State.FINISHED and self._retried(job["id"], futures):
+        try:
+            if job["state"] != State.FINISHED and self._retried(job["id"], futures):
+                return
+        except DaemonUnavailable:  # asked again once gflowd answers
+            with self._lock:
+                self._pending.setdefault(job["id"], []).extend(futures)
             return
         try:
             values = outcome(self.client, job, futures[0].folder, futures[0].task)

@@ -48,6 +48,8 @@ DESTROYS = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_wor
 MAX_LIST = 1000
 MAX_LOG = 1 << 20
 TREE_NODES = 500
+TREE_LISTING = 10_000
+"""Jobs submitted since a tree's root that are searched for its dependents."""
 INSTRUCTIONS = (
     "gflow schedules jobs on this machine's GPUs, Slurm-style. Read tools are safe; "
     "preview tools show what a change would do; submit, cancel, hold, release, update "
@@ -293,7 +295,9 @@ class Tools:
         their states."""
         root = self.client.job(id)
         ancestors = self._ancestors(root, depth)
-        later = self.client.jobs(all=True, users=root.user, since=root.submit_time - 1)
+        later = self.client.jobs(
+            all=True, users=root.user, since=root.submit_time - 1, limit=TREE_LISTING
+        )
         children: dict[int, list[JobInfo]] = {}
         for job in later:
             for parent in job.parents:
