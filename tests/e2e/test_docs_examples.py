@@ -9,6 +9,10 @@ before the first block unless that block starts it (``gflowd up``); job ids ther
 count from 1 on every page. Users ``alice`` and ``bob`` exist for the pages that name
 them (created if missing, which needs root).
 
+The ```` ```python ```` blocks of a page run too, against a daemon of their own (set up
+the same way): in order, in one interpreter, as one session, so a block uses what an
+earlier one defined. Python that must not run is fenced as ``pycon`` or ``text``.
+
 Blocks that must not run here — installing, a system daemon, an interactive session,
 shown output — are fenced as ``console`` or ``text``; any other shell-like fence is
 refused, so every example is one or the other on purpose.
@@ -16,11 +20,13 @@ refused, so every example is one or the other on purpose.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 RUNS = "bash"
-SHOWN = {"console", "text", "toml", "python", "json", "csv"}
+RUNS_PYTHON = "python"
+SHOWN = {"console", "text", "toml", "pycon", "json", "csv"}
 STAND_INS = ("train.py", "eval.py", "task.py", "prep.py")
 USERS = ("alice", "bob")
 BLOCK_TIMEOUT = 120
@@ -60,9 +67,9 @@ def test_every_fence_says_whether_it_runs() -> None:
         f"{_name(page)}:{line}: ```{lang or '(none)'}"
         for page in PAGES
         for lang, line, _ in fences(page)
-        if lang != RUNS and lang not in SHOWN
+        if lang not in (RUNS, RUNS_PYTHON) and lang not in SHOWN
     ]
-    assert not wrong, "fence as bash (runs) or console/text (shown only): " + ", ".join(wrong)
+    assert not wrong, "fence as bash or python (runs) or console/text (shown): " + ", ".join(wrong)
 
 
 def _stand_ins(work: Path) -> None:
@@ -106,3 +113,45 @@ def test_the_examples_of_a_page_run(page: Path, make_gflow: Callable[..., Gflow]
             f"{_name(page)}:{line}: the example exited {done.returncode}\n{code}\n"
             f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
         )
+
+
+PYTHON_DRIVER = """\
+import json, sys
+namespace = {"__name__": "__main__"}
+for page, line, code in json.load(open(sys.argv[1])):
+    exec(compile("\\n" * line + code, page, "exec"), namespace)
+"""
+
+
+def python_examples(page: Path) -> list[tuple[int, str]]:
+    return [(line, code) for lang, line, code in fences(page) if lang == RUNS_PYTHON]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if python_examples(p)], ids=_name)
+def test_the_python_examples_of_a_page_run(
+    page: Path, make_gflow: Callable[..., Gflow], tmp_path: Path
+) -> None:
+    """A page's ``python`` blocks run in order in one interpreter, as one session."""
+    blocks = python_examples(page)
+    if any(re.search(r"^\s*(from|import) mcp\b", code, re.M) for _, code in blocks):
+        pytest.importorskip("mcp", reason="the [mcp] extra is not installed")
+    g = make_gflow("process", GFLOW_FAKE_GPUS="4x24G")
+    _stand_ins(g.work)
+    g.start()
+    spec = tmp_path / "blocks.json"
+    spec.write_text(json.dumps([[_name(page), line, code] for line, code in blocks]))
+    driver = tmp_path / "driver.py"
+    driver.write_text(PYTHON_DRIVER)
+    done = subprocess.run(
+        [sys.executable, str(driver), str(spec)],
+        cwd=g.work,
+        env=g.env,
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT * len(blocks),
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"{_name(page)}: a Python example failed\n--- stdout\n{done.stdout}"
+        f"--- stderr\n{done.stderr}"
+    )
