@@ -3,9 +3,12 @@
 Several pytest sessions may run at once on one machine and there is only one Slurm
 (its ports are fixed). Each session holds a shared lock on ``users.lock`` while it uses
 Slurm; the session that leaves last stops the daemons, and only if ``cluster.sh`` started
-them (a Slurm that was already running is left alone). The sessions take turns on
-``turn.lock``: the cluster runs two jobs at a time, and tests of two sessions sharing it
-would only wait on each other's jobs until their timeouts.
+them (a Slurm that was already running is left alone).
+
+The cluster runs two jobs at a time and a test counts on having it to itself, so tests
+take turns on ``turn.lock`` (:meth:`Cluster.turn`): one test at a time, whichever pytest
+session or xdist worker runs it (each worker is a session of its own, so a lock held for
+a whole session would stall every other worker's tests until that worker ends).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "cluster.sh"
 RUN = Path("/run/gflow-slurm")
 STARTED = RUN / "started.pids"
+TURN_WAIT = 600.0
+"""How long a test waits for the tests of other sessions to hand the cluster over."""
 
 
 def unavailable() -> str | None:
@@ -54,7 +60,6 @@ class Cluster:
 
     def __init__(self) -> None:
         self._users: int | None = None
-        self._turn: int | None = None
 
     def join(self) -> str | None:
         """None once Slurm answers; otherwise why it could not be started."""
@@ -64,14 +69,24 @@ class Cluster:
                 return "cluster.sh start failed: " + (done.stderr or done.stdout).strip()[-400:]
             self._users = os.open(RUN / "users.lock", os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._users, fcntl.LOCK_SH)
-        self._turn = os.open(RUN / "turn.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._turn, fcntl.LOCK_EX)  # held until leave()
         return None
 
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """The cluster to one test alone (the lock goes with the file descriptor)."""
+        RUN.mkdir(parents=True, exist_ok=True)
+        fd = os.open(RUN / "turn.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + TURN_WAIT
+            while not _try_lock(fd):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another test session kept Slurm for {TURN_WAIT:g}s")
+                time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)
+
     def leave(self) -> None:
-        if self._turn is not None:
-            os.close(self._turn)
-            self._turn = None
         if self._users is None:
             return
         with _locked("mutex", fcntl.LOCK_EX):
@@ -83,3 +98,11 @@ class Cluster:
                         _script("stop")
             except BlockingIOError:  # another session still uses it
                 pass
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
