@@ -19,7 +19,8 @@ PACKAGES=(slurmctld slurmd slurm-client munge)
 installed() { command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
   && command -v sbatch >/dev/null && command -v munged >/dev/null; }
 
-install() {
+# Not named install: that would shadow install(1), which start uses to copy the configs.
+install_slurm() {
   installed && return 0
   [[ $(id -u) == 0 ]] || { echo "installing Slurm needs root" >&2; return 1; }
   command -v apt-get >/dev/null || { echo "no apt-get: install Slurm 22.05 by hand" >&2; return 1; }
@@ -42,9 +43,20 @@ install() {
 
 ping() { [[ -s /etc/slurm/slurm.conf ]] && timeout 10 scontrol ping 2>/dev/null | grep -q UP; }
 
+ours_alive() {  # the slurmctld this script started still runs (busy, maybe: not answering yet)
+  local pid
+  pid=$(awk '$1 == "slurmctld" { print $2 }' $PIDS 2>/dev/null)
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
 start() {
-  install
+  install_slurm
   if ping; then echo "a Slurm controller already answers; not starting another"; exit 3; fi
+  if ours_alive; then  # never a second controller: it would kill the first one
+    for _ in $(seq 300); do ping && break; sleep 0.2; done
+    ping || { echo "slurmctld runs but does not answer; see $LOGS/slurmctld.log" >&2; exit 1; }
+    echo "the Slurm controller started here answers again"; exit 3
+  fi
   mkdir -p $RUN $SPOOL/ctld $SPOOL/d $SPOOL/fakegpu $LOGS /etc/slurm
   install -m 644 "$HERE/slurm.conf" /etc/slurm/slurm.conf
   install -m 644 "$HERE/gres.conf" /etc/slurm/gres.conf
@@ -68,7 +80,7 @@ start() {
   fi
   setsid /usr/sbin/slurmctld -D -i -c >$LOGS/slurmctld.out 2>&1 </dev/null &
   echo "slurmctld $!" >> $PIDS
-  for _ in $(seq 100); do ping && break; sleep 0.1; done
+  for _ in $(seq 300); do ping && break; sleep 0.1; done
   ping || { echo "slurmctld does not answer; see $LOGS/slurmctld.log" >&2; exit 1; }
   setsid /usr/sbin/slurmd -D -N localhost >$LOGS/slurmd.out 2>&1 </dev/null &
   echo "slurmd $!" >> $PIDS
@@ -97,7 +109,7 @@ stop() {
 }
 
 case "${1:-}" in
-  install) install ;;
+  install) install_slurm ;;
   start) start ;;
   stop) stop ;;
   ping) ping ;;
