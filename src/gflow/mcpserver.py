@@ -23,6 +23,7 @@ import functools
 import inspect
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -348,7 +349,7 @@ class Tools:
                 log_tail = self.client.log(job.id, last=triage.TAIL_LINES, max_bytes=4000)
             except (GflowError, OSError):
                 log_tail = None
-        return compact(triage.diagnose(job, parents, info, log_tail))
+        return compact(triage.diagnose(job, parents, info, log_tail, now=time.time()))
 
     # ------------------------------------------------------------ preview
 

@@ -57,20 +57,26 @@ TAIL_LINES = 20
 
 
 def diagnose(
-    job: JobInfo, parents: Iterable[JobInfo], info: Info | None, log_tail: str | None
+    job: JobInfo,
+    parents: Iterable[JobInfo],
+    info: Info | None,
+    log_tail: str | None,
+    *,
+    now: float,
 ) -> dict[str, object]:
-    """``{"id", "state", "reason", "verdict", "hints", "log_tail"}`` for ``job``."""
+    """``{"id", "state", "reason", "verdict", "hints", "log_tail"}`` for ``job`` at
+    time ``now``."""
     if job.state == "Queued":
         verdict, hints = _queued(job, list(parents), info)
     elif job.state == "Hold":
         verdict, hints = "held: it starts only once released", [f"gjob release {job.id}"]
     elif job.state == "Running":
-        verdict, hints = _running(job), []
+        verdict, hints = _running(job, now), []
     elif job.state == "Finished":
-        verdict, hints = f"finished successfully after {_took(job)}", []
+        verdict, hints = f"finished successfully after {_took(job, now)}", []
     elif job.state == "Timeout":
         limit = _clock(job.time_limit)
-        verdict = f"stopped at its time limit of {limit} (ran {_took(job)})"
+        verdict = f"stopped at its time limit of {limit} (ran {_took(job, now)})"
         hints = [f"gjob redo {job.id} --time LONGER (a limit above {limit})"]
     elif job.state == "Cancelled":
         verdict, hints = _cancelled(job)
@@ -129,10 +135,10 @@ def _dependency(job: JobInfo, parents: list[JobInfo]) -> tuple[str, list[str]]:
     return verdict, [f"gjob show {p.id}" for p in parents if p.id in waiting][:3]
 
 
-def _running(job: JobInfo) -> str:
+def _running(job: JobInfo, now: float) -> str:
     where = f" on GPU {','.join(map(str, job.gpu_ids))}" if job.gpu_ids else ""
     limit = f" of its {_clock(job.time_limit)} limit" if job.time_limit else ""
-    return f"running{where} for {_took(job)}{limit}"
+    return f"running{where} for {_took(job, now)}{limit}"
 
 
 def _cancelled(job: JobInfo) -> tuple[str, list[str]]:
@@ -174,10 +180,10 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "".join(text.splitlines(keepends=True)[-lines:])
 
 
-def _took(job: JobInfo) -> str:
+def _took(job: JobInfo, now: float) -> str:
     if job.start_time is None:
         return "no time"
-    return _clock((job.end_time or time.time()) - job.start_time)
+    return _clock((job.end_time or now) - job.start_time)
 
 
 def _clock(seconds: float | None) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN, Gflow
+from tests.helpers import BIN, Gflow
 
 mcp = pytest.importorskip("mcp", reason="the [mcp] extra is not installed")
 jsonschema = pytest.importorskip("jsonschema")

@@ -42,11 +42,13 @@ PURE = frozenset(
         "gflow.placement",
         "gflow.protocol",
         "gflow.quotas",
+        "gflow.records",
         "gflow.reservations",
         "gflow.scheduler",
         "gflow.slurmspec",
         "gflow.states",
         "gflow.stats",
+        "gflow.triage",
     }
 )
 """The core: decisions and data, no I/O. Each imports only the others."""

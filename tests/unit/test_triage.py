@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
+from gflow import triage
 from gflow.records import Gpu, GpuHolder, Info, JobInfo
-from gflow.triage import diagnose
+
+diagnose = functools.partial(triage.diagnose, now=1_800_000_000.0)
 
 
 def job(state: str, **fields: object) -> JobInfo:
