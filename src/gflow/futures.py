@@ -372,8 +372,17 @@ class Executor(concurrent.futures.Executor):
             with self._lock:
                 self._pending.setdefault(job["id"], []).extend(futures)
             return
+        except GflowError as exc:
+            for future in futures:
+                _complete(future, exception=translate(exc))
+            return
         try:
             values = outcome(self.client, job, futures[0].folder, futures[0].task)
+            if max(f.pos for f in futures) >= len(values):
+                raise GflowError(
+                    f"job {job['id']} left {len(values)} result(s) for more calls: "
+                    "its result file was changed"
+                )
         except BaseException as exc:
             for future in futures:
                 _complete(future, exception=exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import gflow
+from gflow import runner
 from tests.helpers import Gflow
 
 
@@ -183,3 +185,17 @@ def test_a_wait_for_any_also_ends_at_the_callers_next_submission(gflow_process: 
     assert answers == [{"jobs": [], "done": False, "newest": later}]
     ended = api.get("/v1/wait", ids=f"{gated},{later}", any=1, view="compact", timeout=60)
     assert [j["id"] for j in ended["jobs"]] == [later] and "workdir" not in ended["jobs"][0]
+
+
+def test_a_result_the_executor_cannot_read_fails_its_future(ex: gflow.Executor) -> None:
+    """A job that leaves fewer values than calls fails its future, never leaves it waiting."""
+    held = gflow.Executor(client=ex.client, hold=True)
+    try:
+        future = held.submit(abs, -3)
+        # The call is taken out of the job's input: the job then returns no value at all.
+        runner.write(os.path.join(future.folder, runner.INPUT, "0.pkl"), pickle.dumps([]))
+        held.client.release(future.id)
+        with pytest.raises(gflow.GflowError, match=r"left 0 result\(s\) for more calls"):
+            future.result(timeout=60)
+    finally:
+        held.shutdown(wait=False, cancel_futures=True)
