@@ -242,9 +242,16 @@ class AsyncClient:
         body = {"ids": steps.selector(jobs), "at": steps.release_at(at)}
         return await self.run(steps.control("release", body))
 
-    async def update(self, jobs: Any, *, dry_run: bool = False, **options: Any) -> list[Action]:
+    async def update(
+        self, jobs: Any, *, clear_deps: bool = False, dry_run: bool = False, **options: Any
+    ) -> list[Action]:
         texts = steps.change_options(options, "update")
-        body = {"ids": steps.selector(jobs), "options": texts, "dry_run": dry_run}
+        body = {
+            "ids": steps.selector(jobs),
+            "options": texts,
+            "clear_deps": clear_deps,
+            "dry_run": dry_run,
+        }
         return await self.run(steps.control("update", body))
 
     async def redo(

@@ -283,12 +283,19 @@ class Client:
         body = {"ids": steps.selector(jobs), "at": steps.release_at(at)}
         return self.run(steps.control("release", body))
 
-    def update(self, jobs: Any, *, dry_run: bool = False, **options: Any) -> list[Action]:
+    def update(
+        self, jobs: Any, *, clear_deps: bool = False, dry_run: bool = False, **options: Any
+    ) -> list[Action]:
         """Change queued or held jobs, with gbatch's options as keywords (those that set
-        dependencies replace the job's dependencies); with ``dry_run``, what would change,
-        checked by the daemon."""
+        dependencies replace the job's dependencies; ``clear_deps`` drops them); with
+        ``dry_run``, what would change, checked by the daemon."""
         texts = steps.change_options(options, "update")
-        body = {"ids": steps.selector(jobs), "options": texts, "dry_run": dry_run}
+        body = {
+            "ids": steps.selector(jobs),
+            "options": texts,
+            "clear_deps": clear_deps,
+            "dry_run": dry_run,
+        }
         return self.run(steps.control("update", body))
 
     def redo(

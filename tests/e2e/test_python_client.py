@@ -74,6 +74,9 @@ def test_changes_cancel_and_redo(gflow_process: Gflow) -> None:
     g.until_state(running.id, "Running")
     [updated] = gf.update(held, priority=99, time="5:00")
     assert set(updated.fields) == {"priority", "time_limit"}
+    freed = gf.submit("true", depends_on=running, hold=True)
+    gf.update(freed, clear_deps=True)
+    assert gf.job(freed).parents == ()
     assert gf.job(held).priority == 99
     preview = gf.cancel(running, dry_run=True)
     assert [(a.id, a.dependent) for a in preview] == [(running.id, False), (child.id, True)]
