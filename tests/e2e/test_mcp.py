@@ -82,6 +82,7 @@ def test_the_tools_and_their_schemas(gflow_process: Gflow) -> None:
     submit = tools["submit"].input_schema["properties"]
     assert submit["gpus"]["anyOf"][0]["type"] == "integer"
     assert "time limit" in submit["time"]["description"]
+    assert "Model Context Protocol" in gflow_process.run("gflow", "mcp", "--help").stdout
 
 
 def test_every_tool_against_a_daemon(gflow_process: Gflow) -> None:

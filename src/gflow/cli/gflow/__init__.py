@@ -6,7 +6,8 @@ Each subcommand is one module in this package, found by its file name: adding
 * ``HELP`` — one line for ``gflow --help``;
 * ``EXAMPLES`` — example lines for ``gflow NAME --help`` (``command   comment``);
 * ``add_arguments(parser)`` — its options, on a :class:`~gflow.cli.common.Parser`;
-* ``run(args) -> int`` — the work; it returns the exit status.
+* ``run(args) -> int`` — the work; it returns the exit status;
+* optionally ``DESCRIPTION`` — the paragraph atop ``gflow NAME --help`` (else ``HELP``).
 
 A subcommand module is imported only when it is needed (``gflow --help`` imports them
 all), so its top level must stay light: import its heavy dependencies inside ``run``, and
@@ -61,7 +62,9 @@ def build_parser(only: str | None = None) -> Parser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     for name in [only] if only else names():
         module = load(name)
-        module.add_arguments(subcommand(sub, name, module.HELP, module.EXAMPLES))
+        described = getattr(module, "DESCRIPTION", None)
+        parser = subcommand(sub, name, module.HELP, module.EXAMPLES, description=described)
+        module.add_arguments(parser)
     add_completion(sub, "gflow")
     return p
 

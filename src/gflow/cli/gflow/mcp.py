@@ -17,13 +17,16 @@ claude mcp add gflow -- gflow mcp
 """
 
 
+DESCRIPTION = (
+    "Serve gflow to an AI agent over the Model Context Protocol, on stdin/stdout:\n"
+    "read tools (queue, job, log, GPUs, stats, diagnose...), previews of changes, and\n"
+    "tools that change the queue, which ask for the user's confirmation. The agent\n"
+    "acts as the user who runs this command, and can do no more than they can."
+)
+
+
 def add_arguments(parser: Parser) -> None:
-    parser.description = (
-        "Serve gflow to an AI agent over the Model Context Protocol, on stdin/stdout:\n"
-        "read tools (queue, job, log, GPUs, stats, diagnose...), previews of changes, and\n"
-        "tools that change the queue, which ask for the user's confirmation. The agent\n"
-        "acts as the user who runs this command, and can do no more than they can."
-    )
+    """No options of its own (``--config`` is every subcommand's)."""
 
 
 def run(args: argparse.Namespace) -> int:
