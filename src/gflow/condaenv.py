@@ -24,6 +24,8 @@ CHECK_TIMEOUT = 30.0
 """Seconds conda is given to list its environments."""
 MAX_OUTPUT = 1 << 20
 """Bytes of conda's answer read at most."""
+REAP_TIMEOUT = 5.0
+"""Seconds a killed probe's leftover output is read for."""
 NO_CONDA = 127
 NOT_AN_ENV = 3
 SHOWN = 8
@@ -139,7 +141,18 @@ async def probe(
         if proc.returncode is None:
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        await _reap(proc)
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Collect the killed or finished probe.
+
+    asyncio (3.11) reports a process's end only once its pipe is closed, and after a
+    flood the pipe is no longer read: read what is left so it reaches its end. A
+    process that left the group and holds the pipe open is given up on.
+    """
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.communicate(), REAP_TIMEOUT)
 
 
 async def _answer(proc: asyncio.subprocess.Process) -> Probe:

@@ -62,6 +62,7 @@ def test_a_conda_that_hangs_or_floods_is_stopped_and_not_taken_for_a_refusal(
         conda.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec {body}\n")
         conda.chmod(0o755)
         env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
-        assert asyncio.run(probe("myenv", env, "/", None, timeout=1)) == Probe(None)
+        asked = asyncio.wait_for(probe("myenv", env, "/", None, timeout=1), 30)
+        assert asyncio.run(asked) == Probe(None)
     started = [int(p) for p in pids.read_text().split()]
     assert len(started) == 2 and not any(alive(pid) for pid in started)
