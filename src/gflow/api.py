@@ -189,7 +189,8 @@ class Api:
         deps = q.get("deps") == "1"
         compact = q.get("view") in ("compact", "rows")
         as_rows = q.get("view") == "rows"
-        head: dict[str, Any] = {"fields": listing.row_fields(deps)} if as_rows else {}
+        fields = _fields(q.get("fields"), listing.row_fields(deps)) if as_rows else None
+        head: dict[str, Any] = {"fields": fields} if fields is not None else {}
         if flt.states and set(flt.states) <= {s.value for s in ACTIVE_STATES}:
             view = listing.compact_json if compact else listing.job_json
             jobs = flt.pick(sorted(self.rt.engine.jobs.values(), key=lambda j: j.id))
@@ -199,7 +200,7 @@ class Api:
                 items = (listing.as_row(item, head["fields"]) for item in items)
             rows = listing.encoded(items)
         else:
-            rows = listing.history(self.rt, flt, deps=deps, compact=compact, rows=as_rows)
+            rows = listing.history(self.rt, flt, deps=deps, compact=compact, fields=fields)
             if not flt.limit:
                 head["widest"] = self.rt.engine.store.widest(flt)
         if missing:
@@ -430,6 +431,17 @@ def _float(q: Any, key: str, lo: float, hi: float) -> float | None:
 
 def _since(q: Any) -> float | None:
     return _float(q, "since", -LATEST, LATEST)
+
+
+def _fields(text: str | None, known: list[str]) -> list[str]:
+    """The fields a listing's rows hold (``fields=id,name,st``; default: all of them), in
+    the order of ``known``."""
+    if text is None:
+        return known
+    asked = set(_csv(text))
+    if not asked <= set(known):
+        raise InvalidInput("fields", text, "a comma-separated list of " + ", ".join(known))
+    return [f for f in known if f in asked]
 
 
 def _int(q: Any, key: str, lo: int, hi: int) -> int | None:

@@ -75,20 +75,22 @@ def dumps(value: Any) -> str:
     return "".join(encode(value, 0))
 
 
-def head_and_items(chunks: Iterator[bytes], last: str) -> tuple[dict[str, Any], Iterator[Any]]:
+def head_and_batches(
+    chunks: Iterator[bytes], last: str
+) -> tuple[dict[str, Any], Iterator[list[Any]]]:
     """Read ``{"key": value, ..., "<last>": [item, item, ...]}`` while it arrives: the
-    object without its last member's items, then the items one by one (a listing of
-    100,000 jobs shows its first rows before the last ones are sent). The members before
-    ``last`` must not hold its name followed by ``": ["``."""
+    object without its last member's items, then the items in lists, as many at a time
+    as have arrived (a listing of 100,000 jobs shows its first rows before the last ones
+    are sent). The members before ``last`` must not hold its name followed by ``": ["``."""
     if _SCAN is None:
         whole = loads(b"".join(chunks))
-        return {**whole, last: []}, iter(whole[last])
+        return {**whole, last: []}, iter([whole[last]])
     text = _Text(chunks)
     opening = dumps(last) + ": ["
     start = text.find(opening) + len(opening)
     head = loads(text.buf[:start] + "]}")
     text.pos = start
-    return head, _items(text)
+    return head, _batches(text)
 
 
 class _Text:
@@ -118,7 +120,7 @@ class _Text:
         return at
 
 
-def _items(text: _Text) -> Iterator[Any]:
+def _batches(text: _Text) -> Iterator[list[Any]]:
     scan = _SCAN
     while True:
         while True:
@@ -139,7 +141,7 @@ def _items(text: _Text) -> Iterator[Any]:
                 end = -1
             if end == len(whole):
                 text.pos = cut + 1
-                yield from values
+                yield values
                 continue
         try:
             value, end = scan(text.buf, text.pos)  # type: ignore[misc]
@@ -149,7 +151,7 @@ def _items(text: _Text) -> Iterator[Any]:
                 raise ValueError("the answer ended inside an item") from None
             continue
         text.pos = end
-        yield value
+        yield [value]
 
 
 def _last_row_end(buf: str, start: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -198,20 +198,28 @@ def _row_json(row: tuple[Any, ...], view: View, deps: bool) -> dict[str, Any]:
 
 
 def history(
-    view: View, flt: JobFilter, *, deps: bool, compact: bool, rows: bool = False
+    view: View,
+    flt: JobFilter,
+    *,
+    deps: bool,
+    compact: bool,
+    fields: Sequence[str] | None = None,
 ) -> Iterator[bytes]:
     """The jobs matching ``flt`` from the database, read and encoded page by page (a
-    negative ``limit``: the last ones); ``rows``: compact rows (:func:`as_row`)."""
+    negative ``limit``: the last ones); ``fields``: as compact rows of these fields."""
     store = view.engine.store
     after, left = 0, flt.limit or None
     if left is not None and left < 0:
         after, left = store.start_of_last(flt, -left), None
     size = FIRST_PAGE
-    fields = row_fields(deps)
     while left is None or left > 0:
         want = size if left is None else min(size, left)
         items: list[Any]
-        if compact or rows:
+        if fields is not None:
+            found = store.listing_page(fields, flt, after, want)
+            items = listed_rows(found, fields, view, deps)
+            ids = [r[0] for r in found]
+        elif compact:
             found = store.query_rows(flt, after, want)
             items = [row_json(r, view, deps) for r in found]
             ids = [r[0] for r in found]
@@ -219,8 +227,6 @@ def history(
             page = store.query_page(flt, after, want)
             items = [_full(i, job, view, deps) for i, job in page]
             ids = [i for i, _ in page]
-        if rows:
-            items = [as_row(item, fields) for item in items]
         encoded = json.dumps(items).encode()[1:-1]  # the page's items, comma-separated
         if encoded:
             yield encoded
@@ -229,6 +235,74 @@ def history(
         after = ids[-1]
         left = None if left is None else left - len(ids)
         size = max(1, min(PAGE, PAGE_BYTES * len(ids) // max(len(encoded), 1)))
+
+
+def listed_rows(
+    page: list[tuple[Any, ...]], fields: Sequence[str], view: View, deps: bool
+) -> list[Any]:
+    """Compact rows of ``fields`` from :meth:`gflow.store.Store.listing_page`, converted
+    a column at a time; a live job as the engine holds it, a row that cannot be read as
+    such (it must not break everyone's listing)."""
+    if not page:
+        return []
+    columns: list[Any] = list(zip(*page, strict=True))
+    ids = columns[0]
+    bad: set[int] = set()
+    for k, name in enumerate(fields, 1):
+        convert = _CONVERT.get(name)
+        if convert is not None:
+            columns[k] = _converted(convert, columns[k], ids, bad)
+    rows: list[Any] = list(zip(*columns[1:], strict=True))
+    live = view.engine.jobs
+    for i in [i for i, job_id in enumerate(ids) if job_id in live or job_id in bad]:
+        job = live.get(ids[i])
+        item = (
+            _unreadable(ids[i], view, deps) if job is None else compact_json(job, view, deps=deps)
+        )
+        rows[i] = as_row(item, list(fields))
+    return rows
+
+
+def _converted(
+    convert: Callable[[Any], Any], values: Sequence[Any], ids: Sequence[int], bad: set[int]
+) -> list[Any]:
+    try:
+        return [convert(v) for v in values]
+    except Exception:  # a damaged row: found, and the others converted
+        out = []
+        for job_id, value in zip(ids, values, strict=True):
+            try:
+                out.append(convert(value))
+            except Exception:
+                bad.add(job_id)
+                out.append(None)
+        return out
+
+
+def _gpu_list(text: str | None) -> list[int]:
+    return [int(g) for g in text.split(",")] if text else []
+
+
+def _parents(text: str | None) -> list[int]:
+    if not text:
+        return []
+    data = json.loads(text)
+    return sorted({int(p) for key in ("clauses", "on_pool") for c in data[key] for p in c[1]})
+
+
+def _known(code: str | None) -> str:
+    if code is None:
+        raise ValueError("unknown state")
+    return code
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "gpu_ids": _gpu_list,
+    "parents": _parents,
+    "command": list,
+    "st": _known,
+}
+"""What :meth:`gflow.store.Store.listing_page` reads of these fields as a row holds them."""
 
 
 def _full(job_id: int, job: Job | None, view: View, deps: bool) -> dict[str, Any]:
@@ -266,6 +340,7 @@ async def stream(
         if len(buf) >= CHUNK:
             await resp.write(bytes(buf))
             buf.clear()
+            await asyncio.sleep(0)  # the others' requests and the jobs' events go on
         elif count % 256 == 255:
             await asyncio.sleep(0)  # many small rows: let the others in now and then
     buf += b"]}"

@@ -189,6 +189,17 @@ MIGRATIONS: dict[int, str] = {
 _COLUMNS = ", ".join(FIELDS)
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in FIELDS)})"
 _LISTED = ", ".join(LIST_COLUMNS)
+_STATE_CODE = "CASE state " + " ".join(f"WHEN '{s.value}' THEN '{s.code}'" for s in State)
+LISTING_SQL: dict[str, str] = {
+    **{name: name for name in LIST_COLUMNS if name not in ("deps", "batch_id")},
+    "st": _STATE_CODE + " END",
+    "parents": "deps",
+    "session": "'gflow-' || id",
+    "remaining": "'-'",
+}
+"""How each field of a listing row (:data:`gflow.listing.ROW_FIELDS`) is read from the
+``jobs`` table by :meth:`Store.listing_page` (``parents`` as the stored dependencies,
+``gpu_ids`` as stored; an unknown state reads as a NULL ``st``)."""
 SORTABLE = (
     "id",
     "name",
@@ -637,6 +648,28 @@ class Store:
         sql = f"SELECT {_LISTED} FROM jobs{where} ORDER BY id LIMIT ?"
         rows = self.db.execute(sql, [*args, size]).fetchall()
         return [(*row[:-2], self._listed_command(row[-2], row[-1])) for row in rows]
+
+    def listing_page(
+        self, fields: Sequence[str], flt: JobFilter, after: int, size: int
+    ) -> list[tuple[Any, ...]]:
+        """Up to ``size`` matching jobs above ``after`` in id order, each as its id, then
+        its ``fields`` (:data:`LISTING_SQL`; the command decoded, None if unreadable).
+
+        Only the fields asked for are read: a listing of the history costs what it shows.
+        """
+        where, args = self._where(flt, after)
+        columns = ["id", *(LISTING_SQL[f] for f in fields)]
+        command = fields.index("command") + 1 if "command" in fields else 0
+        if command:
+            columns.append("batch_id")
+        sql = f"SELECT {', '.join(columns)} FROM jobs{where} ORDER BY id LIMIT ?"
+        rows = self.db.execute(sql, [*args, size]).fetchall()
+        if not command:
+            return rows
+        return [
+            (*row[:command], self._listed_command(row[command], row[-1]), *row[command + 1 : -1])
+            for row in rows
+        ]
 
     def _listed_command(self, text: str, batch_id: int) -> tuple[str, ...] | None:
         try:

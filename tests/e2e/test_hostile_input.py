@@ -100,6 +100,7 @@ def test_hostile_updates_queries_and_controls_are_refused(gflow_process: Gflow) 
         ("users=99999999999999999999999", "users"),
         ("states=Finished&limit=99999999999999999999999", "limit"),
         ("since=1e999", "since"),
+        ("view=rows&fields=id,script", "fields"),
     ]:
         _refused(g, "GET", f"/v1/jobs?{query}", b"", field)
     assert g.job(held)["name"] == "plain"

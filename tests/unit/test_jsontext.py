@@ -60,12 +60,12 @@ def test_a_listing_read_while_it_arrives_is_the_whole_listing(rows: list[Any], s
     text = '{"now": 1.5, "fields": ["a", "jobs"], "jobs": [' + ",".join(pages) + "]}"
     data = text.encode()
     chunks = iter([data[i : i + size] for i in range(0, len(data), size)])
-    head, items = jsontext.head_and_items(chunks, "jobs")
+    head, batches = jsontext.head_and_batches(chunks, "jobs")
     assert head == {"now": 1.5, "fields": ["a", "jobs"], "jobs": []}
-    assert [list(item) for item in items] == json.loads(text)["jobs"]
+    assert [list(item) for batch in batches for item in batch] == json.loads(text)["jobs"]
 
 
 def test_a_listing_cut_short_is_an_error() -> None:
-    _head, items = jsontext.head_and_items(iter([b'{"now": 1, "jobs": [[1, 2], [3']), "jobs")
+    _head, batches = jsontext.head_and_batches(iter([b'{"now": 1, "jobs": [[1, 2], [3']), "jobs")
     with pytest.raises(ValueError):
-        list(items)
+        list(batches)

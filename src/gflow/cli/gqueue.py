@@ -25,8 +25,11 @@ from gflow.cli.common import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from typing import Any
+
+    Columns = dict[str, Sequence[Any]]
+    """A block of jobs a column at a time (field name: its values, one per job)."""
 
 EXAMPLES = """
 gqueue                       my queued, held and running jobs
@@ -46,50 +49,97 @@ COMPLETED = "Finished,Failed,Cancelled,Timeout"
 GROUP_ORDER = ["Running", "Queued", "Hold", "Finished", "Failed", "Cancelled", "Timeout"]
 
 
-def _reason(job: dict[str, Any]) -> str:
-    if job["reason"]:
-        return str(job["reason"])
-    if job["state"] == "Failed" and job["exit_code"] is not None:
-        return f"ExitCode:{job['exit_code']}"
+def _text(key: str) -> Callable[[Columns, float], list[str]]:
+    return lambda c, now: list(map(str, c[key]))
+
+
+def _or_dash(key: str) -> Callable[[Columns, float], list[str]]:
+    return lambda c, now: [v or "-" for v in c[key]]
+
+
+def _each(key: str, text: Callable[[Any], str]) -> Callable[[Columns, float], list[str]]:
+    """Each value's ``text``, computed once per distinct value of the block."""
+
+    def column(c: Columns, now: float) -> list[str]:
+        seen: dict[Any, str] = {}
+        return [seen[v] if v in seen else seen.setdefault(v, text(v)) for v in c[key]]
+
+    return column
+
+
+def _reason(reason: str | None, state: str, exit_code: int | None) -> str:
+    if reason:
+        return str(reason)
+    if state == "Failed" and exit_code is not None:
+        return f"ExitCode:{exit_code}"
     return "-"
 
 
-def _nodelist(job: dict[str, Any]) -> str:
-    if job["state"] == "Running":
-        return job.get("node") or ",".join(map(str, job["gpu_ids"])) or "-"
-    reason = _reason(job)
-    return f"({reason})" if reason != "-" else "-"
+def _nodelist(state: str, node: str | None, gpu_ids: list[int], reason: Any, code: Any) -> str:
+    if state == "Running":
+        return node or ",".join(map(str, gpu_ids)) or "-"
+    shown = _reason(reason, state, code)
+    return f"({shown})" if shown != "-" else "-"
 
 
-def _time(job: dict[str, Any], now: float) -> str:
-    if job["start_time"] is None:
-        return "-"
-    return hms((job["end_time"] or now) - job["start_time"])
+def _nodelists(c: Columns, now: float) -> list[str]:
+    return [
+        "-" if not r and s != "Running" and s != "Failed" else _nodelist(s, n, g, r, e)
+        for s, n, g, r, e in zip(
+            c["state"], c["node"], c["gpu_ids"], c["reason"], c["exit_code"], strict=True
+        )
+    ]
 
 
-FIELDS: dict[str, Callable[[dict[str, Any], float], str]] = {
-    "JOBID": lambda j, n: str(j["id"]),
-    "NAME": lambda j, n: str(j["name"]),
-    "ST": lambda j, n: str(j["st"]),
-    "STATE": lambda j, n: str(j["state"]),
-    "TIME": _time,
-    "TIMELIMIT": lambda j, n: limit_text(j["time_limit"]),
-    "MEMORY": lambda j, n: memory_text(j["memory_mb"]),
-    "NODES": lambda j, n: str(j["gpus"]),
-    "NODELIST(REASON)": lambda j, n: _nodelist(j),
-    "USER": lambda j, n: str(j["user"]),
-    "PROJECT": lambda j, n: j["project"] or "-",
-    "PRIORITY": lambda j, n: str(j["priority"]),
-    "DEPENDENCY": lambda j, n: j.get("remaining") or "-",
-    "REASON": lambda j, n: _reason(j),
-    "EXITCODE": lambda j, n: "-" if j["exit_code"] is None else str(j["exit_code"]),
-    "COMMAND": lambda j, n: command_text(j["command"]),
-    "SUBMITTED": lambda j, n: _clock(j["submit_time"]),
-    "STARTED": lambda j, n: _clock(j["start_time"]),
-    "ENDED": lambda j, n: _clock(j["end_time"]),
-    "SLURM_ID": lambda j, n: j.get("slurm_id") or "-",
-    "GPUS": lambda j, n: ",".join(map(str, j["gpu_ids"])) or "-",
+def _reasons(c: Columns, now: float) -> list[str]:
+    return list(map(_reason, c["reason"], c["state"], c["exit_code"]))
+
+
+def _times(c: Columns, now: float) -> list[str]:
+    seen: dict[int, str] = {}
+    out = []
+    for start, end in zip(c["start_time"], c["end_time"], strict=True):
+        if start is None:
+            out.append("-")
+            continue
+        seconds = max(int((end or now) - start), 0)
+        text = seen.get(seconds)
+        if text is None:
+            text = seen[seconds] = hms(seconds)
+        out.append(text)
+    return out
+
+
+def _clocks(key: str) -> Callable[[Columns, float], list[str]]:
+    return lambda c, now: _clock_texts(c[key])
+
+
+COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[Columns, float], list[str]]]] = {
+    "JOBID": (("id",), _text("id")),
+    "NAME": (("name",), _text("name")),
+    "ST": (("st",), _text("st")),
+    "STATE": (("state",), _text("state")),
+    "TIME": (("start_time", "end_time"), _times),
+    "TIMELIMIT": (("time_limit",), _each("time_limit", limit_text)),
+    "MEMORY": (("memory_mb",), _each("memory_mb", memory_text)),
+    "NODES": (("gpus",), _text("gpus")),
+    "NODELIST(REASON)": (("state", "node", "gpu_ids", "reason", "exit_code"), _nodelists),
+    "USER": (("user",), _text("user")),
+    "PROJECT": (("project",), _or_dash("project")),
+    "PRIORITY": (("priority",), _text("priority")),
+    "DEPENDENCY": (("remaining",), _or_dash("remaining")),
+    "REASON": (("reason", "state", "exit_code"), _reasons),
+    "EXITCODE": (("exit_code",), _each("exit_code", lambda v: "-" if v is None else str(v))),
+    "COMMAND": (("command",), lambda c, now: list(map(command_text, c["command"]))),
+    "SUBMITTED": (("submit_time",), _clocks("submit_time")),
+    "STARTED": (("start_time",), _clocks("start_time")),
+    "ENDED": (("end_time",), _clocks("end_time")),
+    "SLURM_ID": (("slurm_id",), _or_dash("slurm_id")),
+    "GPUS": (("gpu_ids",), lambda c, now: [",".join(map(str, g)) or "-" for g in c["gpu_ids"]]),
 }
+"""Each column: the job fields it is made of, and its text for a block of jobs."""
+FOLD_KEYS = ("id", "name", "state", "reason", "group_id", "task_id")
+"""What folding a run of waiting array tasks into one row looks at."""
 ALIASES = {"NODELIST": "NODELIST(REASON)", "ID": "JOBID", "EXIT": "EXITCODE", "GRES": "NODES"}
 
 SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -105,6 +155,39 @@ SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 def _clock(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
+
+
+def _clock_texts(stamps: Any) -> list[str]:
+    """:func:`_clock` of each time, each minute's local date and time looked up once."""
+    minutes: dict[int, str | None] = {}
+    out = []
+    for ts in stamps:
+        if ts is None:
+            out.append("-")
+            continue
+        try:
+            second = int(ts // 1)
+        except (OverflowError, ValueError):
+            out.append(_clock(ts))
+            continue
+        minute = second // 60
+        if minute not in minutes:
+            minutes[minute] = _minute_text(minute * 60)
+        head = minutes[minute]
+        out.append(_clock(ts) if head is None else f"{head}{second - minute * 60:02d}")
+    return out
+
+
+def _minute_text(start: int) -> str | None:
+    """``YYYY-MM-DDTHH:MM:`` of the local minute beginning at ``start``; None when the
+    minute is not one on the local clock (an offset in seconds, a change of offset)."""
+    try:
+        first, last = time.localtime(start), time.localtime(start + 59)
+    except (OverflowError, OSError, ValueError):
+        return None
+    if first.tm_sec != 0 or last.tm_sec != 59 or first[:5] != last[:5]:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:", first)
 
 
 def build_parser() -> Parser:
@@ -220,10 +303,10 @@ def _fields(text: str | None) -> list[str]:
     for raw in text.split(","):
         name = raw.strip().upper()
         name = ALIASES.get(name, name)
-        if name not in FIELDS:
+        if name not in COLUMNS:
             from gflow.errors import InvalidInput
 
-            raise InvalidInput("field", raw.strip(), ", ".join(FIELDS))
+            raise InvalidInput("field", raw.strip(), ", ".join(COLUMNS))
         out.append(name)
     return out
 
@@ -254,7 +337,16 @@ def _query(args: Any, fields: list[str]) -> dict[str, Any]:
         "limit": limit,
         "deps": deps,
         "view": None if args.output == "json" or args.tmux else "rows",
+        "fields": _wanted(fields) if args.output != "json" and _streams(args) else None,
     }
+
+
+def _wanted(fields: list[str]) -> str:
+    """The job fields a streamed table or CSV is made of (the daemon sends only these)."""
+    keys = dict.fromkeys(FOLD_KEYS)
+    for name in fields:
+        keys.update(dict.fromkeys(COLUMNS[name][0]))
+    return ",".join(keys)
 
 
 def render(args: Any, fields: list[str], answer: dict[str, Any]) -> str:
@@ -270,21 +362,22 @@ def render(args: Any, fields: list[str], answer: dict[str, Any]) -> str:
 
         return json.dumps({"jobs": jobs, "total": len(jobs)}, indent=2)
     if args.output == "csv":
-        return _csv(fields, [[FIELDS[f](j, now) for f in fields] for j in jobs])
+        return _csv(fields, _rows(_cells(jobs, None, fields, now, True)))
     if not jobs:
         return "No jobs found."
     color = use_color()
     if args.tree:
         return _table(fields, _tree_rows(jobs, fields, now), color)
+    expand = args.expand or bool(args.jobs)
     if args.group:
         blocks = []
         for state in GROUP_ORDER:
             part = [j for j in jobs if j["state"] == state]
             if part:
-                rows = _rows(part, fields, now, args.expand or bool(args.jobs))
+                rows = _rows(_cells(part, None, fields, now, expand))
                 blocks.append(f"{state} ({len(part)})\n{'─' * 60}\n{_table(fields, rows, color)}")
         return "\n\n".join(blocks)
-    return _table(fields, _rows(jobs, fields, now, args.expand or bool(args.jobs)), color)
+    return _table(fields, _rows(_cells(jobs, None, fields, now, expand)), color)
 
 
 BLOCK = 2000
@@ -298,94 +391,200 @@ def _streams(args: Any) -> bool:
 
 
 def _stream(args: Any, fields: list[str], chunks: Iterator[bytes]) -> int:
-    from gflow.jsontext import head_and_items
+    from gflow.jsontext import head_and_batches
 
-    head, jobs = head_and_items(chunks, "jobs")
+    head, batches = head_and_batches(chunks, "jobs")
     now = head.get("now") or time.time()
     names = head.get("fields")
-    if names:
-        jobs = (dict(zip(names, row, strict=True)) for row in jobs)
     out = sys.stdout
     if args.output == "json":
-        _json_out(jobs, out)
+        _json_out(batches, names, out)
     elif args.output == "csv":
-        _csv_out(fields, jobs, now, out)
+        _csv_out(fields, _blocks(batches, names, fold=False), names, now, out)
     else:
-        _table_out(args, fields, jobs, now, out, head.get("widest") or {})
+        expand = args.expand or bool(args.jobs)
+        blocks = _blocks(batches, names, fold=not expand)
+        _table_out(fields, blocks, names, now, expand, out, head.get("widest") or {})
     if head.get("missing"):
         print(f"gqueue: note: no {_ids_text(head['missing'])}", file=sys.stderr)
     _cluster_note(head)
     return EXIT_OK
 
 
-def _blocks(jobs: Iterator[dict[str, Any]], fold: bool) -> Iterator[list[dict[str, Any]]]:
-    """The jobs in lists of about :data:`BLOCK`; a run of waiting tasks of one array that
-    may go on is kept for the next list, so it is still folded into one row."""
-    block: list[dict[str, Any]] = []
-    cut = 0  # where the trailing run of waiting array tasks begins
-    for job in jobs:
-        block.append(job)
-        if not (fold and _may_fold(job)):
-            cut = len(block)
-        if len(block) >= BLOCK and cut > 0:
-            yield block[:cut]
-            block, cut = block[cut:], 0
-    if block:
-        yield block
+def _blocks(batches: Iterator[list[Any]], names: Any, fold: bool) -> Iterator[list[Any]]:
+    """The jobs in lists of :data:`BLOCK`, cut as if they came one by one; when folding,
+    a run of waiting tasks of one array that may go on is kept for the next list, so it
+    is still folded into one row (a list then ends at the first job after it)."""
+    may_fold = _fold_test(names) if fold else None
+    buf: list[Any] = []
+    scanned = BLOCK  # the jobs past BLOCK already known to be foldable
+    for batch in batches:
+        buf.extend(batch)
+        while len(buf) >= BLOCK:
+            cut = BLOCK
+            if may_fold is not None:
+                while cut > 0 and may_fold(buf[cut - 1]):
+                    cut -= 1
+                if cut == 0:
+                    scanned = max(scanned, BLOCK)
+                    while scanned < len(buf) and may_fold(buf[scanned]):
+                        scanned += 1
+                    if scanned == len(buf):
+                        break
+                    cut, scanned = scanned + 1, BLOCK
+            yield buf[:cut]
+            buf = buf[cut:]
+    if buf:
+        yield buf
 
 
-def _may_fold(job: dict[str, Any]) -> bool:
-    return job["group_id"] is not None and job["state"] in ("Queued", "Hold")
+def _fold_test(names: Any) -> Callable[[Any], bool]:
+    """Whether a job (a row of ``names``, or a dict) is a waiting array task."""
+    if names is None:
+        return lambda job: job["group_id"] is not None and job["state"] in WAITING
+    group, state = names.index("group_id"), names.index("state")
+    return lambda row: row[group] is not None and row[state] in WAITING
+
+
+WAITING = ("Queued", "Hold")
+
+
+def _columns(jobs: list[Any], names: Any, keys: Iterable[str]) -> Columns:
+    """The ``keys`` of ``jobs`` (rows of ``names``, or dicts) a column at a time."""
+    if names is None:
+        return {k: [j.get(k) for j in jobs] for k in keys}
+    values = list(zip(*jobs, strict=True)) if jobs else [() for _ in names]
+    at = dict(zip(names, values, strict=True))
+    return {k: at[k] if k in at else [None] * len(jobs) for k in keys}
+
+
+def _cells(
+    jobs: list[Any], names: Any, fields: list[str], now: float, expand: bool
+) -> list[list[str]]:
+    """The text of each column for ``jobs``, shown :func:`safe`; unless ``expand``, with
+    runs of waiting tasks of one array folded into one ``first-last`` row."""
+    keys = dict.fromkeys(() if expand else FOLD_KEYS)
+    for name in fields:
+        keys.update(dict.fromkeys(COLUMNS[name][0]))
+    c = _columns(jobs, names, keys)
+    cells = [COLUMNS[name][1](c, now) for name in fields]
+    if not expand:
+        cells = _folded(c, cells, fields)
+    return [col if all(map(str.isprintable, col)) else list(map(safe, col)) for col in cells]
+
+
+def _rows(cells: list[list[str]]) -> list[list[str]]:
+    return [list(row) for row in zip(*cells, strict=True)]
+
+
+def _folded(c: Columns, cells: list[list[str]], fields: list[str]) -> list[list[str]]:
+    """``cells`` with each run of three or more waiting tasks of one array (consecutive
+    ids, one state, reason and name) as one row: ``first-last`` and ``name[a-b]``."""
+    groups, states = c["group_id"], c["state"]
+    if not any(g is not None and s in WAITING for g, s in zip(groups, states, strict=True)):
+        return cells
+    ids, names, tasks = c["id"], c["name"], c["task_id"]
+    kept: list[int] = []
+    spans: list[tuple[int, int, int]] = []
+    i, count = 0, len(ids)
+    while i < count:
+        j = i
+        while j + 1 < count and _foldable(c, i, j + 1):
+            j += 1
+        if j - i >= 2:
+            spans.append((len(kept), i, j))
+        else:
+            j = i
+        kept.append(i)
+        i = j + 1
+    cells = [[col[i] for i in kept] for col in cells]
+    for k, name in enumerate(fields):
+        for at, i, j in spans:
+            if name == "JOBID":
+                cells[k][at] = f"{ids[i]}-{ids[j]}"
+            elif name == "NAME":
+                cells[k][at] = f"{names[i]}[{tasks[i]}-{tasks[j]}]"
+    return cells
+
+
+def _foldable(c: Columns, first: int, other: int) -> bool:
+    group, state = c["group_id"], c["state"]
+    return (
+        group[first] is not None
+        and group[other] == group[first]
+        and c["id"][other] == c["id"][first] + (other - first)
+        and state[other] == state[first]
+        and state[first] in WAITING
+        and c["reason"][other] == c["reason"][first]
+        and c["name"][other] == c["name"][first]
+    )
 
 
 def _table_out(
-    args: Any, fields: list[str], jobs: Iterator[Any], now: float, out: Any, widest: Any
+    fields: list[str],
+    blocks: Iterator[list[Any]],
+    names: Any,
+    now: float,
+    expand: bool,
+    out: Any,
+    widest: Any,
 ) -> None:
     """The table, a block at a time, its columns at least as wide as the daemon said the
     longest id and name are (a listing from the database)."""
-    color = use_color()
-    st = fields.index("ST") if "ST" in fields else -1
+    paint = fields.index("ST") if "ST" in fields and use_color() else -1
     widths: list[int] = []
-    expand = args.expand or bool(args.jobs)
-    for block in _blocks(jobs, not expand):
-        rows = [[safe(c) for c in row] for row in _rows(block, fields, now, expand)]
-        first = not widths
-        if first:
+    for block in blocks:
+        cells = _cells(block, names, fields, now, expand)
+        head = not widths
+        if head:
             widths = [max(len(f), int(widest.get(f, 0))) for f in fields]
-            rows.insert(0, list(fields))
-        columns = zip(*rows, strict=True)
-        widths = [max(w, *map(len, col)) for w, col in zip(widths, columns, strict=True)]
-        if color and st >= 0:
-            lines = []
-            for index, row in enumerate(rows):
-                cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]
-                cells.append(row[-1])
-                if not (first and index == 0):
-                    cells[st] = color_state(row[st], True) + cells[st][len(row[st]) :]
-                lines.append("  ".join(cells).rstrip())
-        else:
-            pattern = "  ".join([*(f"{{:<{w}}}" for w in widths[:-1]), "{}"])
-            lines = [pattern.format(*row).rstrip() for row in rows]
-        out.write("\n".join(lines) + "\n")
+        widths = [max(w, *map(len, col)) for w, col in zip(widths, cells, strict=True)]
+        text = _lines(cells, widths, paint)
+        if head:
+            text = _lines([[f] for f in fields], widths, -1) + "\n" + text
+        out.write(text + "\n")
     if not widths:
         out.write("No jobs found.\n")
 
 
-def _csv_out(fields: list[str], jobs: Iterator[Any], now: float, out: Any) -> None:
+def _lines(cells: list[list[str]], widths: list[int], paint: int) -> str:
+    """The rows of ``cells`` laid out in ``widths``, two spaces apart, without trailing
+    blanks; the ST column ``paint`` (if not -1) coloured."""
+    last = len(cells) - 1
+    specs = [f"%-{w}s" for w in widths[:last]] + ["%s"]
+    if paint >= 0:
+        pad = widths[paint] if paint < last else 0
+        cells = [*cells]
+        cells[paint] = [color_state(v, True) + " " * (pad - len(v)) for v in cells[paint]]
+        specs[paint] = "%s"
+    pattern = "  ".join(specs)
+    rows = zip(*cells, strict=True)
+    if any(not v or v[-1] == " " for v in cells[last]):  # blanks to strip at the end
+        return "\n".join([(pattern % row).rstrip() for row in rows])
+    from itertools import chain
+
+    return "\n".join([pattern] * len(cells[last])) % tuple(chain.from_iterable(rows))
+
+
+def _csv_out(
+    fields: list[str], blocks: Iterator[list[Any]], names: Any, now: float, out: Any
+) -> None:
     import csv
 
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
-    for block in _blocks(jobs, fold=False):
-        writer.writerows([safe(FIELDS[f](j, now)) for f in fields] for j in block)
+    for block in blocks:
+        writer.writerows(zip(*_cells(block, names, fields, now, True), strict=True))
 
 
-def _json_out(jobs: Iterator[Any], out: Any) -> None:
+def _json_out(batches: Iterator[list[Any]], names: Any, out: Any) -> None:
     """What ``json.dumps({"jobs": [...], "total": N}, indent=2)`` prints, job by job."""
     import json
 
     total = 0
-    for block in _blocks(jobs, fold=False):
+    for block in _blocks(batches, names, fold=False):
+        if names is not None:
+            block = [dict(zip(names, row, strict=True)) for row in block]
         text = ",\n".join(json.dumps(job, indent=2) for job in block)
         out.write(('{\n  "jobs": [\n' if not total else ",\n") + _indent(text, "    "))
         total += len(block)
@@ -404,43 +603,6 @@ def _table(fields: list[str], rows: list[list[str]], color: bool) -> str:
     return table(fields, rows, lambda i, cell: color_state(cell, color) if i == st else cell)
 
 
-def _rows(
-    jobs: list[dict[str, Any]], fields: list[str], now: float, expand: bool
-) -> list[list[str]]:
-    """Rows, with runs of waiting tasks of one array folded into one ``first-last`` row."""
-    rows: list[list[str]] = []
-    i = 0
-    while i < len(jobs):
-        j = i
-        if not expand:
-            while j + 1 < len(jobs) and _foldable(jobs[i], jobs[j + 1], j + 1 - i):
-                j += 1
-        row = [FIELDS[f](jobs[i], now) for f in fields]
-        if j - i >= 2:
-            for k, f in enumerate(fields):
-                if f == "JOBID":
-                    row[k] = f"{jobs[i]['id']}-{jobs[j]['id']}"
-                elif f == "NAME":
-                    row[k] = f"{jobs[i]['name']}[{jobs[i]['task_id']}-{jobs[j]['task_id']}]"
-        else:
-            j = i
-        rows.append(row)
-        i = j + 1
-    return rows
-
-
-def _foldable(first: dict[str, Any], other: dict[str, Any], offset: int) -> bool:
-    return (
-        first["group_id"] is not None
-        and other["group_id"] == first["group_id"]
-        and other["id"] == first["id"] + offset
-        and other["state"] == first["state"]
-        and first["state"] in ("Queued", "Hold")
-        and other["reason"] == first["reason"]
-        and other["name"] == first["name"]
-    )
-
-
 TREE_DEPTH = 32  # levels drawn; a deeper chain keeps the width of this many
 
 
@@ -456,7 +618,7 @@ def _tree_rows(jobs: list[dict[str, Any]], fields: list[str], now: float) -> lis
             kids.setdefault(parents[0], []).append(job["id"])
         else:
             roots.append(job["id"])
-    rows: list[list[str]] = []
+    drawn: list[tuple[dict[str, Any], str]] = []
     stack: list[tuple[int, str, str]] = [(root, "", "") for root in reversed(roots)]
     seen: set[int] = set()
     while stack:
@@ -464,27 +626,22 @@ def _tree_rows(jobs: list[dict[str, Any]], fields: list[str], now: float) -> lis
         if job_id in seen:  # a cycle in the data: drawn once
             continue
         seen.add(job_id)
-        rows.append(_tree_row(listed[job_id], fields, now, lead + branch, listed))
+        drawn.append((listed[job_id], lead + branch))
         children = kids.get(job_id, [])
         deeper = lead + ("" if not branch else ("  " if branch == "└─" else "│ "))
         if len(deeper) > 2 * TREE_DEPTH:
             deeper = "…" + deeper[-(2 * TREE_DEPTH - 1) :]
         for n in range(len(children) - 1, -1, -1):
             stack.append((children[n], deeper, "└─" if n == len(children) - 1 else "├─"))
+    rows = _rows(_cells([job for job, _ in drawn], None, fields, now, True))
+    for row, (job, prefix) in zip(rows, drawn, strict=True):
+        others = [p for p in job["parents"] if p in listed][1:]
+        for k, f in enumerate(fields):
+            if f == "JOBID":
+                row[k] = prefix + row[k]
+            elif f == "NAME" and others:
+                row[k] += f" (also after {','.join(map(str, others))})"
     return rows
-
-
-def _tree_row(
-    job: dict[str, Any], fields: list[str], now: float, prefix: str, listed: dict[int, Any]
-) -> list[str]:
-    row = [FIELDS[f](job, now) for f in fields]
-    others = [p for p in job["parents"] if p in listed][1:]
-    for k, f in enumerate(fields):
-        if f == "JOBID":
-            row[k] = prefix + row[k]
-        elif f == "NAME" and others:
-            row[k] += f" (also after {','.join(map(str, others))})"
-    return row
 
 
 def _csv(fields: list[str], rows: list[list[str]]) -> str:
