@@ -227,7 +227,7 @@ def history(
             page = store.query_page(flt, after, want)
             items = [_full(i, job, view, deps) for i, job in page]
             ids = [i for i, _ in page]
-        encoded = json.dumps(items).encode()[1:-1]  # the page's items, comma-separated
+        encoded = json.dumps(items, separators=(",", ":")).encode()[1:-1]  # comma-separated
         if encoded:
             yield encoded
         if not ids or len(ids) < want:

@@ -53,10 +53,14 @@ ROWS = st.lists(
 )
 
 
-@given(ROWS, st.integers(1, 50))
-def test_a_listing_read_while_it_arrives_is_the_whole_listing(rows: list[Any], size: int) -> None:
+@given(ROWS, st.integers(1, 50), st.sampled_from([(", ", ": "), (",", ":")]))
+def test_a_listing_read_while_it_arrives_is_the_whole_listing(
+    rows: list[Any], size: int, separators: tuple[str, str]
+) -> None:
     """Rows in any pieces, as the daemon writes them (pages joined by a bare comma)."""
-    pages = [json.dumps(rows[i : i + 3])[1:-1] for i in range(0, len(rows), 3)]
+    pages = [
+        json.dumps(rows[i : i + 3], separators=separators)[1:-1] for i in range(0, len(rows), 3)
+    ]
     text = '{"now": 1.5, "fields": ["a", "jobs"], "jobs": [' + ",".join(pages) + "]}"
     data = text.encode()
     chunks = iter([data[i : i + size] for i in range(0, len(data), size)])

@@ -102,7 +102,7 @@ def _times(c: Columns, now: float) -> list[str]:
         if start is None:
             out.append("-")
             continue
-        seconds = max(int((end or now) - start), 0)
+        seconds = int((end or now) - start)
         text = seen.get(seconds)
         if text is None:
             text = seen[seconds] = hms(seconds)
@@ -481,7 +481,9 @@ def _folded(c: Columns, cells: list[list[str]], fields: list[str]) -> list[list[
     """``cells`` with each run of three or more waiting tasks of one array (consecutive
     ids, one state, reason and name) as one row: ``first-last`` and ``name[a-b]``."""
     groups, states = c["group_id"], c["state"]
-    if not any(g is not None and s in WAITING for g, s in zip(groups, states, strict=True)):
+    if groups.count(None) == len(groups) or not any(
+        g is not None and s in WAITING for g, s in zip(groups, states, strict=True)
+    ):
         return cells
     ids, names, tasks = c["id"], c["name"], c["task_id"]
     kept: list[int] = []
@@ -559,7 +561,8 @@ def _lines(cells: list[list[str]], widths: list[int], paint: int) -> str:
         specs[paint] = "%s"
     pattern = "  ".join(specs)
     rows = zip(*cells, strict=True)
-    if any(not v or v[-1] == " " for v in cells[last]):  # blanks to strip at the end
+    ends = "\n".join(cells[last]) + "\n"
+    if ends[0] == "\n" or " \n" in ends or "\n\n" in ends:  # blanks to strip at the end
         return "\n".join([(pattern % row).rstrip() for row in rows])
     from itertools import chain
 
