@@ -434,12 +434,12 @@ def _since(q: Any) -> float | None:
 
 
 def _fields(text: str | None, known: list[str]) -> list[str]:
-    """The fields a listing's rows hold (``fields=id,name,st``; default: all of them), in
+    """The fields a listing's rows hold (``fields=id,name,st``, one at least; default: all), in
     the order of ``known``."""
     if text is None:
         return known
     asked = set(_csv(text))
-    if not asked <= set(known):
+    if not asked or not asked <= set(known):
         raise InvalidInput("fields", text, "a comma-separated list of " + ", ".join(known))
     return [f for f in known if f in asked]
 

@@ -101,6 +101,8 @@ def test_hostile_updates_queries_and_controls_are_refused(gflow_process: Gflow) 
         ("states=Finished&limit=99999999999999999999999", "limit"),
         ("since=1e999", "since"),
         ("view=rows&fields=id,script", "fields"),
+        ("view=rows&fields=", "fields"),  # no field at all: not an empty row per job
+        ("view=rows&fields=,", "fields"),
     ]:
         _refused(g, "GET", f"/v1/jobs?{query}", b"", field)
     assert g.job(held)["name"] == "plain"
