@@ -16,6 +16,7 @@ import json
 import os
 import signal
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from gflow.errors import Refused
 from gflow.launchspec import RunAs, job_environment
@@ -25,7 +26,7 @@ CHECK_TIMEOUT = 30.0
 MAX_OUTPUT = 1 << 20
 """Bytes of conda's answer read at most."""
 REAP_TIMEOUT = 5.0
-"""Seconds a killed probe's leftover output is read for."""
+"""Seconds a killed probe is waited for."""
 NO_CONDA = 127
 NOT_AN_ENV = 3
 SHOWN = 8
@@ -111,58 +112,82 @@ async def probe(
     run_as: RunAs | None,
     timeout: float = CHECK_TIMEOUT,
 ) -> Probe:
-    """Ask the submitter's conda, as the submitter, without blocking the event loop."""
-    ids = (run_as.uid, run_as.gid, list(run_as.groups)) if run_as else (None, None, None)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "/bin/bash",
-            "-c",
-            _PROBE,
-            "gflow-conda-check",
-            name,
-            workdir,
-            env=job_environment(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            cwd="/",
-            start_new_session=True,
-            user=ids[0],
-            group=ids[1],
-            extra_groups=ids[2],
-        )
-    except OSError:  # cannot ask now (out of processes...): no reason to refuse
-        return Probe(None)
-    try:
-        return await asyncio.wait_for(_answer(proc), timeout)
-    except TimeoutError:
-        return Probe(None)
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        await _reap(proc)
+    """Ask the submitter's conda, as the submitter, without blocking the event loop.
 
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
-    """Collect the killed or finished probe.
-
-    asyncio (3.11) reports a process's end only once its pipe is closed, and after a
-    flood the pipe is no longer read: read what is left so it reaches its end. A
-    process that left the group and holds the pipe open is given up on.
+    Its answer comes through a pipe the daemon owns and closes when it is done: a
+    process conda left behind in a session of its own (out of reach of the kill) may
+    keep the other end open, and it then writes into a closed pipe rather than into
+    the daemon's memory, for ever.
     """
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        try:
+            proc = await _start(name, env, workdir, run_as, write_end)
+        except OSError:  # cannot ask now (out of processes...): no reason to refuse
+            return Probe(None)
+        finally:
+            os.close(write_end)
+        try:
+            return await asyncio.wait_for(_answer(proc, pipe), timeout)
+        except TimeoutError:
+            return Probe(None)
+        finally:
+            pipe.close()
+            await _stop(proc)
+
+
+async def _start(
+    name: str, env: dict[str, str], workdir: str, run_as: RunAs | None, out: int
+) -> asyncio.subprocess.Process:
+    ids = (run_as.uid, run_as.gid, list(run_as.groups)) if run_as else (None, None, None)
+    return await asyncio.create_subprocess_exec(
+        "/bin/bash",
+        "-c",
+        _PROBE,
+        "gflow-conda-check",
+        name,
+        workdir,
+        env=job_environment(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=out,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd="/",
+        start_new_session=True,
+        user=ids[0],
+        group=ids[1],
+        extra_groups=ids[2],
+    )
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Kill the probe's process group if it still runs, and collect it."""
+    if proc.returncode is None:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.communicate(), REAP_TIMEOUT)
+        await asyncio.wait_for(proc.wait(), REAP_TIMEOUT)
 
 
-async def _answer(proc: asyncio.subprocess.Process) -> Probe:
-    """The process's output and exit status (no status past :data:`MAX_OUTPUT`)."""
-    assert proc.stdout is not None
+async def _answer(proc: asyncio.subprocess.Process, pipe: BinaryIO) -> Probe:
+    """The process's output on ``pipe`` and its exit status (no status past
+    :data:`MAX_OUTPUT`)."""
+    reader = asyncio.StreamReader()
+    protocol = asyncio.StreamReaderProtocol(reader)
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: protocol, pipe)
+    try:
+        output = await _read(reader)
+    finally:
+        transport.close()
+    return Probe(None if output is None else await proc.wait(), output or b"")
+
+
+async def _read(reader: asyncio.StreamReader) -> bytes | None:
+    """All that ``reader`` gives until its end; None past :data:`MAX_OUTPUT`."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := await proc.stdout.read(65536):
+    while chunk := await reader.read(65536):
         size += len(chunk)
         if size > MAX_OUTPUT:
-            return Probe(None)
+            return None
         chunks.append(chunk)
-    return Probe(await proc.wait(), b"".join(chunks))
+    return b"".join(chunks)

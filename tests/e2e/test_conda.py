@@ -6,6 +6,7 @@ tests write (:func:`tests.helpers.fake_conda`)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 
@@ -66,3 +67,34 @@ def test_a_conda_that_hangs_or_floods_is_stopped_and_not_taken_for_a_refusal(
         assert asyncio.run(asked) == Probe(None)
     started = [int(p) for p in pids.read_text().split()]
     assert len(started) == 2 and not any(alive(pid) for pid in started)
+
+
+def test_a_conda_check_lets_go_of_a_process_conda_left_behind(tmp_path: Path) -> None:
+    """A process in a session of its own (out of reach of the kill) that holds the answer's
+    pipe and writes on is neither read for ever nor into memory: its pipe is closed."""
+    from gflow.condaenv import Probe, probe
+
+    left = tmp_path / "left"
+    conda = tmp_path / "conda"
+    loop = "while echo x; do sleep 0.05; done"
+    conda.write_text(f"#!/bin/sh\nsetsid sh -c 'echo $$ > {left}; {loop}' &\nexit 0\n")
+    conda.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+
+    def writer_ended() -> bool:
+        text = left.read_text() if left.exists() else ""
+        return text.endswith("\n") and not alive(int(text))
+
+    async def ask() -> tuple[Probe, bool, int]:
+        fds = len(os.listdir("/proc/self/fd"))
+        answer = await asyncio.wait_for(probe("myenv", env, "/", None, timeout=1), 30)
+        for _ in range(400):  # the daemon goes on: the writer must end of its closed pipe
+            if writer_ended():
+                break
+            await asyncio.sleep(0.05)
+        return answer, writer_ended(), len(os.listdir("/proc/self/fd")) - fds
+
+    answer, ended, fds_kept = asyncio.run(ask())
+    assert answer == Probe(None)
+    assert ended, "the process left behind still writes into the daemon"
+    assert fds_kept == 0
