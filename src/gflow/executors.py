@@ -1,7 +1,8 @@
 """Starting jobs: a shared wrapper, and two ways to host it (tmux sessions, process groups).
 
 Every job runs through ``wrapper.sh`` with its own run directory
-``run/<id>/`` holding ``env`` (the job's environment), ``job.sh`` (the command) and,
+``run/<id>/`` holding ``job.sh`` (the job's environment and command), ``gpus`` (the
+GPUs it was given, for a job given some) and,
 written by the wrapper, ``pid`` (first thing) and ``result`` (the numeric exit code,
 written atomically as the last thing). The daemon never needs the job to call back:
 it watches the wrapper's pid and reads ``result``; after a restart it reads the same
@@ -27,8 +28,8 @@ from gflow.errors import GflowError
 from gflow.launchspec import Inherited as Inherited
 from gflow.launchspec import LaunchSpec as LaunchSpec
 from gflow.launchspec import RunAs as RunAs
-from gflow.launchspec import env_file
 from gflow.launchspec import job_script as job_script
+from gflow.launchspec import with_environment
 
 EXIT_TITLE = "gflow-exit:"  # the pane title the wrapper sets as it ends (see wrapper.sh)
 
@@ -71,8 +72,9 @@ def wrapper_path() -> Path:
 
 def write_run_dir(spec: LaunchSpec) -> None:
     """A fresh run directory and the job's log, handed to the job's user last."""
-    files = {"env": env_file(spec.env), "job.sh": spec.script, **rundir.RESERVED}
-    files["gpus"] = ",".join(map(str, spec.gpu_ids))
+    files = {"job.sh": with_environment(spec.script, spec.env), **rundir.RESERVED}
+    if spec.gpu_ids:  # none: no file (a launch burst pays for every file it creates)
+        files["gpus"] = ",".join(map(str, spec.gpu_ids))
     if spec.output:  # the paths the job opens for its output and errors
         files["output"] = spec.output + "\n"
     if spec.error and spec.error != spec.output:
@@ -80,7 +82,7 @@ def write_run_dir(spec: LaunchSpec) -> None:
     if spec.cgroup is not None and spec.memory_mb:
         files["cgroup"] = f"{_make_cgroup(spec)}\n"
     owner = (spec.run_as.uid, spec.run_as.gid) if spec.run_as is not None else None
-    users = frozenset({"env", "job.sh", "output", "error", *rundir.RESERVED})
+    users = frozenset({"job.sh", "output", "error", *rundir.RESERVED})
     rundir.create(spec.run_dir, files, owner, user_files=users)
     rundir.open_log(spec.log_path, owner)
 

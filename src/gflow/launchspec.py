@@ -180,6 +180,21 @@ def job_environment(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if _NAME.match(k) and k not in STRIPPED_ENV}
 
 
-def env_file(env: dict[str, str]) -> str:
-    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(job_environment(env).items())]
-    return "\n".join(lines) + "\n"
+_AT_START = """if [ -n "${BASH_ENV-}" ]; then . "$BASH_ENV"; fi
+"""
+
+
+def with_environment(script: str, env: dict[str, str]) -> str:
+    """The job script as the run directory holds it: the job's environment set first.
+
+    One file rather than two: every file a launch creates is an inode the filesystem
+    allocates, a real cost when hundreds of jobs start at once. The job sees what it
+    would have inherited: bash ignores an ``IFS`` it inherits, and reads the file named
+    by ``BASH_ENV`` before the script (environment modules rely on it)."""
+    head, newline, rest = script.partition("\n")
+    kept = {k: v for k, v in job_environment(env).items() if k != "IFS"}
+    lines = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(kept.items()))
+    block = f"{{\n{lines}}} 2>/dev/null\n{_AT_START}" if lines else ""
+    if not head.startswith("#!"):
+        return block + script
+    return f"{head}{newline}{block}{rest}"

@@ -11,7 +11,6 @@
 __gflow_dir=$1
 __gflow_log=$2
 __gflow_mode=$3
-. "$__gflow_dir/env" 2>/dev/null
 printf '%s\n' "$$" 1<> "$__gflow_dir/pid"
 # A job with a cgroup v2 memory limit joins its cgroup before its command starts.
 if [ -s "$__gflow_dir/cgroup" ]; then

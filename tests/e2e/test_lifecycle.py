@@ -50,6 +50,19 @@ def test_environment_and_directory(gflow: Gflow) -> None:
     assert gflow.log(job).strip() == f"{sub}|{job}|envjob|kept value|"
 
 
+def test_a_launch_makes_few_files_and_the_job_inherits_as_before(gflow: Gflow) -> None:
+    """A job without GPUs gets a run directory of three files (each file is an inode a
+    launch burst pays for); its environment reaches it as inherited: the file named by
+    ``BASH_ENV`` is read before the job, and an ``IFS`` is not imported."""
+    startup = gflow.work / "startup.sh"
+    startup.write_text("FROM_BASH_ENV=read\n")
+    gflow.env.update(BASH_ENV=str(startup), IFS="x", MY_SETTING="a 'quoted' $value")
+    job = gflow.submit("bash", "-c", 'echo "$FROM_BASH_ENV|$MY_SETTING|${#IFS}"')
+    assert gflow.wait(job) == 0
+    assert gflow.log(job) == "read|a 'quoted' $value|3\n"
+    assert sorted(os.listdir(gflow.home / "run" / str(job))) == ["job.sh", "pid", "result"]
+
+
 def test_single_word_with_spaces_is_shell_code(gflow: Gflow) -> None:
     job = gflow.submit("echo one && echo two")
     assert gflow.wait(job) == 0

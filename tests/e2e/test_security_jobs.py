@@ -25,7 +25,7 @@ deadline = time.monotonic() + 120
 swapped = 0
 for job in range(first, first + count):
     links = {}
-    for name in ("env", "job.sh"):
+    for name in ("job.sh", "result"):
         links[f"{run}/{job}/{name}"] = f"{work}/link-{job}-{name}"
     links[f"{logs}/{job}.log"] = f"{work}/link-{job}-log"
     for dest, link in links.items():
@@ -52,7 +52,7 @@ print(swapped)
 def test_a_user_cannot_turn_the_run_directory_handover_into_a_root_chown(
     system: Gflow, other_user: pwd.struct_passwd
 ) -> None:
-    """A racing helper swaps ``env``, ``job.sh`` and the log for links to a root-owned
+    """A racing helper swaps ``job.sh``, ``result`` and the log for links to a root-owned
     file while the daemon hands each new run directory over: root never chowns it."""
     alice = AsUser(system, other_user)
     target = system.home / "root-owned"
