@@ -38,7 +38,7 @@ from gflow.actions import (
 from gflow.config import DaemonConfig, Paths
 from gflow.deps import Clause, Evaluation, ParentView, Verdict, evaluate
 from gflow.errors import Conflict, Forbidden, NotFound, StoreError
-from gflow.launchspec import Inherited, LaunchSpec, RunAs, job_script, render_command
+from gflow.launchspec import Inherited, LaunchSpec, RunAs, execs, job_script, render_command
 from gflow.model import (
     BROKEN_END,
     SUBMITTING,
@@ -824,6 +824,7 @@ class Engine:
             else None,
             output=self.job_file(job, job.output),
             error=self.job_file(job, job.error),
+            direct=execs(job.command, job.script, job.conda_env),
         )
 
     def job_file(self, job: Job, pattern: str | None) -> str | None:

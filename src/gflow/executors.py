@@ -70,6 +70,12 @@ def wrapper_path() -> Path:
     return Path(str(resources.files("gflow") / "wrapper.sh"))
 
 
+def wrapper_args(spec: LaunchSpec, mode: str) -> list[str]:
+    """The wrapper and its arguments (see wrapper.sh)."""
+    args = [str(wrapper_path()), str(spec.run_dir), str(spec.log_path), mode]
+    return [*args, "direct"] if spec.direct else args
+
+
 def write_run_dir(spec: LaunchSpec) -> None:
     """A fresh run directory and the job's log, handed to the job's user last."""
     files = {"job.sh": with_environment(spec.script, spec.env), **rundir.RESERVED}
@@ -168,7 +174,7 @@ class ProcessExecutor:
 
     def launch(self, spec: LaunchSpec) -> Launched:
         write_run_dir(spec)
-        argv = ["/bin/bash", str(wrapper_path()), str(spec.run_dir), str(spec.log_path), "file"]
+        argv = ["/bin/bash", *wrapper_args(spec, "file")]
         uid, gid, groups = _ids(spec.run_as)
         try:
             proc = subprocess.Popen(
@@ -281,10 +287,7 @@ class TmuxExecutor:
             "/usr/bin/env",
             "-i",
             "/bin/bash",
-            str(wrapper_path()),
-            str(spec.run_dir),
-            str(spec.log_path),
-            "tee",
+            *wrapper_args(spec, "tee"),
         ]
 
     def launch_many(self, specs: list[LaunchSpec]) -> list[Launched | LaunchError]:

@@ -61,6 +61,9 @@ class LaunchSpec:
     """The file the job's output goes to, instead of its log (opened by the job)."""
     error: str | None = None
     """The file its errors go to (None: with its output)."""
+    direct: bool = False
+    """The job script only sets things up and ``exec``s the job's program: the wrapper
+    may run it in a subshell of its own rather than in a new bash (see :func:`execs`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,20 @@ def render_command(words: tuple[str, ...], script: str | None) -> str:
         return words[0]
     line = " ".join(quote_word(w) for w in words)
     return line if words[0] in BASH_BUILTINS else f"exec {line}"
+
+
+def execs(words: tuple[str, ...], script: str | None, conda_env: str | None) -> bool:
+    """Whether a job's command is a program that replaces the job's shell, with nothing
+    of the shell left to run: no script, no shell code, no builtin, no conda activation.
+
+    Such a job's script is run by the wrapper in a subshell (a fork, not a second bash
+    to start), which the program then replaces: the same process, environment, limits,
+    directory and signals as from a new bash, a millisecond sooner."""
+    if script is not None or conda_env or not words:
+        return False
+    if len(words) == 1 and any(c.isspace() for c in words[0]):
+        return False
+    return words[0] not in BASH_BUILTINS
 
 
 def job_script(

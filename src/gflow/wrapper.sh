@@ -1,6 +1,7 @@
 # gflow job wrapper, run by bash with an empty environment.
-# Arguments: RUN_DIR LOG MODE, where MODE is "file" (output to the log only)
-# or "tee" (output to the log, shown in the tmux pane; stdin from the pane).
+# Arguments: RUN_DIR LOG MODE [direct], where MODE is "file" (output to the log only)
+# or "tee" (output to the log, shown in the tmux pane; stdin from the pane); "direct":
+# job.sh ends by exec-ing the job's program, so a subshell runs it (no second bash).
 # RUN_DIR/output and RUN_DIR/error, when present, name the files the job's output and
 # errors go to instead of the log (sbatch's -o and -e).
 # Writes RUN_DIR/pid first and RUN_DIR/result (the job's exit code) last;
@@ -11,6 +12,7 @@
 __gflow_dir=$1
 __gflow_log=$2
 __gflow_mode=$3
+__gflow_direct=$4
 printf '%s\n' "$$" 1<> "$__gflow_dir/pid"
 # A job with a cgroup v2 memory limit joins its cgroup before its command starts.
 if [ -s "$__gflow_dir/cgroup" ]; then
@@ -28,6 +30,16 @@ __gflow_signals='HUP INT QUIT USR1 USR2 ALRM TERM XCPU'
 trap ':' $__gflow_signals
 trap '__gflow_stopping=1' INT TERM
 __gflow_follow=
+
+# The job's script: in a subshell when it only execs the job's program (its traps are
+# reset there as in a new bash, and its variables are not exported), else in a new bash.
+__gflow_job() {
+    if [ "$__gflow_direct" = direct ]; then
+        ( set --; . "$__gflow_dir/job.sh" )
+    else
+        /bin/bash "$__gflow_dir/job.sh"
+    fi
+}
 
 # The live processes of the job's group but the wrapper and its follower, in
 # __gflow_members (read from /proc; bash builtins only).
@@ -91,10 +103,10 @@ if [ "$__gflow_mode" = tee ]; then
         exec tail -q -f -n +1 "$__gflow_out" ${__gflow_err:+"$__gflow_err"}
     ) 3>&- 4>&- &
     __gflow_follow=$!
-    /bin/bash "$__gflow_dir/job.sh" >&3 2>&4 3>&- 4>&-
+    __gflow_job >&3 2>&4 3>&- 4>&-
     __gflow_rc=$?
 else
-    /bin/bash "$__gflow_dir/job.sh" >&3 2>&4 3>&- 4>&- < /dev/null
+    __gflow_job >&3 2>&4 3>&- 4>&- < /dev/null
     __gflow_rc=$?
 fi
 exec 3>&- 4>&-

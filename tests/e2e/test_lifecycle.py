@@ -63,6 +63,29 @@ def test_a_launch_makes_few_files_and_the_job_inherits_as_before(gflow: Gflow) -
     assert sorted(os.listdir(gflow.home / "run" / str(job))) == ["job.sh", "pid", "result"]
 
 
+PROBE = "grep -E '^Sig(Ign|Blk)' /proc/self/status"
+
+
+def test_a_program_runs_from_a_fork_of_the_wrapper_as_it_would_from_a_bash(gflow: Gflow) -> None:
+    """A job whose command is a program replaces a subshell of the wrapper (no second bash
+    to start); shell code keeps a bash of its own. Both see the same signals, limits,
+    umask, directory and environment."""
+    gflow.env["MY_SETTING"] = "kept"
+    parent = 'tr "\\0" " " < /proc/$PPID/cmdline'
+    seen = 'echo "$(umask) $PWD $MY_SETTING $(ulimit -d)"'
+    shown = [
+        gflow.submit("--memory", "900M", "sh", "-c", f"{parent}; echo; {seen}; {PROBE}"),
+        gflow.submit("--memory", "900M", f"{parent}; echo; {seen}; {PROBE}"),
+    ]
+    assert gflow.wait(*shown) == 0
+    direct, shell = (gflow.log(job).splitlines() for job in shown)
+    mode = "tee" if gflow.executor == "tmux" else "file"
+    assert direct[0].split()[-2:] == [mode, "direct"]
+    assert shell[0].split()[-1] == mode
+    assert direct[1:] == shell[1:]
+    assert direct[1].split()[1:] == [str(gflow.work), "kept", str(900 * 1024)]
+
+
 def test_single_word_with_spaces_is_shell_code(gflow: Gflow) -> None:
     job = gflow.submit("echo one && echo two")
     assert gflow.wait(job) == 0
