@@ -44,7 +44,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="one short run of each workload")
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     p.add_argument("--only", action="append", help="run only workloads whose name has this")
+    p.add_argument(
+        "--homes",
+        default="/tmp",
+        help="directory for the daemons' homes (e.g. /dev/shm: without the disk's file costs)",
+    )
     args = p.parse_args(argv)
+    Target.homes = args.homes
     if args.vs and not (RUNQD_BIN / "gflowd").exists():
         print(f"--vs needs runqd in {RUNQD_BIN} (pip install runqd msgpack)", file=sys.stderr)
         return 2
@@ -159,6 +165,7 @@ def _meta(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,
+        "homes": args.homes,
         "vs": args.vs,
         "commit": git("rev-parse", "HEAD"),
         "src_dirty": bool(git("status", "--porcelain", "--", "src")),

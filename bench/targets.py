@@ -104,6 +104,7 @@ class Target:
     """One scheduler + executor. Subclasses know how to boot, stop and read it."""
 
     kind = ""
+    homes = "/tmp"  # where the daemons' homes are made (bench/run.py --homes)
 
     def __init__(self, executor: str) -> None:
         self.executor = executor
@@ -117,7 +118,7 @@ class Target:
     def fresh(self) -> float:
         """Boot a daemon in a new empty home; return seconds until it answered."""
         self.teardown()
-        self.home = Path(tempfile.mkdtemp(prefix=f"gb{self.kind[0]}", dir="/tmp"))
+        self.home = Path(tempfile.mkdtemp(prefix=f"gb{self.kind[0]}", dir=self.homes))
         self.work = self.home / "work"
         self.work.mkdir()
         self.env = self._env()
