@@ -32,7 +32,7 @@ from gflow.identity import is_admin, peer_credentials, uid_of, user_name
 from gflow.limits import LATEST, MAX_DIGITS, MAX_ID, MAX_SPEC, MAX_UID, MAX_WAIT
 from gflow.model import ACTIVE_STATES, Job, State
 from gflow.placement import SLURM
-from gflow.protocol import SubmitRequest
+from gflow.protocol import SubmitRequest, selector, update_changes
 from gflow.store import JobFilter
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gflow.api")
 MAX_BODY = 64 * 1024 * 1024
 MAX_USERS = 1000  # user names in one listing's users= filter
+MAX_CONDA_CHECKS = 4  # conda runs one update or redo may cause (one per submission and directory)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -234,7 +235,43 @@ class Api:
     async def control(self, request: web.Request) -> web.Response:
         caller = self.caller(request)
         data = await self.body(request)
-        return self.done(control(self.rt, request.match_info["verb"], data, caller))
+        verb = request.match_info["verb"]
+        if verb in ("update", "redo"):
+            await self.check_new_conda(verb, data, caller)
+        return self.done(control(self.rt, verb, data, caller))
+
+    async def check_new_conda(self, verb: str, data: dict[str, Any], caller: Caller) -> None:
+        """A conda environment that ``gjob update`` or ``gjob redo`` gives is checked as
+        at submission: by the job's user, in its directory and environment, before
+        anything changes. A request the command refuses anyway is left to it."""
+        engine = self.rt.engine
+        try:
+            texts = data.get("options")
+            changes = update_changes(data.get("changes") or None, texts, required=False)
+            name = changes.get("conda_env")
+            if not name:
+                return
+            key = "id" if verb == "redo" else "ids"
+            jobs = [engine.require(i) for i in commands.select(engine, selector(data, key), caller)]
+            for job in jobs:
+                engine.check_owner(job, caller)
+                commands.check_may_change_run(job, changes, caller)
+            asked = {
+                (job.uid, job.batch_id, changes.get("workdir", job.workdir)): None
+                for job in jobs
+                if engine.placement.check(changes.get("run_on", job.run_on), job.project) != SLURM
+            }
+        except GflowError:
+            return
+        checks = [
+            condaenv.check(name, engine.store.batch_env(batch_id), workdir, run_as)
+            for uid, batch_id, workdir in list(asked)[:MAX_CONDA_CHECKS]
+            if (run_as := engine.known_identity(uid)) is not False
+        ]
+        # together, so the answer comes within one check's time limit
+        for outcome in await asyncio.gather(*checks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def wait(self, request: web.Request) -> web.Response:
         """Until the jobs have ended (``any=1``: until one has, and then only the ended

@@ -98,3 +98,22 @@ def test_a_conda_check_lets_go_of_a_process_conda_left_behind(tmp_path: Path) ->
     assert answer == Probe(None)
     assert ended, "the process left behind still writes into the daemon"
     assert fds_kept == 0
+
+
+def test_update_and_redo_check_a_new_environment_as_a_submission_does(gflow: Gflow) -> None:
+    fake_conda(gflow, "torch")
+    waiting = gflow.submit("--hold", "true")
+    done = gflow.run("gjob", "update", str(waiting), "-c", "myenv", check=False)
+    assert done.returncode == 1 and "no such conda environment" in done.stderr, done
+    assert gflow.job(waiting)["conda_env"] is None, "a refused update changed the job"
+    gflow.run("gjob", "update", str(waiting), "-c", "torch")
+    assert gflow.job(waiting)["conda_env"] == "torch"
+
+    ended = gflow.submit("true")
+    gflow.wait(ended)
+    before = len(gflow.queue_json("-a"))
+    done = gflow.run("gjob", "redo", str(ended), "-c", "myenv", check=False)
+    assert done.returncode == 1 and "'myenv'" in done.stderr, done
+    assert len(gflow.queue_json("-a")) == before, "a refused redo submitted a job"
+    gflow.run("gjob", "redo", str(ended), "-c", "torch")
+    assert len(gflow.queue_json("-a")) == before + 1
