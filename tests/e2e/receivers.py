@@ -7,6 +7,7 @@ first ``refuse`` messages. Both record what they were sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import threading
@@ -145,9 +146,29 @@ class MailSink:
             secure = {"tls_context": tls, "require_starttls": True}
             if login is not None:
                 secure |= {"authenticator": authenticate, "auth_required": True}
+        sessions: list[Any] = []
+        self.sessions = sessions
+
+        class Recording(Controller):
+            def factory(self) -> Any:
+                smtp = super().factory()  # type: ignore[no-untyped-call]
+                sessions.append(smtp)
+                return smtp
+
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **secure)
+        self.controller = Recording(Handler(), hostname="127.0.0.1", port=self.port, **secure)
         self.controller.start()
 
     def close(self) -> None:
+        """Hang up on every client first: aiosmtpd's stop closes its loop with them
+        still open, and their sockets would be reported unclosed in a later test."""
+        loop = self.controller.loop
+        asyncio.run_coroutine_threadsafe(self._hang_up(), loop).result(10)
         self.controller.stop()
+
+    async def _hang_up(self) -> None:
+        for smtp in self.sessions:
+            if smtp.transport is not None:
+                smtp.transport.abort()
+        for _ in range(3):  # the transports' connection_lost callbacks run
+            await asyncio.sleep(0)
