@@ -26,7 +26,8 @@ from gflow.store import JobFilter
 CHUNK = 256 * 1024
 """Bytes written to the client at a time."""
 PAGE_BYTES = 4 << 20
-"""About how many bytes of jobs are read from the database at a time."""
+"""About how many bytes of jobs are read from the database at a time (and of their commands
+at most, whatever the size of the rows before them)."""
 PAGE = 2000
 """Rows read at a time at most (and the first page reads only FIRST_PAGE)."""
 FIRST_PAGE = 64
@@ -212,8 +213,11 @@ def history(
     if left is not None and left < 0:
         after, left = store.start_of_last(flt, -left), None
     size = FIRST_PAGE
+    commands = fields is None or "command" in fields
     while left is None or left > 0:
         want = size if left is None else min(size, left)
+        if commands:  # the size guessed from the last page may not fit the next commands
+            want = store.fitting(flt, after, want, PAGE_BYTES)
         items: list[Any]
         if fields is not None:
             found = store.listing_page(fields, flt, after, want)

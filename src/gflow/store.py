@@ -598,6 +598,31 @@ class Store:
         rows = self.db.execute(sql, [*args, size]).fetchall()
         return [(row[0], readable(row, self.commands)) for row in rows]
 
+    def fitting(self, flt: JobFilter, after: int, size: int, budget: int) -> int:
+        """How many of the next ``size`` matching jobs above ``after`` (in id order) hold
+        at most ``budget`` characters of command text together, one at least: a page of
+        jobs with large commands is cut short before any of them is read."""
+        where, args = self._where(flt, after)
+        sql = f"SELECT length(command), batch_id FROM jobs{where} ORDER BY id LIMIT ?"
+        rows = self.db.execute(sql, [*args, size]).fetchall()
+        lengths = self._command_lengths({batch for length, batch in rows if not length})
+        total = 0
+        for count, (length, batch) in enumerate(rows):
+            total += length or lengths.get(batch, 0)
+            if total > budget:
+                return max(1, count)
+        return len(rows)
+
+    def _command_lengths(self, batches: set[int]) -> dict[int, int]:
+        """The length of each of these submissions' shared command, in characters."""
+        if not batches:
+            return {}
+        found = self.db.execute(
+            "SELECT id, length(command) FROM batches WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(batches)),),
+        )
+        return {int(batch): int(length or 0) for batch, length in found}
+
     def start_of_last(self, flt: JobFilter, count: int) -> int:
         """The id below which :meth:`query_page` must start to list the last ``count`` jobs."""
         where, args = self._where(flt)

@@ -94,3 +94,24 @@ def test_a_large_command_in_1000_jobs_is_stored_once_and_listed_in_pages(
         assert all(job["command"] == words for job in listed["jobs"])
     grew = _peak_rss_mb(g) - peak
     assert grew < 64, f"listing 100 MB of jobs grew the daemon by {grew:.0f} MB"
+
+
+def test_large_commands_after_small_rows_are_still_listed_in_small_pages(
+    gflow_process: Gflow,
+) -> None:
+    g = gflow_process
+    api = g.api(timeout=300)
+    base = {"workdir": str(g.work), "hold": True}
+    small = api.post("/v1/jobs", {**base, "command": ["true"], "array": "1-64"})
+    words = ["sh", "-c", "exit 0", "x" * 1_000_000]
+    large = api.post("/v1/jobs", {**base, "command": words, "array": "1-60"})
+    for done in (small, large):
+        api.post("/v1/jobs/cancel", {"ids": str(done["jobs"][0]["id"])})
+    peak = _peak_rss_mb(g)
+    for query in ({"view": "compact"}, {}, {"view": "rows", "fields": "id,command"}):
+        listed = in_flight(g, lambda query=query: api.get("/v1/jobs", users="me", **query))
+        commands = [row[1] if "fields" in query else row["command"] for row in listed["jobs"]]
+        assert commands == [["true"]] * 64 + [words] * 60
+        del listed, commands
+    grew = _peak_rss_mb(g) - peak
+    assert grew < 64, f"listing 60 MB of jobs after small ones grew the daemon by {grew:.0f} MB"
