@@ -284,8 +284,6 @@ class TmuxExecutor:
             "-F",
             "#{pane_pid}",
             "--",
-            "/usr/bin/env",
-            "-i",
             "/bin/bash",
             *wrapper_args(spec, "tee"),
         ]

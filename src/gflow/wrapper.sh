@@ -1,4 +1,5 @@
-# gflow job wrapper, run by bash with an empty environment.
+# gflow job wrapper, run by bash with an empty environment (under tmux, the pane's, which
+# it forgets first).
 # Arguments: RUN_DIR LOG MODE [direct], where MODE is "file" (output to the log only)
 # or "tee" (output to the log, shown in the tmux pane; stdin from the pane); "direct":
 # job.sh ends by exec-ing the job's program, so a subshell runs it (no second bash).
@@ -13,6 +14,14 @@ __gflow_dir=$1
 __gflow_log=$2
 __gflow_mode=$3
 __gflow_direct=$4
+# Under tmux the wrapper starts with the pane's environment: gflow's tmux client's (PATH,
+# TERM, HOME) and what tmux adds. None of it is the job's: it forgets it, as if bash had
+# started from an empty one ("env -i" would cost a program more per launch). PATH stays
+# for the wrapper, not exported. (tests/e2e/test_lifecycle.py checks the list.)
+if [ "$__gflow_mode" = tee ]; then
+    unset -v TMUX TMUX_PANE TERM TERM_PROGRAM TERM_PROGRAM_VERSION COLORTERM SHELL HOME
+    export -n PATH
+fi
 printf '%s\n' "$$" 1<> "$__gflow_dir/pid"
 # A job with a cgroup v2 memory limit joins its cgroup before its command starts.
 if [ -s "$__gflow_dir/cgroup" ]; then

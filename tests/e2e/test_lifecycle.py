@@ -50,6 +50,23 @@ def test_environment_and_directory(gflow: Gflow) -> None:
     assert gflow.log(job).strip() == f"{sub}|{job}|envjob|kept value|"
 
 
+GFLOW_SET = ("GFLOW_", "SLURM_", "CUDA_")  # the variables gflow gives every job
+
+
+def test_a_job_gets_its_own_environment_and_nothing_of_the_executor(gflow: Gflow) -> None:
+    """Under tmux too, a job sees only the environment it was submitted with and gflow's
+    variables: nothing of the tmux server (TMUX, TERM, SHELL...), as with a process."""
+    gflow.env.pop("TERM", None)
+    gflow.env.pop("SHELL", None)
+    program = gflow.submit("env")
+    script = gflow.submit("env; :")
+    for job in (program, script):
+        assert gflow.wait(job) == 0
+        names = {line.partition("=")[0] for line in gflow.log(job).splitlines()}
+        extra = {n for n in names - set(gflow.env) if not n.startswith(GFLOW_SET)}
+        assert extra <= {"PWD", "SHLVL", "_"}, (job, extra)
+
+
 def test_a_launch_makes_few_files_and_the_job_inherits_as_before(gflow: Gflow) -> None:
     """A job without GPUs gets a run directory of three files (each file is an inode a
     launch burst pays for); its environment reaches it as inherited: the file named by
