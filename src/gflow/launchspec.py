@@ -135,7 +135,7 @@ def render_command(words: tuple[str, ...], script: str | None) -> str:
     if script is not None:
         args = "".join(" " + quote_word(w) for w in words[1:])
         return _RUN_SCRIPT.format(path=quote_word(script), args=args)
-    if len(words) == 1 and any(c.isspace() for c in words[0]):
+    if is_shell_code(words):
         return words[0]
     line = " ".join(quote_word(w) for w in words)
     return line if words[0] in BASH_BUILTINS else f"exec {line}"
@@ -148,11 +148,14 @@ def execs(words: tuple[str, ...], script: str | None, conda_env: str | None) -> 
     Such a job's script is run by the wrapper in a subshell (a fork, not a second bash
     to start), which the program then replaces: the same process, environment, limits,
     directory and signals as from a new bash, a millisecond sooner."""
-    if script is not None or conda_env or not words:
-        return False
-    if len(words) == 1 and any(c.isspace() for c in words[0]):
+    if script is not None or conda_env or not words or is_shell_code(words):
         return False
     return words[0] not in BASH_BUILTINS
+
+
+def is_shell_code(words: tuple[str, ...]) -> bool:
+    """A command given as one word holding whitespace is shell code (``gbatch "a && b"``)."""
+    return len(words) == 1 and any(c.isspace() for c in words[0])
 
 
 def job_script(

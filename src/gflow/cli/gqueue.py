@@ -343,10 +343,15 @@ def _query(args: Any, fields: list[str]) -> dict[str, Any]:
 
 def _wanted(fields: list[str]) -> str:
     """The job fields a streamed table or CSV is made of (the daemon sends only these)."""
-    keys = dict.fromkeys(FOLD_KEYS)
+    return ",".join(_keys(fields, fold=True))
+
+
+def _keys(fields: list[str], fold: bool) -> list[str]:
+    """The job fields the columns ``fields`` are made of, and folding's when ``fold``."""
+    keys = dict.fromkeys(FOLD_KEYS if fold else ())
     for name in fields:
         keys.update(dict.fromkeys(COLUMNS[name][0]))
-    return ",".join(keys)
+    return list(keys)
 
 
 def render(args: Any, fields: list[str], answer: dict[str, Any]) -> str:
@@ -463,10 +468,7 @@ def _cells(
 ) -> list[list[str]]:
     """The text of each column for ``jobs``, shown :func:`safe`; unless ``expand``, with
     runs of waiting tasks of one array folded into one ``first-last`` row."""
-    keys = dict.fromkeys(() if expand else FOLD_KEYS)
-    for name in fields:
-        keys.update(dict.fromkeys(COLUMNS[name][0]))
-    c = _columns(jobs, names, keys)
+    c = _columns(jobs, names, _keys(fields, fold=not expand))
     cells = [COLUMNS[name][1](c, now) for name in fields]
     if not expand:
         cells = _folded(c, cells, fields)
